@@ -1,0 +1,127 @@
+// The IR: a graph of nodes over SSA values. Every value is produced once (by a
+// node, or it is a graph input or an initializer holding data). Dimensions are
+// numbers or symbols ("batch", "seq"), so one graph serves many input shapes.
+// Subgraphs (If/Loop/Scan bodies) are Graphs whose `parent` is the enclosing
+// graph; they may read the enclosing graph's values directly.
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "deepep/tensor.h"
+
+namespace deepep {
+
+struct Node;
+class Graph;
+struct OpDef;
+
+// A dimension: known size (value >= 0), or a named symbol, or unknown (both empty).
+struct Dim {
+  int64_t value = -1;
+  std::string symbol;
+  static Dim known(int64_t v) { return Dim{v, {}}; }
+  static Dim sym(std::string s) { return Dim{-1, std::move(s)}; }
+  bool is_known() const { return value >= 0; }
+  bool is_symbol() const { return value < 0 && !symbol.empty(); }
+  bool operator==(const Dim& o) const { return value == o.value && symbol == o.symbol; }
+  std::string str() const;
+};
+using SymShape = std::vector<Dim>;
+SymShape to_sym_shape(const Shape& s);
+std::string sym_shape_str(const SymShape& s);
+
+struct Value {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  std::optional<SymShape> shape;  // nullopt: rank unknown
+  Node* producer = nullptr;
+  std::optional<Tensor> data;  // initializers and folded constants
+  int id = -1;                 // index in the owning graph's value list
+  Graph* owner = nullptr;
+
+  bool is_constant() const { return data.has_value(); }
+};
+
+struct Attribute {
+  enum class Kind { kInt, kFloat, kString, kInts, kFloats, kStrings, kTensor, kGraph, kGraphs };
+  Kind kind = Kind::kInt;
+  int64_t i = 0;
+  float f = 0;
+  std::string s;
+  std::vector<int64_t> ints;
+  std::vector<float> floats;
+  std::vector<std::string> strings;
+  Tensor t;
+  std::vector<std::shared_ptr<Graph>> graphs;  // one for kGraph
+};
+
+struct Node {
+  std::string op_type;
+  std::string name;
+  std::string domain;  // "" for the default ONNX domain
+  int opset = 0;       // the model's opset for this node's domain
+  std::map<std::string, Attribute> attrs;
+  std::vector<Value*> inputs;  // nullptr: optional input omitted
+  std::vector<Value*> outputs;  // nullptr: optional output not requested
+  const OpDef* def = nullptr;
+  int id = -1;
+
+  bool has_attr(const std::string& k) const { return attrs.count(k) != 0; }
+  int64_t attr_int(const std::string& k, int64_t dflt) const;
+  float attr_float(const std::string& k, float dflt) const;
+  std::string attr_string(const std::string& k, const std::string& dflt) const;
+  std::vector<int64_t> attr_ints(const std::string& k, std::vector<int64_t> dflt = {}) const;
+  std::vector<float> attr_floats(const std::string& k, std::vector<float> dflt = {}) const;
+  const Attribute* attr(const std::string& k) const;
+  // "Conv '/layer1/conv1/Conv'" for messages.
+  std::string describe() const;
+};
+
+class Graph {
+ public:
+  explicit Graph(Graph* parent = nullptr) : parent_(parent) {}
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  Value* add_value(const std::string& name);
+  Node* add_node(const std::string& op_type, const std::string& name);
+  // Finds a value by name in this graph, then in enclosing graphs.
+  Value* find(const std::string& name) const;
+  Graph* parent() const { return parent_; }
+
+  std::vector<Value*> inputs;   // graph inputs (not initializers)
+  std::vector<Value*> outputs;
+  const std::vector<std::unique_ptr<Node>>& nodes() const { return nodes_; }
+  const std::vector<std::unique_ptr<Value>>& values() const { return values_; }
+
+  // Removes nodes for which `dead` is true (used by passes), keeping order.
+  template <class Pred>
+  void erase_nodes_if(Pred dead);
+  // Renumbers ids after edits.
+  void reindex();
+
+  std::string name;
+  // Text form, one node a line: "%y: float32[batch,64] = Relu(%x)".
+  std::string to_text() const;
+
+ private:
+  Graph* parent_;
+  std::vector<std::unique_ptr<Value>> values_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::map<std::string, Value*> by_name_;
+};
+
+template <class Pred>
+void Graph::erase_nodes_if(Pred dead) {
+  std::vector<std::unique_ptr<Node>> kept;
+  for (auto& n : nodes_)
+    if (!dead(*n)) kept.push_back(std::move(n));
+  nodes_ = std::move(kept);
+  reindex();
+}
+
+}  // namespace deepep

@@ -1,0 +1,83 @@
+#include "ir/op_registry.h"
+
+namespace deepep {
+
+const char* fusion_kind_name(FusionKind k) {
+  switch (k) {
+    case FusionKind::kElementwise: return "elementwise";
+    case FusionKind::kBroadcast: return "broadcast";
+    case FusionKind::kInjective: return "injective";
+    case FusionKind::kReduction: return "reduction";
+    case FusionKind::kOutputFusable: return "output-fusable";
+    case FusionKind::kOpaque: return "opaque";
+  }
+  return "?";
+}
+
+namespace {
+std::map<std::string, OpDef> build_table() {
+  std::map<std::string, OpDef> table;
+#define DEEPEP_OP(NAME, KIND, FLAGS)        \
+  {                                         \
+    OpDef d;                                \
+    d.name = #NAME;                         \
+    d.kind = FusionKind::KIND;              \
+    d.flags = (FLAGS);                      \
+    ops::define_##NAME(d);                  \
+    table.emplace(#NAME, std::move(d));     \
+  }
+#include "ir/ops.def"
+#undef DEEPEP_OP
+  return table;
+}
+}  // namespace
+
+const std::map<std::string, OpDef>& all_ops() {
+  static const std::map<std::string, OpDef> table = build_table();
+  return table;
+}
+
+const OpDef* find_op(const std::string& op_type) {
+  const auto& t = all_ops();
+  auto it = t.find(op_type);
+  return it == t.end() ? nullptr : &it->second;
+}
+
+Cost node_cost(const Node& n, const std::vector<Tensor*>& in, const std::vector<Tensor*>& out) {
+  std::vector<Shape> is, os;
+  double bytes = 0, elems = 0;
+  for (auto* t : in) {
+    is.push_back(t ? t->shape() : Shape{});
+    if (t) bytes += double(t->nbytes());
+  }
+  for (auto* t : out) {
+    os.push_back(t ? t->shape() : Shape{});
+    if (t) {
+      bytes += double(t->nbytes());
+      elems += double(t->numel());
+    }
+  }
+  if (n.def && n.def->cost) return n.def->cost(n, is, os);
+  return Cost{elems, bytes};
+}
+
+const Tensor& KernelContext::input(int i) const {
+  DEEPEP_CHECK(has_input(i), node.describe(), ": required input ", i, " is missing");
+  return *inputs[i];
+}
+
+Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
+  outputs[i] = Tensor(dtype, shape);
+  return outputs[i];
+}
+
+bool KernelContext::output_requested(int i) const {
+  return i < int(node.outputs.size()) && node.outputs[i] != nullptr;
+}
+
+const Tensor* InferContext::constant(int i) const {
+  if (!has_input(i) || !inputs[i]->data) return nullptr;
+  return &*inputs[i]->data;
+}
+
+}  // namespace deepep

@@ -1,0 +1,105 @@
+// The op table. Every op DeepEP knows is one line of ops.def; everything per
+// op (shape/type inference, fusion kind, cost, the reference kernel that is the
+// test oracle) hangs off its OpDef, defined in src/ops/<stem>.cpp with
+// DEEPEP_DEFINE_OP(Name) { ... }.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "deepep/tensor.h"
+#include "ir/graph.h"
+
+namespace deepep {
+
+// The classic fusion lattice: a fuser may merge a producer into a consumer when
+// the kinds allow it (elementwise < broadcast < injective < reduction <
+// output-fusable < opaque).
+enum class FusionKind { kElementwise, kBroadcast, kInjective, kReduction, kOutputFusable, kOpaque };
+const char* fusion_kind_name(FusionKind k);
+
+enum OpFlags : unsigned {
+  kNoFlags = 0,
+  kInplace = 1u << 0,      // output 0 may reuse input 0's buffer
+  kCommutative = 1u << 1,  // inputs 0 and 1 may be swapped
+  kControlFlow = 1u << 2,  // runs subgraphs
+};
+
+struct Cost {
+  double flops = 0;
+  double bytes = 0;
+};
+
+class SubgraphRunner;
+
+// What a reference kernel sees: concrete inputs, and outputs to fill.
+struct KernelContext {
+  const Node& node;
+  std::vector<const Tensor*> inputs;  // nullptr for omitted optional inputs
+  std::vector<Tensor> outputs;        // one per node output; kernels assign them
+  SubgraphRunner* subgraphs = nullptr;
+
+  int num_inputs() const { return int(inputs.size()); }
+  bool has_input(int i) const { return i < num_inputs() && inputs[i] != nullptr; }
+  const Tensor& input(int i) const;
+  // Allocates output i with the given type and shape and returns it.
+  Tensor& output(int i, DType dtype, const Shape& shape);
+  void set_output(int i, Tensor t) { outputs[i] = std::move(t); }
+  bool output_requested(int i) const;
+  const char* op() const { return node.op_type.c_str(); }
+};
+
+// Runs If/Loop/Scan bodies; implemented by the runtime.
+class SubgraphRunner {
+ public:
+  virtual ~SubgraphRunner() = default;
+  // Runs `body` with its graph inputs bound to `inputs`; returns its outputs.
+  virtual std::vector<Tensor> run(const Graph& body, const std::vector<Tensor>& inputs) = 0;
+};
+
+// What shape inference sees: input types/shapes (and data, when constant).
+struct InferContext {
+  const Node& node;
+  std::vector<const Value*> inputs;  // nullptr for omitted optional inputs
+  struct Out {
+    DType dtype = DType::kUndefined;
+    std::optional<SymShape> shape;
+  };
+  std::vector<Out> outputs;
+
+  bool has_input(int i) const { return i < int(inputs.size()) && inputs[i] != nullptr; }
+  const Value& input(int i) const { return *inputs[i]; }
+  // The data of input i when it is a constant, else nullptr.
+  const Tensor* constant(int i) const;
+  void set(int i, DType dt, std::optional<SymShape> shape) { outputs[i] = {dt, std::move(shape)}; }
+};
+
+using KernelFn = std::function<void(KernelContext&)>;
+using InferFn = std::function<void(InferContext&)>;
+using CostFn = std::function<Cost(const Node&, const std::vector<Shape>& in, const std::vector<Shape>& out)>;
+
+struct OpDef {
+  std::string name;  // the ONNX op_type
+  FusionKind kind = FusionKind::kOpaque;
+  unsigned flags = kNoFlags;
+  InferFn infer;      // may be empty: outputs then have unknown shapes
+  KernelFn reference;
+  CostFn cost;        // may be empty: a default from bytes moved is used
+};
+
+// Looks up an op of the default ONNX domain; nullptr if DeepEP lacks it.
+const OpDef* find_op(const std::string& op_type);
+const std::map<std::string, OpDef>& all_ops();
+// Cost of a node on concrete shapes (falls back to elements and bytes moved).
+Cost node_cost(const Node& n, const std::vector<Tensor*>& in, const std::vector<Tensor*>& out);
+
+}  // namespace deepep
+
+// In src/ops/<stem>.cpp:  DEEPEP_DEFINE_OP(Relu) { def.reference = ...; def.infer = ...; }
+#define DEEPEP_DEFINE_OP(NAME) void ::deepep::ops::define_##NAME(::deepep::OpDef& def)
+namespace deepep::ops {
+#define DEEPEP_OP(NAME, KIND, FLAGS) void define_##NAME(::deepep::OpDef& def);
+#include "ir/ops.def"
+#undef DEEPEP_OP
+}  // namespace deepep::ops

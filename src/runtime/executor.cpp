@@ -1,0 +1,115 @@
+#include "runtime/executor.h"
+
+#include "deepep/error.h"
+
+namespace deepep {
+
+const Tensor* Executor::Scope::find(const Value* v) const {
+  for (const Scope* s = this; s; s = s->parent) {
+    auto it = s->values.find(v);
+    if (it != s->values.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+namespace {
+// Values of enclosing graphs that `g` (or its own subgraphs) reads.
+std::vector<const Value*> captured_values(const Graph& g) {
+  std::vector<const Value*> out;
+  for (const auto& n : g.nodes()) {
+    for (const Value* v : n->inputs)
+      if (v && v->owner != &g) out.push_back(v);
+    for (const auto& [k, a] : n->attrs)
+      for (const auto& sg : a.graphs)
+        for (const Value* v : captured_values(*sg))
+          if (v->owner != &g) out.push_back(v);
+  }
+  for (const Value* v : g.outputs)
+    if (v->owner != &g) out.push_back(v);
+  return out;
+}
+}  // namespace
+
+const std::unordered_map<const Value*, int>& Executor::last_uses(const Graph& g) {
+  auto it = last_use_cache_.find(&g);
+  if (it != last_use_cache_.end()) return it->second;
+  std::unordered_map<const Value*, int> last;
+  for (const auto& n : g.nodes()) {
+    for (const Value* v : n->inputs)
+      if (v) last[v] = n->id;
+    // Subgraphs read enclosing values without listing them as inputs.
+    for (const auto& [k, a] : n->attrs)
+      for (const auto& sg : a.graphs)
+        for (const Value* v : captured_values(*sg)) last[v] = n->id;
+  }
+  for (const Value* v : g.outputs) last[v] = int(g.nodes().size());  // keep outputs
+  return last_use_cache_[&g] = std::move(last);
+}
+
+std::vector<Tensor> Executor::run(const Graph& g, const std::vector<Tensor>& inputs) {
+  const Scope* parent = scope_stack_.empty() ? nullptr : scope_stack_.back();
+  return run_in(g, inputs, parent);
+}
+
+std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& inputs,
+                                     const Scope* parent) {
+  DEEPEP_CHECK(inputs.size() == g.inputs.size(), "graph '", g.name, "' expects ", g.inputs.size(),
+               " inputs, got ", inputs.size());
+  Scope scope;
+  scope.parent = parent;
+  for (size_t i = 0; i < inputs.size(); ++i) scope.values[g.inputs[i]] = inputs[i];
+  for (const auto& v : g.values())
+    if (v->data) scope.values[v.get()] = *v->data;
+  const auto& last = last_uses(g);
+  scope_stack_.push_back(&scope);
+  struct Pop {
+    std::vector<const Scope*>& s;
+    ~Pop() { s.pop_back(); }
+  } pop{scope_stack_};
+
+  for (const auto& n : g.nodes()) {
+    KernelContext ctx{*n, {}, {}, this};
+    ctx.inputs.reserve(n->inputs.size());
+    for (const Value* v : n->inputs) {
+      if (!v) {
+        ctx.inputs.push_back(nullptr);
+        continue;
+      }
+      const Tensor* t = scope.find(v);
+      DEEPEP_CHECK(t, n->describe(), ": input '", v->name, "' has no value at run time");
+      ctx.inputs.push_back(t);
+    }
+    ctx.outputs.resize(n->outputs.size());
+    DEEPEP_CHECK(n->def && n->def->reference, n->describe(), ": no kernel");
+    try {
+      n->def->reference(ctx);
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      // Name the node once: kernels usually already do.
+      if (msg.find(n->op_type) == std::string::npos)
+        throw Error(detail::concat(n->describe(), ": ", msg));
+      throw;
+    }
+    for (size_t i = 0; i < n->outputs.size(); ++i) {
+      if (!n->outputs[i]) continue;
+      DEEPEP_CHECK(ctx.outputs[i].defined(), n->describe(), ": kernel did not produce output ", i);
+      scope.values[n->outputs[i]] = std::move(ctx.outputs[i]);
+    }
+    // Release what no later node reads (values of this scope only).
+    for (const Value* v : n->inputs) {
+      if (!v || v->data || v->owner != &g) continue;
+      auto it = last.find(v);
+      if (it != last.end() && it->second == n->id) scope.values.erase(v);
+    }
+  }
+  std::vector<Tensor> outs;
+  outs.reserve(g.outputs.size());
+  for (const Value* v : g.outputs) {
+    const Tensor* t = scope.find(v);
+    DEEPEP_CHECK(t, "graph output '", v->name, "' was not computed");
+    outs.push_back(*t);
+  }
+  return outs;
+}
+
+}  // namespace deepep

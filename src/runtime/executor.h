@@ -1,0 +1,31 @@
+// Runs a graph node by node on the CPU with each op's kernel, releasing every
+// intermediate after its last use. Subgraphs (If/Loop/Scan bodies) run through
+// the same executor and read enclosing values through a scope chain.
+#pragma once
+#include <unordered_map>
+#include <vector>
+
+#include "ir/op_registry.h"
+
+namespace deepep {
+
+class Executor : public SubgraphRunner {
+ public:
+  // Runs `g` with its inputs bound in order; returns its outputs in order.
+  std::vector<Tensor> run(const Graph& g, const std::vector<Tensor>& inputs) override;
+
+ private:
+  struct Scope {
+    const Scope* parent = nullptr;
+    std::unordered_map<const Value*, Tensor> values;
+    const Tensor* find(const Value* v) const;
+  };
+  std::vector<Tensor> run_in(const Graph& g, const std::vector<Tensor>& inputs, const Scope* parent);
+  // For each graph, the index of the last node that reads each value.
+  const std::unordered_map<const Value*, int>& last_uses(const Graph& g);
+
+  std::unordered_map<const Graph*, std::unordered_map<const Value*, int>> last_use_cache_;
+  std::vector<const Scope*> scope_stack_;
+};
+
+}  // namespace deepep
