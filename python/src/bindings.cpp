@@ -77,8 +77,19 @@ std::vector<OutTensor> run_raw(const Engine& e, const std::vector<RawTensor>& fe
 
 NB_MODULE(_deepep, m) {
   m.doc() = "DeepEP inference engine (compiled core)";
-  nb::exception<Error>(m, "Error", PyExc_RuntimeError);
-  nb::exception<InputError>(m, "InputError", PyExc_ValueError);
+  // deepep.Error (a RuntimeError) for every DeepEP failure; deepep.InputError,
+  // for inputs that contradict the model, is both a deepep.Error and a ValueError.
+  static nb::exception<Error> error_type(m, "Error", PyExc_RuntimeError);
+  static PyObject* input_error_type = PyErr_NewException(
+      "deepep.InputError", nb::make_tuple(error_type, nb::handle(PyExc_ValueError)).ptr(), nullptr);
+  m.attr("InputError") = nb::handle(input_error_type);
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const InputError& e) {
+      PyErr_SetString(input_error_type, e.what());
+    }
+  });
 
   nb::class_<Engine>(m, "_Engine")
       .def_static(

@@ -134,6 +134,7 @@ struct Loader {
   }
 
   void set_type(Value* v, const pb::TypeProto& tp) {
+    if (tp.value_case() == pb::TypeProto::VALUE_NOT_SET) return;  // type left to inference
     if (!tp.has_tensor_type()) {
       const char* kind = tp.has_sequence_type() ? "sequence" : tp.has_optional_type() ? "optional"
                          : tp.has_map_type() ? "map" : "non-tensor";
@@ -309,8 +310,6 @@ OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& base_dir,
   m.ir_version = mp.ir_version();
   m.opset = l.opsets.count("") ? l.opsets[""] : 0;
   m.producer = mp.producer_name() + (mp.producer_version().empty() ? "" : " " + mp.producer_version());
-  DEEPEP_CHECK(m.opset == 0 || m.opset >= 7, "'", display_name, "' uses opset ", m.opset,
-               "; DeepEP supports opsets 7 and newer");
   m.graph = l.convert_graph(mp.graph(), nullptr);
   if (!l.unsupported.empty()) {
     std::string msg = detail::concat("'", display_name, "' uses ", l.unsupported.size(),

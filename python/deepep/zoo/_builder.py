@@ -35,6 +35,42 @@ def _unqualified(qualified):
     return qualified
 
 
+def _windows(x, k, stride, pad, fill=0.0):
+    """[n, c, h, w] -> [n, c, ho, wo, k, k] views of the padded input."""
+    x = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], constant_values=fill)
+    return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def _conv(x, w, b, strides, pads, group, **_):
+    win = _windows(x, w.shape[-1], strides[0], pads[0])
+    if group == 1:
+        y = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+    else:
+        n, _, h, wd, k, _ = win.shape
+        win = win.reshape(n, group, -1, h, wd, k, k)
+        y = np.einsum("ngchwij,gocij->ngohw", win, w.reshape(group, -1, *w.shape[1:]))
+        y = y.reshape(n, -1, h, wd)
+    return y + b[:, None, None]
+
+
+def _bn(x, scale, bias, mean, var, epsilon, **_):
+    return ((x - mean[:, None, None]) / np.sqrt(var[:, None, None] + epsilon) * scale[:, None, None]
+            + bias[:, None, None])
+
+
+# numpy forms of the ops vision models use before their last BatchNormalization
+_NUMPY = {
+    "Constant": lambda value: numpy_helper.to_array(value),
+    "Conv": _conv,
+    "BatchNormalization": _bn,
+    "Relu": lambda x: np.maximum(x, 0),
+    "Clip": np.clip,
+    "Add": np.add,
+    "MaxPool": lambda x, kernel_shape, strides, pads, **_: _windows(
+        x, kernel_shape[0], strides[0], pads[0], -np.inf).max(axis=(4, 5)),
+}
+
+
 class GraphBuilder:
     def __init__(self, seed=0, opset=17):
         if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
@@ -47,6 +83,7 @@ class GraphBuilder:
         self._scope = [("", "")]  # (node path, module path)
         self._names = {}          # name -> times used, for the exporter's "_<k>" suffixes
         self._folded = 0
+        self.values = None        # numpy values of the calibration batch, see calibrate()
 
     # ---- naming -------------------------------------------------------------------------
     def _unique(self, base):
@@ -70,11 +107,23 @@ class GraphBuilder:
         name = self._unique(f"{self._scope[-1][0]}/{op_type}")
         outs = [f"{name}_output_{i}" for i in range(n_out)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=name, **attrs))
+        if self.values is not None and op_type in _NUMPY and all(i in self.values for i in inputs):
+            y = _NUMPY[op_type](*(self.values[i] for i in inputs), **attrs)
+            self.values[outs[0]] = y.astype(np.float32, copy=False)
         return outs[0] if n_out == 1 else outs
+
+    def calibrate(self, image, size):
+        """Evaluate the graph in numpy on a batch of random size x size images fed to input
+        `image` while it is built, so that batch_norm can set its running stats from the data it
+        sees. The batch gives the 32x-downsampled last stage >= 128 samples per channel."""
+        n = max(2, math.ceil(128 / max(1, size // 32) ** 2))
+        self.values = {image: self.normal((n, 3, size, size), 1.0)}
 
     # ---- tensors ------------------------------------------------------------------------
     def _init(self, name, array):
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        if self.values is not None:
+            self.values[name] = array
         return name
 
     def param(self, name, array):
@@ -156,15 +205,20 @@ class GraphBuilder:
             return self.op("Conv", x, w, b, dilations=[1, 1], group=groups, kernel_shape=[k, k],
                            pads=[k // 2] * 4, strides=[stride, stride])
 
-    def batch_norm(self, x, name, c, var=1.0):
-        """Eval-mode nn.BatchNorm2d; `var` is the expected variance of x, so running stats
-        roughly normalize it (as in a trained net) and activations stay O(1) at any depth."""
+    def batch_norm(self, x, name, c):
+        """Eval-mode nn.BatchNorm2d. The running stats are those of x on the calibration batch,
+        as in a trained net, so activations stay O(1) at any depth (else mean 0, var 1)."""
         with self.scope(name):
             scale = self.param("weight", self.uniform((c,), 0.5, 1.5))
             bias = self.param("bias", self.normal((c,), 0.1))
-            mean = self.buffer("running_mean", self.normal((c,), 0.1 * math.sqrt(var)))
-            rvar = self.buffer("running_var", self.uniform((c,), 0.5 * var, 1.5 * var))
-            return self.op("BatchNormalization", x, scale, bias, mean, rvar,
+            x_val = (self.values or {}).get(x)
+            if x_val is None:
+                stats = np.zeros(c, np.float32), np.ones(c, np.float32)
+            else:
+                stats = x_val.mean(axis=(0, 2, 3)), x_val.var(axis=(0, 2, 3))
+            mean = self.buffer("running_mean", stats[0])
+            var = self.buffer("running_var", stats[1])
+            return self.op("BatchNormalization", x, scale, bias, mean, var,
                            epsilon=1e-5, momentum=0.9)
 
     def gemm(self, x, name, din, dout, std):

@@ -9,25 +9,20 @@ DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 SMALL_DEPTHS = {50: (1, 1, 1, 1), 101: (1, 1, 2, 1), 152: (1, 2, 3, 1)}
 
 
-def _bottleneck(g, x, cin, width, stride, ms):
-    """One Bottleneck; `ms` is the second moment of x (see GraphBuilder.batch_norm)."""
+def _bottleneck(g, x, cin, width, stride):
     out, c = x, cin
     for i, (cout, k, s) in enumerate([(width, 1, 1), (width, 3, stride), (4 * width, 1, 1)], 1):
-        out = g.conv(out, f"conv{i}", c, cout, k, s)
-        out = g.batch_norm(out, f"bn{i}", cout, var=2 * (ms if i == 1 else 0.5))
+        out = g.batch_norm(g.conv(out, f"conv{i}", c, cout, k, s), f"bn{i}", cout)
         if i < 3:
             with g.scope("relu"):
                 out = g.op("Relu", out)
         c = cout
-    identity, id_ms = x, ms
+    identity = x
     if stride != 1 or cin != 4 * width:
         with g.scope("downsample"):
-            identity = g.conv(x, "0", cin, 4 * width, 1, stride)
-            identity = g.batch_norm(identity, "1", 4 * width, var=2 * ms)
-        id_ms = 1.0
+            identity = g.batch_norm(g.conv(x, "0", cin, 4 * width, 1, stride), "1", 4 * width)
     with g.scope("relu"):
-        out = g.op("Relu", g.op("Add", out, identity))
-    return out, (1.0 + id_ms) / 2
+        return g.op("Relu", g.op("Add", out, identity))
 
 
 def resnet(depth=50, batch=None, small=False, seed=0, opset=17, image_size=None,
@@ -39,19 +34,20 @@ def resnet(depth=50, batch=None, small=False, seed=0, opset=17, image_size=None,
     batch = batch or "batch"
     g = GraphBuilder(seed, opset)
     x = g.input("input", FLOAT, [batch, 3, size, size])
-    x = g.batch_norm(g.conv(x, "conv1", 3, base, 7, 2), "bn1", base, var=2.0)
+    g.calibrate(x, size)
+    x = g.batch_norm(g.conv(x, "conv1", 3, base, 7, 2), "bn1", base)
     with g.scope("relu"):
         x = g.op("Relu", x)
     with g.scope("maxpool"):
         x = g.op("MaxPool", x, ceil_mode=0, dilations=[1, 1], kernel_shape=[3, 3],
                  pads=[1, 1, 1, 1], strides=[2, 2])
-    cin, ms = base, 1.0
+    cin = base
     for stage, n in enumerate(blocks):
         width = base * 2 ** stage
         with g.scope(f"layer{stage + 1}"):
             for i in range(n):
                 with g.scope(str(i)):
-                    x, ms = _bottleneck(g, x, cin, width, 2 if i == 0 and stage else 1, ms)
+                    x = _bottleneck(g, x, cin, width, 2 if i == 0 and stage else 1)
                 cin = 4 * width
     with g.scope("avgpool"):
         x = g.op("GlobalAveragePool", x)

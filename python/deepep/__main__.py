@@ -1,0 +1,5 @@
+import sys
+
+from deepep.cli import main
+
+sys.exit(main())
