@@ -105,9 +105,14 @@ def test_symbolic_and_fixed_dims(small):
 def test_bn_and_clip_forms(small):
     nodes = small["mobilenetv2"].graph.node
     assert all(len(n.input) == 3 for n in nodes if n.op_type == "Clip")
-    assert any(a.name == "group" and a.i > 1 for n in nodes if n.op_type == "Conv" for a in n.attribute)
-    gemm = next(n for n in small["resnet50"].graph.node if n.op_type == "Gemm")
-    assert onnx.helper.get_attribute_value(gemm.attribute[-1]) == 1  # transB
+    groups = [a.i for n in nodes if n.op_type == "Conv" for a in n.attribute if a.name == "group"]
+    assert max(groups) > 1  # depthwise
+    nodes = small["resnet50"].graph.node
+    gemm = next(n for n in nodes if n.op_type == "Gemm")
+    assert {a.name: onnx.helper.get_attribute_value(a) for a in gemm.attribute}["transB"] == 1
+    assert all(len(n.input) == 3 for n in nodes if n.op_type == "Conv")  # with bias
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in small["resnet50"].graph.initializer}
+    assert (inits["layer1.0.bn1.running_var"] > 0).all()
 
 
 def test_determinism(small):
@@ -176,6 +181,16 @@ def test_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli_main(["nosuchnet", "-o", str(out)])
     assert e.value.code == 2 and "unknown model" in capsys.readouterr().err
+
+
+def test_external_data(small, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "EXTERNAL_DATA_BYTES", 0)
+    path = tmp_path / "g.onnx"
+    size = zoo.save(small["gpt2"], str(path))
+    assert (tmp_path / "g.onnx.data").exists() and size > path.stat().st_size
+    x = feeds("gpt2", small["gpt2"])
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    np.testing.assert_array_equal(out, session(small["gpt2"]).run(None, x)[0])  # model unchanged
 
 
 def test_import_is_light():

@@ -3,6 +3,7 @@
 # `python -m deepep.zoo NAME -o FILE.onnx`; importing this package only defines the registry.
 import importlib
 import inspect
+import math
 import os
 from collections import namedtuple
 
@@ -63,25 +64,19 @@ def n_params(model):
     for p in model.metadata_props:
         if p.key == "deepep.zoo.params":
             return int(p.value)
-    from onnx import TensorProto
-    return sum(int(_numel(t)) for t in model.graph.initializer
-               if t.data_type == TensorProto.FLOAT)
-
-
-def _numel(t):
-    n = 1
-    for d in t.dims:
-        n *= d
-    return n
+    return sum(math.prod(t.dims) for t in model.graph.initializer if t.data_type == 1)  # FLOAT
 
 
 def save(model, path):
-    """onnx.save, switching to one external data file (PATH.data) for models over 1.5 GB."""
+    """onnx.save, switching to one external data file (PATH.data) for models over 1.5 GB.
+    Returns the bytes written; `model` is left as it was (weights in memory)."""
     import onnx
-    big = sum(len(t.raw_data) for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
-    if big:
-        onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                  location=os.path.basename(path) + ".data")
-    else:
+    from onnx.external_data_helper import load_external_data_for_model
+    if sum(len(t.raw_data) for t in model.graph.initializer) <= EXTERNAL_DATA_BYTES:
         onnx.save(model, path)
-    return os.path.getsize(path) + (os.path.getsize(path + ".data") if big else 0)
+        return os.path.getsize(path)
+    data = os.path.basename(path) + ".data"
+    onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location=data)  # this moves the weights out of `model`: read them back
+    load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
+    return os.path.getsize(path) + os.path.getsize(os.path.join(os.path.dirname(path), data))

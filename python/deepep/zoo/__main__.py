@@ -34,9 +34,9 @@ def main(argv=None):
     except (TypeError, ValueError) as e:
         p.error(str(e))
     size = save(model, a.output)
-    print(f"{a.output}: {a.name}{' (small)' if a.small else ''}, {n_params(model) / 1e6:.2f}M params, "
-          f"{len(model.graph.node)} nodes, {size / 2**20:.1f} MiB, opset {a.opset}, "
-          f"{time.perf_counter() - t0:.1f}s")
+    print(f"{a.output}: {a.name}{' (small)' if a.small else ''}, "
+          f"{n_params(model) / 1e6:.2f}M params, {len(model.graph.node)} nodes, "
+          f"{size / 2**20:.1f} MiB, opset {a.opset}, {time.perf_counter() - t0:.1f}s")
     return 0
 
 

@@ -1,6 +1,8 @@
 # Graph builder over onnx.helper that names things the way torch.onnx.export (TorchScript
 # exporter) does: nodes "/layer1/layer1.0/conv1/Conv", values "<node>_output_<i>", parameters
 # by their dotted module path ("layer1.0.conv1.weight"), constant-folded weights "onnx::MatMul_<n>".
+# Also the layers the zoo shares, and a numpy pass over a random batch (calibrate) that gives the
+# random vision nets trained-like BatchNorm running stats.
 import math
 from contextlib import contextmanager
 
@@ -38,7 +40,8 @@ def _unqualified(qualified):
 def _windows(x, k, stride, pad, fill=0.0):
     """[n, c, h, w] -> [n, c, ho, wo, k, k] views of the padded input."""
     x = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], constant_values=fill)
-    return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+    return win[:, :, ::stride, ::stride]
 
 
 def _conv(x, w, b, strides, pads, group, **_):
@@ -136,10 +139,10 @@ class GraphBuilder:
         module = self._scope[-1][1]
         return self._init(f"{module}.{name}" if module else name, array)
 
-    def folded(self, op_type, array, is_param=True):
-        """A constant-folded weight as the exporter names it ("onnx::MatMul_1")."""
+    def folded(self, op_type, array):
+        """A constant-folded weight parameter as the exporter names it ("onnx::MatMul_1")."""
         self._folded += 1
-        self.n_params += array.size if is_param else 0
+        self.n_params += array.size
         return self._init(f"onnx::{op_type}_{self._folded}", array)
 
     def const(self, value, dtype=None):
@@ -199,7 +202,8 @@ class GraphBuilder:
         """nn.Conv2d with He-normal weights and a bias; padding k // 2."""
         fan_in = cin // groups * k * k
         with self.scope(name):
-            w = self.param("weight", self.normal((cout, cin // groups, k, k), math.sqrt(2 / fan_in)))
+            w = self.normal((cout, cin // groups, k, k), math.sqrt(2 / fan_in))
+            w = self.param("weight", w)
             bound = 1 / math.sqrt(fan_in)
             b = self.param("bias", self.uniform((cout,), -bound, bound))
             return self.op("Conv", x, w, b, dilations=[1, 1], group=groups, kernel_shape=[k, k],

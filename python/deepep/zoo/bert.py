@@ -1,7 +1,8 @@
 # HuggingFace BertModel (eager attention, eval) as torch.onnx.export(opset 17) writes it:
 # Gather embeddings (position ids Sliced from the position_ids buffer), LayerNormalization, the
 # extended mask Unsqueeze/Cast/Sub(1, m)/Mul(finfo.min), Q/K/V MatMul+Add, Shape->Gather->Unsqueeze
-# ->Concat->Reshape head split + Transpose, Div by sqrt(d), Add mask, Softmax, erf-GELU, pooler Tanh.
+# ->Concat->Reshape head split + Transpose, Div by sqrt(d), Add mask, Softmax, erf-GELU,
+# pooler Gather(0)/Gemm/Tanh.
 import numpy as np
 
 from ._builder import FLOAT, INT64, GraphBuilder, config

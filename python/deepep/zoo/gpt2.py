@@ -21,7 +21,7 @@ def _gelu_new(g, x):
 
 
 def _causal(g, positions):
-    """Where(bias[:, :, k_len - q_len:k_len, :k_len], scores, finfo.min), bias a per-layer buffer."""
+    """Where(bias[:, :, k_len - q_len:k_len, :k_len], scores, finfo.min); bias is a buffer."""
     tril = np.tril(np.ones((positions, positions), dtype=bool))[None, None]
     bias = g.buffer("bias", tril)
 

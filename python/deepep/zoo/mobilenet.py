@@ -1,6 +1,7 @@
 # torchvision MobileNetV2 as torch.onnx.export(opset 17) writes it with BatchNorm left unfolded:
 # Conv(+bias) -> BatchNormalization -> Clip(x, 0, 6) (ReLU6, min/max as inputs), depthwise Conv
-# (group = channels), residual Add, GlobalAveragePool, Flatten, Gemm. Input "input", output "output".
+# (group = channels), residual Add, GlobalAveragePool, Flatten, Gemm.
+# Input "input" [batch,3,H,W], output "output".
 import math
 
 from ._builder import FLOAT, GraphBuilder
