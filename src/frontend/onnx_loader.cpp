@@ -49,19 +49,17 @@ struct Loader {
   std::map<std::string, int64_t> opsets;
   // Unsupported ops, "Op 'node' (opset N)", collected across all subgraphs.
   std::vector<std::string> unsupported;
+  ExternalResolver resolver;
 
   Tensor tensor_from_proto(const pb::TensorProto& tp, const std::string& what) {
     DType dt = to_dtype(tp.data_type(), "tensor '" + what + "'");
     Shape shape(tp.dims().begin(), tp.dims().end());
     for (int64_t d : shape)
       DEEPEP_CHECK(d >= 0, display, ": tensor '", what, "' has a negative dimension");
+    if (tp.data_location() == pb::TensorProto::EXTERNAL) return read_external(tp, what, dt, shape);
     Tensor t(dt, shape);
     const size_t nbytes = t.nbytes();
     const int64_t n = t.numel();
-    if (tp.data_location() == pb::TensorProto::EXTERNAL) {
-      read_external(tp, what, t);
-      return t;
-    }
     if (tp.has_raw_data()) {
       DEEPEP_CHECK(tp.raw_data().size() == nbytes, display, ": tensor '", what, "' has ",
                    tp.raw_data().size(), " bytes of raw data, expected ", nbytes, " for ",
@@ -107,16 +105,27 @@ struct Loader {
     return t;
   }
 
-  void read_external(const pb::TensorProto& tp, const std::string& what, Tensor& t) {
+  Tensor read_external(const pb::TensorProto& tp, const std::string& what, DType dt,
+                       const Shape& shape) {
     std::string location;
     int64_t offset = 0, length = -1;
     for (const auto& kv : tp.external_data()) {
-      if (kv.key() == "location") location = kv.value();
-      else if (kv.key() == "offset") offset = std::stoll(kv.value());
-      else if (kv.key() == "length") length = std::stoll(kv.value());
+      try {
+        if (kv.key() == "location") location = kv.value();
+        else if (kv.key() == "offset") offset = std::stoll(kv.value());
+        else if (kv.key() == "length") length = std::stoll(kv.value());
+      } catch (const std::exception&) {
+        DEEPEP_FAIL(display, ": tensor '", what, "' has a malformed external-data ", kv.key(),
+                    " '", kv.value(), "'");
+      }
     }
     DEEPEP_CHECK(!location.empty(), display, ": tensor '", what,
                  "' is stored externally but names no location");
+    if (resolver) {
+      Tensor r = resolver(location, offset, length, dt, shape);
+      if (r.defined()) return r;
+    }
+    Tensor t(dt, shape);
     fs::path p = fs::path(base_dir) / location;
     DEEPEP_CHECK(fs::exists(p), display, ": external data file '", p.string(), "' for tensor '",
                  what, "' does not exist");
@@ -131,6 +140,7 @@ struct Loader {
     f.seekg(offset);
     f.read(static_cast<char*>(t.raw()), need);
     DEEPEP_CHECK(f.good() || need == 0, display, ": failed reading external data of '", what, "'");
+    return t;
   }
 
   void set_type(Value* v, const pb::TypeProto& tp) {
@@ -289,7 +299,7 @@ void read_whole_file(const std::string& path, std::string& bytes) {
 }  // namespace
 
 OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& base_dir,
-                          const std::string& display_name) {
+                          const std::string& display_name, const ExternalResolver& resolver) {
   pb::ModelProto mp;
   google::protobuf::io::ArrayInputStream raw(bytes.data(), int(std::min<size_t>(bytes.size(), INT_MAX)));
   google::protobuf::io::CodedInputStream coded(&raw);
@@ -304,6 +314,7 @@ OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& base_dir,
   Loader l;
   l.base_dir = base_dir;
   l.display = display_name;
+  l.resolver = resolver;
   for (const auto& os : mp.opset_import())
     l.opsets[os.domain() == "ai.onnx" ? "" : os.domain()] = os.version();
   OnnxModel m;

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "format/de_file.h"
 #include "frontend/onnx_loader.h"
 #include "runtime/executor.h"
 
@@ -19,6 +20,8 @@ std::string TensorInfo::shape_str() const {
 
 struct Engine::Impl {
   OnnxModel model;
+  std::shared_ptr<void> mapping;  // a .de file's mapped weights
+  std::string metadata_json;
   std::string device;
   std::vector<TensorInfo> inputs, outputs;
 };
@@ -68,7 +71,14 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
   DEEPEP_CHECK(options.device == "cpu", "device '", options.device,
                "' is not available: this build runs on the CPU only (use device='cpu')");
   auto impl = std::make_shared<Impl>();
-  impl->model = load_onnx_file(path);
+  if (is_de_file(path)) {
+    DeFile de = load_de_file(path);
+    impl->model = std::move(de.model);
+    impl->mapping = std::move(de.mapping);
+    impl->metadata_json = std::move(de.metadata_json);
+  } else {
+    impl->model = load_onnx_file(path);
+  }
   impl->device = options.device;
   for (const Value* v : impl->model.graph->inputs) impl->inputs.push_back(info_of(v));
   for (const Value* v : impl->model.graph->outputs) impl->outputs.push_back(info_of(v));
