@@ -31,6 +31,20 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct EngineOptions {
   std::string device = "cpu";
+  // Cap on the activation arena (plus workspaces) in bytes; 0: no cap. A plan
+  // that needs more is an error naming the bytes required and allowed.
+  uint64_t memory_pool_bytes = 0;
+  // Plan memory per input-shape signature and reuse one arena (on by default).
+  bool plan_memory = true;
+};
+
+// The memory plan for one input-shape signature (see docs/MEMORY.md).
+struct MemoryReport {
+  uint64_t naive_bytes = 0;        // every intermediate in its own buffer
+  uint64_t planned_bytes = 0;      // the arena
+  uint64_t lower_bound_bytes = 0;  // most bytes live at any one step
+  uint64_t weights_bytes = 0;
+  size_t planned_buffers = 0;
 };
 
 class Session;
@@ -66,11 +80,19 @@ class Session {
   // Validates inputs against the model (names, dtypes, ranks, dimensions,
   // consistent symbols) and runs it; outputs come back in model order.
   NamedTensors run(const NamedTensors& inputs);
+  // Zero-copy outputs: results are written into `outputs` (name → caller
+  // tensor of the right dtype and shape); others are returned as usual.
+  NamedTensors run(const NamedTensors& inputs, const NamedTensors& outputs);
+  // The memory plan of the most recent run's input-shape signature.
+  MemoryReport memory_report() const;
   ~Session();
 
  private:
   explicit Session(std::shared_ptr<Engine::Impl> impl);
+  std::vector<Tensor> bind_inputs(const NamedTensors& inputs) const;
   std::shared_ptr<Engine::Impl> impl_;
+  struct PlanCache;
+  std::unique_ptr<PlanCache> plans_;
   friend class Engine;
 };
 

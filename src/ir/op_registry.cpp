@@ -67,7 +67,7 @@ const Tensor& KernelContext::input(int i) const {
 }
 
 Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
-  outputs[i] = Tensor(dtype, shape);
+  outputs[i] = allocator ? allocator->allocate(node, i, dtype, shape) : Tensor(dtype, shape);
   return outputs[i];
 }
 

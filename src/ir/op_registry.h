@@ -33,12 +33,21 @@ struct Cost {
 
 class SubgraphRunner;
 
+// Where kernel outputs live: the runtime hands out slices of a planned arena
+// (or caller buffers) through this; without one, outputs get fresh storage.
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  virtual Tensor allocate(const Node& node, int output, DType dtype, const Shape& shape) = 0;
+};
+
 // What a reference kernel sees: concrete inputs, and outputs to fill.
 struct KernelContext {
   const Node& node;
   std::vector<const Tensor*> inputs;  // nullptr for omitted optional inputs
   std::vector<Tensor> outputs;        // one per node output; kernels assign them
   SubgraphRunner* subgraphs = nullptr;
+  OutputAllocator* allocator = nullptr;
 
   int num_inputs() const { return int(inputs.size()); }
   bool has_input(int i) const { return i < num_inputs() && inputs[i] != nullptr; }

@@ -1,6 +1,10 @@
 #include "deepep/engine.h"
 
+#include <cstring>
+#include <list>
 #include <map>
+
+#include "runtime/arena.h"
 
 #include "format/de_file.h"
 #include "frontend/onnx_loader.h"
@@ -19,6 +23,7 @@ std::string TensorInfo::shape_str() const {
 }
 
 struct Engine::Impl {
+  EngineOptions options;
   OnnxModel model;
   std::shared_ptr<void> mapping;  // a .de file's mapped weights
   std::string metadata_json;
@@ -80,6 +85,7 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
     impl->model = load_onnx_file(path);
   }
   impl->device = options.device;
+  impl->options = options;
   for (const Value* v : impl->model.graph->inputs) impl->inputs.push_back(info_of(v));
   for (const Value* v : impl->model.graph->outputs) impl->outputs.push_back(info_of(v));
   return std::make_shared<Engine>(std::move(impl));
@@ -97,40 +103,136 @@ std::unique_ptr<Session> Engine::create_session() const {
 }
 NamedTensors Engine::run(const NamedTensors& inputs) const { return create_session()->run(inputs); }
 
-Session::Session(std::shared_ptr<Engine::Impl> impl) : impl_(std::move(impl)) {}
+// Plans per input-shape signature, most recent first; bounded so a stream of
+// new shapes cannot grow memory without limit.
+struct Session::PlanCache {
+  static constexpr size_t kMaxPlans = 8;
+  struct Entry {
+    std::vector<std::pair<DType, Shape>> signature;
+    ArenaPlan plan;
+    std::shared_ptr<void> arena;
+  };
+  std::list<Entry> entries;
+  MemoryReport last;
+
+  Entry* find(const std::vector<std::pair<DType, Shape>>& sig) {
+    for (auto it = entries.begin(); it != entries.end(); ++it)
+      if (it->signature == sig) {
+        entries.splice(entries.begin(), entries, it);
+        return &entries.front();
+      }
+    return nullptr;
+  }
+};
+
+Session::Session(std::shared_ptr<Engine::Impl> impl)
+    : impl_(std::move(impl)), plans_(std::make_unique<PlanCache>()) {}
 Session::~Session() = default;
 
-NamedTensors Session::run(const NamedTensors& inputs) {
-  const Graph& g = *impl_->model.graph;
+MemoryReport Session::memory_report() const { return plans_->last; }
+
+std::vector<Tensor> Session::bind_inputs(const NamedTensors& inputs) const {
   std::map<std::string, const Tensor*> given;
   for (const auto& [name, t] : inputs) {
     if (!given.emplace(name, &t).second)
       throw InputError(detail::concat("input '", name, "' was given twice"));
   }
+  std::string names;
+  for (const auto& s : impl_->inputs) names += (names.empty() ? "" : ", ") + s.name;
   std::vector<Tensor> bound;
   std::map<std::string, int64_t> syms;
   for (const TensorInfo& spec : impl_->inputs) {
     auto it = given.find(spec.name);
-    if (it == given.end()) {
-      std::string names;
-      for (const auto& s : impl_->inputs) names += (names.empty() ? "" : ", ") + s.name;
+    if (it == given.end())
       throw InputError(detail::concat("missing input '", spec.name, "' (", dtype_name(spec.dtype),
                                       spec.shape_str(), "); the model's inputs are: ", names));
-    }
     validate_input(spec, *it->second, syms);
     bound.push_back(*it->second);
     given.erase(it);
   }
-  if (!given.empty()) {
-    std::string names;
-    for (const auto& s : impl_->inputs) names += (names.empty() ? "" : ", ") + s.name;
+  if (!given.empty())
     throw InputError(detail::concat("unknown input '", given.begin()->first,
                                     "'; the model's inputs are: ", names));
+  return bound;
+}
+
+namespace {
+uint64_t weights_bytes(const Graph& g) {
+  uint64_t b = 0;
+  for (const auto& v : g.values())
+    if (v->data) b += v->data->nbytes();
+  return b;
+}
+}  // namespace
+
+NamedTensors Session::run(const NamedTensors& inputs) { return run(inputs, {}); }
+
+NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& outputs) {
+  const Graph& g = *impl_->model.graph;
+  std::vector<Tensor> bound = bind_inputs(inputs);
+  std::map<const Value*, Tensor> caller_outputs;
+  for (const auto& [name, t] : outputs) {
+    const Value* v = nullptr;
+    for (const Value* o : g.outputs)
+      if (o->name == name) v = o;
+    if (!v) throw InputError(detail::concat("preallocated output '", name, "' is not an output of the model"));
+    caller_outputs[v] = t;
   }
   Executor ex;
-  std::vector<Tensor> outs = ex.run(g, bound);
+  std::vector<Tensor> outs;
+  if (!impl_->options.plan_memory) {
+    outs = ex.run_graph(g, bound, nullptr);
+  } else {
+    std::vector<std::pair<DType, Shape>> sig;
+    for (const Tensor& t : bound) sig.emplace_back(t.dtype(), t.shape());
+    PlanCache::Entry* e = plans_->find(sig);
+    if (!e) {
+      // First run of this signature: measure, then plan.
+      PlanRecorder rec(g, ex.last_uses(g));
+      outs = ex.run_graph(g, bound, &rec);
+      PlanCache::Entry fresh{sig, rec.finish(), nullptr};
+      const uint64_t need = fresh.plan.memory.arena_bytes;
+      const uint64_t cap = impl_->options.memory_pool_bytes;
+      if (cap && need > cap)
+        throw Error(detail::concat("memory pool too small: the plan for input shapes ",
+                                   [&] {
+                                     std::string s;
+                                     for (const auto& [d, sh] : sig) s += shape_str(sh);
+                                     return s;
+                                   }(),
+                                   " needs ", need, " bytes, memory_pool_size allows ", cap));
+      void* p = std::aligned_alloc(kArenaAlign, std::max<uint64_t>(kArenaAlign, (need + kArenaAlign - 1) / kArenaAlign * kArenaAlign));
+      DEEPEP_CHECK(p, "out of memory allocating a ", need, "-byte activation arena");
+      fresh.arena = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+      if (plans_->entries.size() >= PlanCache::kMaxPlans) plans_->entries.pop_back();
+      plans_->entries.push_front(std::move(fresh));
+      e = &plans_->entries.front();
+    } else {
+      ArenaAllocator alloc(e->plan, static_cast<uint8_t*>(e->arena.get()), e->arena, &caller_outputs);
+      outs = ex.run_graph(g, bound, &alloc);
+    }
+    const MemoryPlan& m = e->plan.memory;
+    plans_->last = {m.naive_bytes, m.arena_bytes, m.lower_bound_bytes, weights_bytes(g), e->plan.buffers.size()};
+    // Nothing handed back may live in the arena the next run reuses.
+    for (Tensor& t : outs)
+      if (t.owner() == e->arena) t = t.clone();
+  }
   NamedTensors result;
-  for (size_t i = 0; i < outs.size(); ++i) result.emplace_back(g.outputs[i]->name, std::move(outs[i]));
+  for (size_t i = 0; i < outs.size(); ++i) {
+    auto it = caller_outputs.find(g.outputs[i]);
+    if (it != caller_outputs.end()) {
+      Tensor& dst = it->second;
+      if (dst.dtype() != outs[i].dtype() || dst.shape() != outs[i].shape())
+        throw InputError(detail::concat("preallocated output '", g.outputs[i]->name, "' is ",
+                                        dtype_name(dst.dtype()), shape_str(dst.shape()),
+                                        " but the model produced ", dtype_name(outs[i].dtype()),
+                                        shape_str(outs[i].shape())));
+      if (dst.raw() != outs[i].raw()) std::memcpy(dst.raw(), outs[i].raw(), dst.nbytes());
+      result.emplace_back(g.outputs[i]->name, dst);
+    } else {
+      result.emplace_back(g.outputs[i]->name, std::move(outs[i]));
+    }
+  }
   return result;
 }
 

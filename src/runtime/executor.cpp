@@ -48,11 +48,16 @@ const std::unordered_map<const Value*, int>& Executor::last_uses(const Graph& g)
 
 std::vector<Tensor> Executor::run(const Graph& g, const std::vector<Tensor>& inputs) {
   const Scope* parent = scope_stack_.empty() ? nullptr : scope_stack_.back();
-  return run_in(g, inputs, parent);
+  return run_in(g, inputs, parent, nullptr);
+}
+
+std::vector<Tensor> Executor::run_graph(const Graph& g, const std::vector<Tensor>& inputs,
+                                        RunHooks* hooks) {
+  return run_in(g, inputs, nullptr, hooks);
 }
 
 std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& inputs,
-                                     const Scope* parent) {
+                                     const Scope* parent, RunHooks* hooks) {
   DEEPEP_CHECK(inputs.size() == g.inputs.size(), "graph '", g.name, "' expects ", g.inputs.size(),
                " inputs, got ", inputs.size());
   Scope scope;
@@ -68,7 +73,7 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
   } pop{scope_stack_};
 
   for (const auto& n : g.nodes()) {
-    KernelContext ctx{*n, {}, {}, this};
+    KernelContext ctx{*n, {}, {}, this, hooks};
     ctx.inputs.reserve(n->inputs.size());
     for (const Value* v : n->inputs) {
       if (!v) {
@@ -90,6 +95,7 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
         throw Error(detail::concat(n->describe(), ": ", msg));
       throw;
     }
+    if (hooks) hooks->after_node(*n, ctx.outputs);
     for (size_t i = 0; i < n->outputs.size(); ++i) {
       if (!n->outputs[i]) continue;
       DEEPEP_CHECK(ctx.outputs[i].defined(), n->describe(), ": kernel did not produce output ", i);

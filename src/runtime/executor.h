@@ -9,10 +9,22 @@
 
 namespace deepep {
 
+// Directs where the top-level graph's kernel outputs live (memory planning)
+// and sees each node's outputs after it ran.
+class RunHooks : public OutputAllocator {
+ public:
+  virtual void after_node(const Node& node, const std::vector<Tensor>& outputs) {}
+};
+
 class Executor : public SubgraphRunner {
  public:
+  // Runs the top-level graph `g`; `hooks` (optional) places its outputs.
+  std::vector<Tensor> run_graph(const Graph& g, const std::vector<Tensor>& inputs, RunHooks* hooks);
   // Runs `g` with its inputs bound in order; returns its outputs in order.
   std::vector<Tensor> run(const Graph& g, const std::vector<Tensor>& inputs) override;
+  // For each value of `g`, the index of the last node that reads it (graph
+  // outputs: the node count), counting subgraphs' reads of enclosing values.
+  const std::unordered_map<const Value*, int>& last_uses(const Graph& g);
 
  private:
   struct Scope {
@@ -20,9 +32,8 @@ class Executor : public SubgraphRunner {
     std::unordered_map<const Value*, Tensor> values;
     const Tensor* find(const Value* v) const;
   };
-  std::vector<Tensor> run_in(const Graph& g, const std::vector<Tensor>& inputs, const Scope* parent);
-  // For each graph, the index of the last node that reads each value.
-  const std::unordered_map<const Value*, int>& last_uses(const Graph& g);
+  std::vector<Tensor> run_in(const Graph& g, const std::vector<Tensor>& inputs, const Scope* parent,
+                             RunHooks* hooks);
 
   std::unordered_map<const Graph*, std::unordered_map<const Value*, int>> last_use_cache_;
   std::vector<const Scope*> scope_stack_;
