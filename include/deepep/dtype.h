@@ -28,7 +28,18 @@ enum class DType : uint8_t {
   kFloat8E4M3FNUZ = 18,
   kFloat8E5M2 = 19,
   kFloat8E5M2FNUZ = 20,
+  // Sub-byte types are held unpacked, one element per byte (the code in the
+  // low bits, zero-extended), as ml_dtypes does; files pack them.
+  kUInt4 = 21,
+  kInt4 = 22,
+  kFloat4E2M1 = 23,
+  kFloat8E8M0 = 24,
+  kUInt2 = 25,
+  kInt2 = 26,
 };
+
+// Bits per element in packed (file) form: 4 or 2 for sub-byte types, else 8 x size.
+int dtype_packed_bits(DType t);
 
 // Bytes per element; 0 for types DeepEP cannot hold in a flat buffer.
 size_t dtype_size(DType t);

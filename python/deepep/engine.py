@@ -8,19 +8,13 @@ import numpy as np
 from deepep import _deepep
 
 
-def _bfloat16_dtype():
-    try:
-        import ml_dtypes  # shipped with onnx; optional otherwise
-    except ImportError:
-        return None
-    return np.dtype(ml_dtypes.bfloat16)
-
-
-_FLOAT8_NAMES = {"float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz"}
+# Types numpy lacks, held one element per byte as the ml_dtypes package does.
+_ML_DTYPES = {"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+              "float8_e8m0fnu", "int4", "uint4", "int2", "uint2", "float4_e2m1fn"}
 
 
 def _numpy_dtype(name: str) -> np.dtype:
-    if name == "bfloat16" or name in _FLOAT8_NAMES:
+    if name in _ML_DTYPES:
         try:
             import ml_dtypes
         except ImportError as e:

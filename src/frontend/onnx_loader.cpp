@@ -26,12 +26,6 @@ const char* onnx_type_name(int code) {
     case 8: return "STRING";
     case 14: return "COMPLEX64";
     case 15: return "COMPLEX128";
-    case 21: return "UINT4";
-    case 22: return "INT4";
-    case 23: return "FLOAT4E2M1";
-    case 24: return "FLOAT8E8M0";
-    case 25: return "UINT2";
-    case 26: return "INT2";
     default: return "UNDEFINED";
   }
 }
@@ -60,6 +54,10 @@ struct Loader {
     Tensor t(dt, shape);
     const size_t nbytes = t.nbytes();
     const int64_t n = t.numel();
+    if (dtype_packed_bits(dt) < 8) {
+      unpack_sub_byte(tp, what, t);
+      return t;
+    }
     if (tp.has_raw_data()) {
       DEEPEP_CHECK(tp.raw_data().size() == nbytes, display, ": tensor '", what, "' has ",
                    tp.raw_data().size(), " bytes of raw data, expected ", nbytes, " for ",
@@ -141,6 +139,28 @@ struct Loader {
     f.read(static_cast<char*>(t.raw()), need);
     DEEPEP_CHECK(f.good() || need == 0, display, ": failed reading external data of '", what, "'");
     return t;
+  }
+
+  // 4- and 2-bit types arrive packed (first element in the low bits), in
+  // raw_data or one byte per int32_data entry; DeepEP holds one per byte.
+  void unpack_sub_byte(const pb::TensorProto& tp, const std::string& what, Tensor& t) {
+    const int bits = dtype_packed_bits(t.dtype());
+    const int64_t n = t.numel();
+    const int64_t packed = (n * bits + 7) / 8;
+    std::string bytes;
+    if (tp.has_raw_data()) {
+      bytes = tp.raw_data();
+    } else {
+      for (int32_t v : tp.int32_data()) bytes.push_back(char(uint8_t(v)));
+    }
+    DEEPEP_CHECK(int64_t(bytes.size()) == packed, display, ": tensor '", what, "' has ",
+                 bytes.size(), " packed bytes, expected ", packed, " for ", n, " ",
+                 dtype_name(t.dtype()), " values");
+    const int per = 8 / bits;
+    const uint8_t mask = uint8_t((1 << bits) - 1);
+    auto* out = t.data<uint8_t>();
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = uint8_t(uint8_t(bytes[size_t(i / per)]) >> ((i % per) * bits)) & mask;
   }
 
   void set_type(Value* v, const pb::TypeProto& tp) {

@@ -35,7 +35,18 @@ struct Writer {
     tp->set_name(name);
     tp->set_data_type(int(t.dtype()));
     for (int64_t d : t.shape()) tp->add_dims(d);
-    tp->set_raw_data(t.raw(), t.nbytes());
+    const int bits = dtype_packed_bits(t.dtype());
+    if (bits >= 8) {
+      tp->set_raw_data(t.raw(), t.nbytes());
+      return;
+    }
+    // Sub-byte types are held one per byte; ONNX packs them, first in the low bits.
+    const int per = 8 / bits;
+    std::string packed(size_t((t.numel() + per - 1) / per), '\0');
+    const auto* in = t.data<uint8_t>();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      packed[size_t(i / per)] = char(uint8_t(packed[size_t(i / per)]) | uint8_t(in[i] << ((i % per) * bits)));
+    tp->set_raw_data(packed);
   }
 
   void initializer(pb::TensorProto* tp, const Value& v) {

@@ -9,7 +9,9 @@ size_t dtype_size(DType t) {
     case DType::kFloat16: case DType::kBFloat16: case DType::kInt16: case DType::kUInt16: return 2;
     case DType::kInt8: case DType::kUInt8: case DType::kBool:
     case DType::kFloat8E4M3FN: case DType::kFloat8E4M3FNUZ:
-    case DType::kFloat8E5M2: case DType::kFloat8E5M2FNUZ: return 1;
+    case DType::kFloat8E5M2: case DType::kFloat8E5M2FNUZ: case DType::kFloat8E8M0:
+    case DType::kUInt4: case DType::kInt4: case DType::kFloat4E2M1:
+    case DType::kUInt2: case DType::kInt2: return 1;
     default: return 0;
   }
 }
@@ -27,6 +29,9 @@ constexpr NameEntry kNames[] = {
     {DType::kBool, "bool"},         {DType::kString, "string"},
     {DType::kFloat8E4M3FN, "float8_e4m3fn"}, {DType::kFloat8E4M3FNUZ, "float8_e4m3fnuz"},
     {DType::kFloat8E5M2, "float8_e5m2"},     {DType::kFloat8E5M2FNUZ, "float8_e5m2fnuz"},
+    {DType::kFloat8E8M0, "float8_e8m0fnu"},  {DType::kUInt4, "uint4"},
+    {DType::kInt4, "int4"},                  {DType::kFloat4E2M1, "float4_e2m1fn"},
+    {DType::kUInt2, "uint2"},                {DType::kInt2, "int2"},
 };
 }  // namespace
 
@@ -43,14 +48,22 @@ DType dtype_from_name(std::string_view name) {
 }
 
 bool dtype_supported(int code) {
-  return code > 0 && code <= 20 && code != 8 && code != 14 && code != 15;
+  return code > 0 && code <= 26 && code != 8 && code != 14 && code != 15;
+}
+
+int dtype_packed_bits(DType t) {
+  switch (t) {
+    case DType::kUInt4: case DType::kInt4: case DType::kFloat4E2M1: return 4;
+    case DType::kUInt2: case DType::kInt2: return 2;
+    default: return int(dtype_size(t)) * 8;
+  }
 }
 
 bool dtype_is_float(DType t) {
   switch (t) {
     case DType::kFloat32: case DType::kFloat64: case DType::kFloat16: case DType::kBFloat16:
     case DType::kFloat8E4M3FN: case DType::kFloat8E4M3FNUZ: case DType::kFloat8E5M2:
-    case DType::kFloat8E5M2FNUZ: return true;
+    case DType::kFloat8E5M2FNUZ: case DType::kFloat8E8M0: case DType::kFloat4E2M1: return true;
     default: return false;
   }
 }
