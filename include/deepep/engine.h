@@ -61,6 +61,8 @@ class Engine {
   // The graph in the IR's text form.
   std::string graph_text() const;
   size_t node_count() const;
+  // The .de metadata (JSON); "{}" for a model loaded from ONNX.
+  const std::string& metadata_json() const;
 
   std::unique_ptr<Session> create_session() const;
   // Convenience: one run on a fresh session.

@@ -1,15 +1,20 @@
 // The compiled half of the `deepep` Python package. It speaks bytes: the
 // Python side (python/deepep/engine.py) turns numpy arrays of any dtype,
-// bfloat16 included, into (dtype name, shape, uint8 view) and back, so no
-// tensor data is copied crossing the boundary.
+// bfloat16 and the ml_dtypes types included, into (dtype name, shape, uint8
+// view) and back, so no tensor data is copied crossing the boundary.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/function.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
+#include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
+#include <mutex>
+
+#include "deepep/converter.h"
 #include "deepep/engine.h"
 
 namespace nb = nanobind;
@@ -46,32 +51,61 @@ nb::list infos(const std::vector<TensorInfo>& v) {
   return l;
 }
 
-std::vector<OutTensor> run_raw(const Engine& e, const std::vector<RawTensor>& feeds) {
-  NamedTensors in;
-  for (const auto& [name, dt, shape, bytes] : feeds) {
+NamedTensors wrap_all(const std::vector<RawTensor>& raw, const char* what) {
+  NamedTensors out;
+  for (const auto& [name, dt, shape, bytes] : raw) {
     DType d = dtype_from_name(dt);
     if (d == DType::kUndefined || dtype_size(d) == 0)
-      throw InputError("input '" + name + "': unsupported numpy dtype " + dt);
+      throw InputError(std::string(what) + " '" + name + "': unsupported numpy dtype " + dt);
     Tensor t = Tensor::wrap(d, shape, const_cast<uint8_t*>(bytes.data()), nullptr);
     if (t.nbytes() != bytes.size())
-      throw InputError("input '" + name + "': buffer size does not match its shape");
-    in.emplace_back(name, std::move(t));
+      throw InputError(std::string(what) + " '" + name + "': buffer size does not match its shape");
+    out.emplace_back(name, std::move(t));
   }
-  NamedTensors out;
-  {
-    nb::gil_scoped_release release;
-    out = e.run(in);
-  }
+  return out;
+}
+
+std::vector<OutTensor> to_python(NamedTensors& out) {
   std::vector<OutTensor> result;
   for (auto& [name, t] : out) {
     auto* keep = new Tensor(t);
     nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<Tensor*>(p); });
-    size_t n = keep->nbytes();
-    nb::ndarray<nb::numpy, uint8_t, nb::ndim<1>> arr(keep->raw(), {n}, owner);
+    nb::ndarray<nb::numpy, uint8_t, nb::ndim<1>> arr(keep->raw(), {keep->nbytes()}, owner);
     result.emplace_back(name, std::string(dtype_name(t.dtype())), t.shape(), arr);
   }
   return result;
 }
+
+// A session guarded for use from several Python threads.
+struct PySession {
+  std::unique_ptr<Session> session;
+  std::mutex mu;
+  std::vector<OutTensor> run(const std::vector<RawTensor>& feeds, const std::vector<RawTensor>& outputs) {
+    NamedTensors in = wrap_all(feeds, "input");
+    NamedTensors pre = wrap_all(outputs, "output");
+    NamedTensors out;
+    {
+      nb::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu);
+      out = session->run(in, pre);
+    }
+    return to_python(out);
+  }
+  nb::dict memory_report() {
+    MemoryReport r;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      r = session->memory_report();
+    }
+    nb::dict d;
+    d["naive_bytes"] = r.naive_bytes;
+    d["planned_bytes"] = r.planned_bytes;
+    d["lower_bound_bytes"] = r.lower_bound_bytes;
+    d["weights_bytes"] = r.weights_bytes;
+    d["planned_buffers"] = r.planned_buffers;
+    return d;
+  }
+};
 
 }  // namespace
 
@@ -91,19 +125,52 @@ NB_MODULE(_deepep, m) {
     }
   });
 
+  nb::class_<PySession>(m, "_Session")
+      .def("run_raw", &PySession::run, nb::arg("feeds"), nb::arg("outputs"))
+      .def("memory_report", &PySession::memory_report);
+
   nb::class_<Engine>(m, "_Engine")
       .def_static(
           "load",
-          [](const std::string& path, const std::string& device) {
+          [](const std::string& path, const std::string& device, uint64_t pool) {
             EngineOptions o;
             o.device = device;
+            o.memory_pool_bytes = pool;
+            nb::gil_scoped_release release;
             return Engine::load(path, o);
           },
-          nb::arg("path"), nb::arg("device") = "cpu")
+          nb::arg("path"), nb::arg("device") = "cpu", nb::arg("memory_pool_bytes") = 0)
       .def_prop_ro("inputs", [](const Engine& e) { return infos(e.inputs()); })
       .def_prop_ro("outputs", [](const Engine& e) { return infos(e.outputs()); })
       .def_prop_ro("device", &Engine::device)
       .def_prop_ro("node_count", &Engine::node_count)
+      .def_prop_ro("metadata_json", &Engine::metadata_json)
       .def("graph_text", &Engine::graph_text)
-      .def("run_raw", &run_raw, nb::arg("feeds"));
+      .def("create_session", [](const Engine& e) {
+        auto s = std::make_unique<PySession>();
+        s->session = e.create_session();
+        return s;
+      });
+
+  m.def(
+      "convert_model",
+      [](const std::string& in, const std::string& out, const std::string& precision, int level,
+         std::function<void(std::string, double)> progress) {
+        ConvertOptions o;
+        o.precision = precision;
+        o.fusion_level = level;
+        if (progress)
+          o.progress = [&](const std::string& stage, double f) {
+            nb::gil_scoped_acquire acquire;
+            progress(stage, f);
+          };
+        ConvertResult r;
+        {
+          nb::gil_scoped_release release;
+          r = convert_model(in, out, o);
+        }
+        return std::make_tuple(r.metadata_json, r.file_bytes, r.weights_bytes);
+      },
+      nb::arg("input"), nb::arg("output"), nb::arg("precision") = "fp32", nb::arg("fusion_level") = 2,
+      nb::arg("progress") = nb::none());
 }

@@ -26,7 +26,7 @@ struct Engine::Impl {
   EngineOptions options;
   OnnxModel model;
   std::shared_ptr<void> mapping;  // a .de file's mapped weights
-  std::string metadata_json;
+  std::string metadata_json = "{}";
   std::string device;
   std::vector<TensorInfo> inputs, outputs;
 };
@@ -98,6 +98,7 @@ const std::vector<TensorInfo>& Engine::outputs() const { return impl_->outputs; 
 const std::string& Engine::device() const { return impl_->device; }
 std::string Engine::graph_text() const { return impl_->model.graph->to_text(); }
 size_t Engine::node_count() const { return impl_->model.graph->nodes().size(); }
+const std::string& Engine::metadata_json() const { return impl_->metadata_json; }
 std::unique_ptr<Session> Engine::create_session() const {
   return std::unique_ptr<Session>(new Session(impl_));
 }

@@ -1,0 +1,78 @@
+// convert_model: the one place that turns a source model into a .de file.
+#include "deepep/converter.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "deepep/error.h"
+#include "format/de_file.h"
+#include "frontend/onnx_loader.h"
+
+namespace deepep {
+
+namespace {
+nlohmann::json io_spec(const Value* v) {
+  nlohmann::json shape = nlohmann::json::array();
+  if (v->shape)
+    for (const Dim& d : *v->shape) {
+      if (d.is_known()) shape.push_back(d.value);
+      else if (d.is_symbol()) shape.push_back(d.symbol);
+      else shape.push_back(nullptr);
+    }
+  return {{"name", v->name}, {"dtype", std::string(dtype_name(v->dtype))},
+          {"shape", v->shape ? shape : nlohmann::json(nullptr)}};
+}
+
+void check_options(const ConvertOptions& o) {
+  const std::string& p = o.precision;
+  DEEPEP_CHECK(p == "fp32" || p == "tf32" || p == "fp16" || p == "bf16", "unknown precision '", p,
+               "': choose fp32, tf32, fp16 or bf16");
+  DEEPEP_CHECK(p == "fp32" || p == "tf32", "precision '", p,
+               "' needs the optimizer's precision lowering, which this build does not have yet; "
+               "use fp32 or tf32");
+  DEEPEP_CHECK(o.fusion_level >= 0 && o.fusion_level <= 3, "fusion level ", o.fusion_level,
+               " is out of range: choose 0 (none) to 3 (aggressive)");
+}
+}  // namespace
+
+ConvertResult convert_model(const std::string& input_path, const std::string& output_path,
+                            const ConvertOptions& options) {
+  check_options(options);
+  auto progress = [&](const std::string& stage, double f) {
+    if (options.progress) options.progress(stage, f);
+  };
+  progress("load", 0);
+  OnnxModel m = load_onnx_file(input_path);
+  progress("load", 1);
+
+  nlohmann::json meta;
+  meta["producer"] = "deepep 0.1.0";
+  meta["source"] = {{"path", std::filesystem::path(input_path).filename().string()},
+                    {"producer", m.producer},
+                    {"opset", m.opset}};
+  meta["precision"] = options.precision;
+  meta["fusion_level"] = options.fusion_level;
+  meta["nodes"] = m.graph->nodes().size();
+  meta["inputs"] = nlohmann::json::array();
+  meta["outputs"] = nlohmann::json::array();
+  for (const Value* v : m.graph->inputs) meta["inputs"].push_back(io_spec(v));
+  for (const Value* v : m.graph->outputs) meta["outputs"].push_back(io_spec(v));
+
+  DeWriteOptions w;
+  w.metadata_json = meta.dump();
+  w.opset = m.opset > 0 ? m.opset : 17;
+  w.progress = [&](uint64_t done, uint64_t total) {
+    progress("write", total ? double(done) / double(total) : 1.0);
+  };
+  write_de_file(output_path, *m.graph, w);
+  progress("write", 1);
+
+  ConvertResult r;
+  r.metadata_json = w.metadata_json;
+  r.file_bytes = std::filesystem::file_size(output_path);
+  for (const auto& v : m.graph->values())
+    if (v->data) r.weights_bytes += v->data->nbytes();
+  return r;
+}
+
+}  // namespace deepep
