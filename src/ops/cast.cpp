@@ -74,7 +74,7 @@ Tensor cast_plain(const Tensor& x, DType to, const char* what) {
 }
 
 Tensor cast_tensor(const Tensor& x, DType to, bool saturate, const char* what) {
-  if (x.dtype() == to) return x;
+  if (x.dtype() == to) return x.owner() ? x : x.clone();  // no owner: a caller's buffer
   if (is_f8(x.dtype())) {
     // float8 -> float32 is exact; go on from there.
     Tensor f(DType::kFloat32, x.shape());
@@ -156,7 +156,9 @@ DEEPEP_DEFINE_OP(BitCast) {
       ctx.set_output(0, std::move(y));
       return;
     }
-    // Same bytes, new type: a view sharing the input's storage.
-    ctx.set_output(0, Tensor::wrap(to, x.shape(), const_cast<void*>(x.raw()), x.owner()));
+    // Same bytes, new type: a view sharing the input's storage (copied first when
+    // it has no owner, i.e. views a caller's buffer that only lives for the call).
+    const Tensor src = x.owner() ? x : x.clone();
+    ctx.set_output(0, Tensor::wrap(to, src.shape(), const_cast<void*>(src.raw()), src.owner()));
   };
 }

@@ -11,10 +11,18 @@
 using namespace deepep;
 using namespace deepep::ops;
 
+namespace {
+
+// The output may share the input's storage when that storage is reference
+// counted; a tensor without an owner views a caller's buffer that is only
+// guaranteed to live for the call, so it is copied.
+Tensor share_or_copy(const Tensor& t) { return t.owner() ? t : t.clone(); }
+
+}  // namespace
+
 DEEPEP_DEFINE_OP(Identity) {
   def.infer = infer_same_as_input;
-  // The output shares the input's storage.
-  def.reference = [](KernelContext& ctx) { ctx.set_output(0, ctx.input(0)); };
+  def.reference = [](KernelContext& ctx) { ctx.set_output(0, share_or_copy(ctx.input(0))); };
 }
 
 namespace {
@@ -53,7 +61,7 @@ DEEPEP_DEFINE_OP(Dropout) {
     const bool want_mask = ctx.output_requested(1);
     const DType mdt = mask_dtype(ctx.node, x.dtype());
     if (!training || ratio == 0) {
-      ctx.set_output(0, x);
+      ctx.set_output(0, share_or_copy(x));
       if (want_mask) {
         Tensor& m = ctx.output(1, mdt, x.shape());
         dispatch_all(mdt, ctx.op(), [&](auto tag) {
