@@ -90,7 +90,13 @@ Tensor cast_tensor(const Tensor& x, DType to, bool saturate, const char* what) {
     const F8Kind k = f8_kind(to);
     const float* in = f.data<float>();
     uint8_t* out = y.data<uint8_t>();
-    for (int64_t i = 0, n = x.numel(); i < n; ++i) out[i] = float_to_f8(in[i], k, saturate);
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) {
+      // float_to_f8 overflows E4M3FN at exactly 464, the midpoint between 448 and
+      // the NaN code; round-to-nearest-even gives 448 (even mantissa), as ml_dtypes
+      // does. Saturating there yields that value.
+      const bool sat = saturate || (k == F8Kind::E4M3FN && std::fabs(in[i]) <= 464.0f);
+      out[i] = float_to_f8(in[i], k, sat);
+    }
     return y;
   }
   return cast_plain(x, to, what);

@@ -463,6 +463,10 @@ TEST(ElementwiseCast, Float8SaturateAndNaN) {
   Tensor ns = run1("Cast", {x}, {{"to", ai(17)}, {"saturate", ai(0)}});
   EXPECT_EQ(ns.data<uint8_t>()[2] & 0x7f, 0x7f);  // NaN
   EXPECT_EQ(ns.data<uint8_t>()[4] & 0x7f, 0x7f);
+  // 464 is the tie between 448 (even) and overflow: it rounds to 448; just above overflows.
+  Tensor tie = run1("Cast", {f32({2}, {-464.0f, 464.1f})}, {{"to", ai(17)}, {"saturate", ai(0)}});
+  EXPECT_EQ(tie.data<uint8_t>()[0], 0xfe);
+  EXPECT_EQ(tie.data<uint8_t>()[1], 0x7f);
   // E5M2 keeps infinity when not saturating: 3.3 -> 0x43 (3.5), 1000 -> 0x64 (1024).
   Tensor e5 = run1("Cast", {f32({3}, {3.3f, 1000.0f, INFINITY})}, {{"to", ai(19)}, {"saturate", ai(0)}});
   EXPECT_EQ(vals<uint8_t>(e5), (std::vector<uint8_t>{0x43, 0x64, 0x7c}));
