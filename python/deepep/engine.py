@@ -24,7 +24,9 @@ def _numpy_dtype(name: str) -> np.dtype:
 
 
 def _to_raw(name: str, value) -> tuple:
-    arr = np.ascontiguousarray(value)
+    arr = np.asarray(value)
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")  # keeps 0-d arrays 0-d, unlike np.ascontiguousarray
     dtype = arr.dtype.name
     if dtype == "object" or arr.dtype.kind in "USO":
         raise deepep_input_error(f"input '{name}': dtype {arr.dtype} is not supported")

@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <limits>
+#include <utility>
+#include <vector>
 
 namespace deepep {
 
@@ -92,30 +95,52 @@ float f8_to_float(uint8_t v, F8Kind k) {
   return neg ? -val : val;
 }
 
+namespace {
+// Finite magnitudes of a float8 format in increasing order, with their codes.
+struct F8Table {
+  std::vector<std::pair<float, uint8_t>> mags;
+  explicit F8Table(F8Kind k) {
+    for (int c = 0; c < 128; ++c) {
+      const float v = f8_to_float(uint8_t(c), k);
+      if (std::isfinite(v)) mags.emplace_back(v, uint8_t(c));
+    }
+    std::sort(mags.begin(), mags.end());
+  }
+};
+const F8Table& f8_table(F8Kind k) {
+  static const F8Table tables[4] = {F8Table(F8Kind::E4M3FN), F8Table(F8Kind::E4M3FNUZ),
+                                    F8Table(F8Kind::E5M2), F8Table(F8Kind::E5M2FNUZ)};
+  return tables[int(k)];
+}
+}  // namespace
+
 uint8_t float_to_f8(float f, F8Kind k, bool saturate) {
   const F8Format fmt = format_of(k);
   const uint8_t nan_code = fmt.fnuz ? 0x80 : 0x7f;
   if (std::isnan(f)) return nan_code;
   const uint8_t sign = std::signbit(f) ? 0x80 : 0;
   const float a = std::fabs(f);
-  // Unit in the last place at the top binade; past max + ulp/2 a value overflows.
+  const auto& mags = f8_table(k).mags;
+  const uint8_t max_code = mags.back().second;
+  // Past max + ulp/2 a value overflows; exactly halfway rounds to even.
   const float top_ulp = std::ldexp(1.0f, int(std::floor(std::log2(fmt.max))) - fmt.man_bits);
-  if (a >= fmt.max + top_ulp / 2) {
-    if (saturate) return sign | float_to_f8(fmt.max, k, true);
+  const float limit = fmt.max + top_ulp / 2;
+  if (a > limit || (a == limit && (max_code & 1))) {
+    if (saturate) return sign | max_code;
     if (fmt.has_inf) return sign | 0x7c;
     return nan_code;
   }
-  // Nearest of the 128 magnitudes, ties to the even code.
-  uint8_t best = 0;
-  float best_err = INFINITY;
-  for (int c = 0; c < 128; ++c) {
-    const float v = f8_to_float(uint8_t(c), k);
-    if (!std::isfinite(v)) continue;
-    const float err = std::fabs(v - a);
-    if (err < best_err || (err == best_err && (c & 1) == 0)) {
-      best_err = err;
-      best = uint8_t(c);
-    }
+  // Nearest magnitude, ties to the even code.
+  auto it = std::lower_bound(mags.begin(), mags.end(), std::make_pair(a, uint8_t(0)));
+  uint8_t best;
+  if (it == mags.end()) {
+    best = max_code;
+  } else if (it == mags.begin()) {
+    best = it->second;
+  } else {
+    const auto lo = *(it - 1), hi = *it;
+    const float dlo = a - lo.first, dhi = hi.first - a;
+    best = dlo < dhi ? lo.second : dhi < dlo ? hi.second : ((lo.second & 1) ? hi.second : lo.second);
   }
   if (best == 0 && fmt.fnuz) return 0;  // fnuz formats have no negative zero
   return sign | best;

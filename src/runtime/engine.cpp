@@ -218,6 +218,9 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
     for (Tensor& t : outs)
       if (t.owner() == e->arena) t = t.clone();
   }
+  // An output that views a caller's input buffer (no owner) must not outlive it.
+  for (Tensor& t : outs)
+    if (!t.owner()) t = t.clone();
   NamedTensors result;
   for (size_t i = 0; i < outs.size(); ++i) {
     auto it = caller_outputs.find(g.outputs[i]);
