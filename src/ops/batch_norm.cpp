@@ -93,8 +93,11 @@ void run_batch_norm(KernelContext& ctx) {
   const double momentum = ctx.node.attr_float("momentum", 0.9f);
   int requested = 0;
   for (int k = 1; k < int(ctx.outputs.size()); ++k) requested += ctx.output_requested(k);
-  const bool training = ctx.node.opset >= 14 ? ctx.node.attr_int("training_mode", 0) != 0
-                                             : requested > 0 && ctx.node.attr_int("is_test", 0) == 0;
+  // Opset 14+: the training_mode attribute. Before: training when the batch
+  // statistics outputs are requested (and, in opset 6, is_test is not set).
+  const bool modern = ctx.node.opset == 0 || ctx.node.opset >= 14 || ctx.node.has_attr("training_mode");
+  const bool training = modern ? ctx.node.attr_int("training_mode", 0) != 0
+                               : requested > 0 && ctx.node.attr_int("is_test", 0) == 0;
   const std::vector<double> scale = as_doubles(ctx.input(1), ctx.op());
   const std::vector<double> bias = as_doubles(ctx.input(2), ctx.op());
   std::vector<double> mean = as_doubles(ctx.input(3), ctx.op());

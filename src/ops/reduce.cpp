@@ -26,8 +26,8 @@ struct ReducePlan {
   int64_t count = 1;  // input elements per output element
 };
 
-// Reduced-axis mask from the node (axes input or attribute, noop flag); nullopt
-// when the axes are not known (shape inference with a non-constant input).
+// Reduced-axis mask from the axes (input or attribute; nullopt when absent) and
+// the node's noop_with_empty_axes flag.
 std::vector<bool> reduced_mask(const std::optional<std::vector<int64_t>>& axes, int64_t rank,
                                const Node& node) {
   const bool noop = node.attr_int("noop_with_empty_axes", 0) != 0;
