@@ -5,6 +5,7 @@
 
 using namespace deepep;
 using namespace deepep::ops;
+using namespace deepep::ops::tensor_detail;
 
 DEEPEP_DEFINE_OP(Compress) {
   def.infer = [](InferContext& ctx) {
@@ -19,7 +20,7 @@ DEEPEP_DEFINE_OP(Compress) {
       return;
     }
     SymShape out = *x.shape;
-    out[size_t(normalize_axis(ctx.node.attr_int("axis", 0), int64_t(out.size()), ctx.node))] = Dim{};
+    out[size_t(axis_in(ctx.node.attr_int("axis", 0), int64_t(out.size()), ctx.node))] = Dim{};
     ctx.set(0, x.dtype, out);
   };
   def.reference = [](KernelContext& ctx) {
@@ -30,7 +31,7 @@ DEEPEP_DEFINE_OP(Compress) {
     const bool has_axis = ctx.node.has_attr("axis");
     Shape shape = has_axis ? x.shape() : Shape{x.numel()};
     const int64_t axis =
-        has_axis ? normalize_axis(ctx.node.attr_int("axis", 0), x.rank(), ctx.node) : 0;
+        has_axis ? axis_in(ctx.node.attr_int("axis", 0), x.rank(), ctx.node) : 0;
     DEEPEP_CHECK(shape.size() > 0, ctx.node.describe(), ": cannot compress a scalar along an axis");
     const int64_t n = shape[size_t(axis)];
     std::vector<int64_t> keep;

@@ -25,7 +25,7 @@ DEEPEP_DEFINE_OP(Concat) {
       const SymShape& s = *v.shape;
       if (first) {
         out = s;
-        axis = normalize_axis(ctx.node.attr_int("axis", 1), int64_t(s.size()), ctx.node);
+        axis = axis_in(ctx.node.attr_int("axis", 1), int64_t(s.size()), ctx.node);
         first = false;
       } else {
         DEEPEP_CHECK(s.size() == out->size(), ctx.node.describe(), ": inputs have different ranks");
@@ -55,7 +55,7 @@ DEEPEP_DEFINE_OP(Concat) {
     const Tensor& x0 = *ins[0];
     DEEPEP_CHECK(x0.rank() > 0, ctx.node.describe(), ": cannot concatenate scalars");
     DEEPEP_CHECK(ctx.node.has_attr("axis"), ctx.node.describe(), ": attribute 'axis' is required");
-    const int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), x0.rank(), ctx.node);
+    const int64_t axis = axis_in(ctx.node.attr_int("axis", 0), x0.rank(), ctx.node);
     Shape out = x0.shape();
     out[size_t(axis)] = 0;
     for (const Tensor* t : ins) {

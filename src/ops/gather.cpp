@@ -28,7 +28,7 @@ DEEPEP_DEFINE_OP(Gather) {
       return;
     }
     const SymShape& s = *x.shape;
-    const int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), int64_t(s.size()), ctx.node);
+    const int64_t axis = axis_in(ctx.node.attr_int("axis", 0), int64_t(s.size()), ctx.node);
     SymShape out(s.begin(), s.begin() + axis);
     for (const Dim& d : *ctx.input(1).shape) out.push_back(d);
     out.insert(out.end(), s.begin() + axis + 1, s.end());
@@ -39,7 +39,7 @@ DEEPEP_DEFINE_OP(Gather) {
     const Tensor& idx = ctx.input(1);
     check_indices_dtype(ctx, idx);
     DEEPEP_CHECK(x.rank() > 0, ctx.node.describe(), ": data must have rank >= 1");
-    const int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), x.rank(), ctx.node);
+    const int64_t axis = axis_in(ctx.node.attr_int("axis", 0), x.rank(), ctx.node);
     Shape out(x.shape().begin(), x.shape().begin() + axis);
     out.insert(out.end(), idx.shape().begin(), idx.shape().end());
     out.insert(out.end(), x.shape().begin() + axis + 1, x.shape().end());
@@ -71,7 +71,7 @@ DEEPEP_DEFINE_OP(GatherElements) {
     DEEPEP_CHECK(x.rank() == idx.rank() && x.rank() > 0, ctx.node.describe(),
                  ": data ", shape_str(x.shape()), " and indices ", shape_str(idx.shape()),
                  " must have the same rank >= 1");
-    const int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), x.rank(), ctx.node);
+    const int64_t axis = axis_in(ctx.node.attr_int("axis", 0), x.rank(), ctx.node);
     for (int d = 0; d < x.rank(); ++d)
       DEEPEP_CHECK(d == axis || idx.dim(d) <= x.dim(d), ctx.node.describe(), ": indices shape ",
                    shape_str(idx.shape()), " exceeds data shape ", shape_str(x.shape()),

@@ -35,7 +35,7 @@ DEEPEP_DEFINE_OP(OneHot) {
     DEEPEP_CHECK(vals.numel() == 2, ctx.node.describe(),
                  ": values must hold [off_value, on_value], it has ", vals.numel(), " elements");
     const double depth_f = dep.get_double(0);
-    DEEPEP_CHECK(std::isfinite(depth_f) && depth_f >= 1, ctx.node.describe(),
+    DEEPEP_CHECK(std::isfinite(depth_f) && depth_f >= 1 && depth_f < 9e18, ctx.node.describe(),
                  ": depth must be >= 1, got ", depth_f);
     const int64_t depth = int64_t(depth_f);
     const int64_t r = idx.rank() + 1;

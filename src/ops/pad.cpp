@@ -68,7 +68,7 @@ void full_pads(const Node& node, int64_t r, const std::vector<int64_t>& pads,
   pe.assign(size_t(r), 0);
   const size_t na = axes.size();
   for (size_t i = 0; i < na; ++i) {
-    const size_t a = size_t(normalize_axis(axes[i], r, node));
+    const size_t a = size_t(axis_in(axes[i], r, node));
     pb[a] = pads[i];
     pe[a] = pads[na + i];
   }
@@ -170,7 +170,7 @@ void infer_pad(InferContext& ctx) {
   SymShape out = *x.shape;
   if (!pads || !axes_known) {
     if (axes_known && axes)
-      for (int64_t a : *axes) out[size_t(normalize_axis(a, r, ctx.node))] = Dim{};
+      for (int64_t a : *axes) out[size_t(axis_in(a, r, ctx.node))] = Dim{};
     else
       for (auto& d : out) d = Dim{};
     ctx.set(0, x.dtype, out);
@@ -213,7 +213,7 @@ DEEPEP_DEFINE_OP(CenterCropPad) {
       for (int64_t i = 0; i < r; ++i) axes.push_back(i);
     SymShape out = *x.shape;
     for (size_t i = 0; i < axes.size(); ++i) {
-      Dim& d = out[size_t(normalize_axis(axes[i], r, ctx.node))];
+      Dim& d = out[size_t(axis_in(axes[i], r, ctx.node))];
       d = shape && i < shape->size() ? Dim::known((*shape)[i]) : Dim{};
     }
     ctx.set(0, x.dtype, out);
@@ -230,7 +230,7 @@ DEEPEP_DEFINE_OP(CenterCropPad) {
     Shape out = x.shape();
     std::vector<bool> seen(size_t(r), false);
     for (size_t i = 0; i < axes.size(); ++i) {
-      const size_t a = size_t(normalize_axis(axes[i], r, ctx.node));
+      const size_t a = size_t(axis_in(axes[i], r, ctx.node));
       DEEPEP_CHECK(!seen[a], ctx.node.describe(), ": axis ", axes[i], " is repeated");
       seen[a] = true;
       DEEPEP_CHECK(shape[i] >= 0, ctx.node.describe(), ": invalid target size ", shape[i]);

@@ -167,7 +167,7 @@ DEEPEP_DEFINE_OP(Squeeze) {
         drop[size_t(d)] = dd.value == 1;
       }
     } else {
-      for (int64_t a : *axes) drop[size_t(normalize_axis(a, r, ctx.node))] = true;
+      for (int64_t a : *axes) drop[size_t(axis_in(a, r, ctx.node))] = true;
     }
     SymShape out;
     for (int64_t d = 0; d < r; ++d)
@@ -183,7 +183,7 @@ DEEPEP_DEFINE_OP(Squeeze) {
       for (int64_t d = 0; d < r; ++d) drop[size_t(d)] = x.dim(int(d)) == 1;
     } else {
       for (int64_t a : *axes) {
-        int64_t d = normalize_axis(a, r, ctx.node);
+        int64_t d = axis_in(a, r, ctx.node);
         DEEPEP_CHECK(r > 0, ctx.node.describe(), ": cannot squeeze a scalar");
         DEEPEP_CHECK(x.dim(int(d)) == 1, ctx.node.describe(), ": cannot squeeze axis ", a,
                      " of shape ", shape_str(x.shape()), " (its size is not 1)");

@@ -62,7 +62,7 @@ void scatter_elements(KernelContext& ctx) {
   DEEPEP_CHECK(x.rank() == idx.rank() && x.rank() > 0, ctx.node.describe(), ": data ",
                shape_str(x.shape()), " and indices ", shape_str(idx.shape()),
                " must have the same rank >= 1");
-  const int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), x.rank(), ctx.node);
+  const int64_t axis = axis_in(ctx.node.attr_int("axis", 0), x.rank(), ctx.node);
   for (int d = 0; d < x.rank(); ++d)
     DEEPEP_CHECK(d == axis || idx.dim(d) <= x.dim(d), ctx.node.describe(), ": indices shape ",
                  shape_str(idx.shape()), " exceeds data shape ", shape_str(x.shape()), " on axis ", d);

@@ -27,7 +27,7 @@ void complete_args(const Node& node, SliceArgs& a, int64_t r) {
                ": starts, ends, axes and steps must have the same length");
   std::vector<bool> seen(size_t(r), false);
   for (size_t i = 0; i < n; ++i) {
-    a.axes[i] = normalize_axis(a.axes[i], r, node);
+    a.axes[i] = axis_in(a.axes[i], r, node);
     DEEPEP_CHECK(r > 0 && !seen[size_t(a.axes[i])], node.describe(), ": axis ", a.axes[i],
                  " is repeated");
     seen[size_t(a.axes[i])] = true;
@@ -117,7 +117,7 @@ void infer_slice(InferContext& ctx) {
   }
   SymShape out = *x.shape;
   if (!known) {
-    for (int64_t ax : a.axes) out[size_t(normalize_axis(ax, r, ctx.node))] = Dim{};
+    for (int64_t ax : a.axes) out[size_t(axis_in(ax, r, ctx.node))] = Dim{};
     ctx.set(0, x.dtype, out);
     return;
   }
@@ -128,9 +128,14 @@ void infer_slice(InferContext& ctx) {
       int64_t s, len;
       resolve(a.starts[i], a.ends[i], a.steps[i], d.value, &s, &len);
       d = Dim::known(len);
-    } else if (!(a.starts[i] == 0 && a.steps[i] == 1 &&
-                 a.ends[i] >= std::numeric_limits<int32_t>::max())) {
-      d = Dim{};  // a symbolic dim keeps its name only for a whole-axis slice
+    } else {
+      // A symbolic dim keeps its name only for a whole-axis slice, forwards or reversed.
+      constexpr int64_t kBig = std::numeric_limits<int32_t>::max();
+      const bool whole_fwd = a.steps[i] == 1 && (a.starts[i] == 0 || a.starts[i] <= -kBig) &&
+                             a.ends[i] >= kBig;
+      const bool whole_rev = a.steps[i] == -1 && (a.starts[i] == -1 || a.starts[i] >= kBig) &&
+                             a.ends[i] <= -kBig;
+      if (!whole_fwd && !whole_rev) d = Dim{};
     }
   }
   ctx.set(0, x.dtype, out);

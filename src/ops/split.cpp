@@ -59,7 +59,7 @@ DEEPEP_DEFINE_OP(Split) {
     for (size_t i = 0; i < n_out; ++i) ctx.set(int(i), x.dtype, std::nullopt);
     if (!x.shape) return;
     const int64_t r = int64_t(x.shape->size());
-    const int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), r, ctx.node);
+    const int64_t axis = axis_in(ctx.node.attr_int("axis", 0), r, ctx.node);
     bool present = false;
     auto split = const_ints_or_attr(ctx, 1, "split", &present);
     const Dim& d = (*x.shape)[size_t(axis)];
@@ -76,7 +76,7 @@ DEEPEP_DEFINE_OP(Split) {
   };
   def.reference = [](KernelContext& ctx) {
     const Tensor& x = ctx.input(0);
-    const int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), x.rank(), ctx.node);
+    const int64_t axis = axis_in(ctx.node.attr_int("axis", 0), x.rank(), ctx.node);
     DEEPEP_CHECK(x.rank() > 0, ctx.node.describe(), ": cannot split a scalar");
     auto split = ints_from_input_or_attr(ctx, 1, "split");
     const size_t n_out = ctx.outputs.size();

@@ -20,7 +20,7 @@ DEEPEP_DEFINE_OP(TensorScatter) {
                  shape_str(cache.shape()), " and update ", shape_str(upd.shape()),
                  " must have the same rank >= 2");
     DEEPEP_CHECK(upd.dtype() == cache.dtype(), ctx.node.describe(), ": update dtype differs");
-    const int64_t axis = normalize_axis(ctx.node.attr_int("axis", -2), r, ctx.node);
+    const int64_t axis = axis_in(ctx.node.attr_int("axis", -2), r, ctx.node);
     DEEPEP_CHECK(axis > 0, ctx.node.describe(), ": axis must not be the batch axis 0");
     for (int64_t d = 0; d < r; ++d)
       DEEPEP_CHECK(d == axis ? upd.dim(int(d)) <= cache.dim(int(d)) : upd.dim(int(d)) == cache.dim(int(d)),

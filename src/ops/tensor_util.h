@@ -77,6 +77,13 @@ inline Dim dim_merge(const Dim& a, const Dim& b) {
   return b;
 }
 
+// normalize_axis for ops that index a dim with the result: also rejects rank 0
+// (normalize_axis accepts axis 0 of a scalar).
+inline int64_t axis_in(int64_t axis, int64_t rank, const Node& node) {
+  DEEPEP_CHECK(rank > 0, node.describe(), ": axis ", axis, " is out of range for a scalar");
+  return normalize_axis(axis, rank, node);
+}
+
 // Index `idx` into an axis of length n, negative counting from the end.
 inline int64_t norm_index(int64_t idx, int64_t n, const Node& node, const char* what) {
   int64_t j = idx < 0 ? idx + n : idx;

@@ -29,6 +29,7 @@ int cmp3(T a, T b) {
 
 using namespace deepep;
 using namespace deepep::ops;
+using namespace deepep::ops::tensor_detail;
 
 DEEPEP_DEFINE_OP(Unique) {
   def.infer = [](InferContext& ctx) {
@@ -36,7 +37,7 @@ DEEPEP_DEFINE_OP(Unique) {
     const Value& x = ctx.input(0);
     if (ctx.node.has_attr("axis") && x.shape) {
       SymShape s = *x.shape;
-      s[size_t(normalize_axis(ctx.node.attr_int("axis", 0), int64_t(s.size()), ctx.node))] = Dim{};
+      s[size_t(axis_in(ctx.node.attr_int("axis", 0), int64_t(s.size()), ctx.node))] = Dim{};
       ctx.set(0, x.dtype, s);
     } else {
       ctx.set(0, x.dtype, ctx.node.has_attr("axis") ? std::nullopt
@@ -51,7 +52,7 @@ DEEPEP_DEFINE_OP(Unique) {
     const Shape shape = has_axis ? x.shape() : Shape{x.numel()};
     DEEPEP_CHECK(!shape.empty(), ctx.node.describe(), ": cannot take unique slices of a scalar");
     const int64_t axis =
-        has_axis ? normalize_axis(ctx.node.attr_int("axis", 0), x.rank(), ctx.node) : 0;
+        has_axis ? axis_in(ctx.node.attr_int("axis", 0), x.rank(), ctx.node) : 0;
     const int64_t n = shape[size_t(axis)];
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < axis; ++d) outer *= shape[size_t(d)];
