@@ -169,7 +169,7 @@ struct Loader {
       const char* kind = tp.has_sequence_type() ? "sequence" : tp.has_optional_type() ? "optional"
                          : tp.has_map_type() ? "map" : "non-tensor";
       throw Error(detail::concat("value '", v->name, "' has a ", kind,
-                                 " type; DeepEP supports tensor values only"));
+                                 " type, which DeepEP does not support (tensor values only)"));
     }
     const auto& tt = tp.tensor_type();
     if (tt.elem_type() != 0) v->dtype = to_dtype(tt.elem_type(), "value '" + v->name + "'");

@@ -1,5 +1,5 @@
 // Ops that only change the shape, never the bytes: Reshape, Flatten, Squeeze,
-// Unsqueeze, Identity. Outputs share the input's storage (see view_as).
+// Unsqueeze. Outputs share the input's storage (see view_as).
 #include <map>
 
 #include "ops/tensor_util.h"
@@ -240,13 +240,5 @@ DEEPEP_DEFINE_OP(Unsqueeze) {
     int k = 0;
     for (bool b : is_new) out.push_back(b ? 1 : x.dim(k++));
     ctx.set_output(0, view_as(x, out));
-  };
-}
-
-DEEPEP_DEFINE_OP(Identity) {
-  def.infer = infer_same_as_input;
-  def.reference = [](KernelContext& ctx) {
-    const Tensor& x = ctx.input(0);
-    ctx.set_output(0, view_as(x, x.shape()));
   };
 }
