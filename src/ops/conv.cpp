@@ -116,40 +116,40 @@ struct Geom3 {
 };
 
 // Walks the (channel, kernel offset) rows of the column matrix and, within
-// each, the output rows; calls f(col_row_ptr, src_row_ptr_or_null, lo, hi, iw0)
-// where output columns [lo, hi) read input column iw0 + ow * stride.
+// each, the output rows r0..r1 (a row: one (od, oh) pair, OW columns); calls
+// f(col_row_ptr, src_row_ptr_or_null, lo, hi, iw0, stride, OW) where output
+// columns [lo, hi) read input column iw0 + ow * stride.
 template <class T, class C, class F>
-void walk_cols(T* x, int64_t channels, const SpatialGeom& sg, C* col, F&& f) {
+void walk_cols(T* x, int64_t channels, const SpatialGeom& sg, int64_t r0, int64_t r1, C* col, F&& f) {
   const Geom3 g(sg);
-  const int64_t OW = g.out[2], osz = g.out[0] * g.out[1] * g.out[2];
+  const int64_t OW = g.out[2], OH = g.out[1], ncols = (r1 - r0) * OW;
   const int64_t W = g.in[2], H = g.in[1], D = g.in[0];
   for (int64_t c = 0; c < channels; ++c)
     for (int64_t kd = 0; kd < g.k[0]; ++kd)
       for (int64_t kh = 0; kh < g.k[1]; ++kh)
         for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-          C* row = col + (((c * g.k[0] + kd) * g.k[1] + kh) * g.k[2] + kw) * osz;
+          C* row = col + (((c * g.k[0] + kd) * g.k[1] + kh) * g.k[2] + kw) * ncols;
           const int64_t iw0 = kw * g.d[2] - g.p[2];
           // Output columns whose input column lies in [0, W).
           int64_t lo = iw0 >= 0 ? 0 : (-iw0 + g.s[2] - 1) / g.s[2];
           int64_t hi = W - iw0 <= 0 ? 0 : (W - iw0 + g.s[2] - 1) / g.s[2];
           lo = std::min(lo, OW);
           hi = std::clamp(hi, lo, OW);
-          for (int64_t od = 0; od < g.out[0]; ++od) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t od = r / OH, oh = r % OH;
             const int64_t id = od * g.s[0] - g.p[0] + kd * g.d[0];
-            for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-              const int64_t ih = oh * g.s[1] - g.p[1] + kh * g.d[1];
-              C* dst = row + (od * g.out[1] + oh) * OW;
-              const bool inside = id >= 0 && id < D && ih >= 0 && ih < H;
-              f(dst, inside ? x + ((c * D + id) * H + ih) * W : nullptr, lo, hi, iw0, g.s[2], OW);
-            }
+            const int64_t ih = oh * g.s[1] - g.p[1] + kh * g.d[1];
+            C* dst = row + (r - r0) * OW;
+            const bool inside = id >= 0 && id < D && ih >= 0 && ih < H;
+            f(dst, inside ? x + ((c * D + id) * H + ih) * W : nullptr, lo, hi, iw0, g.s[2], OW);
           }
         }
 }
-}  // namespace
 
+// im2col of output rows [r0, r1) only: a [channels*k, (r1-r0)*OW] block.
 template <class T>
-void im2col(const T* x, int64_t channels, const SpatialGeom& g, T* col) {
-  walk_cols(x, channels, g, col,
+void im2col_rows(const T* x, int64_t channels, const SpatialGeom& g, int64_t r0, int64_t r1, T* col) {
+  walk_cols(x, channels, g, r0, r1, col,
             [](T* dst, const T* src, int64_t lo, int64_t hi, int64_t iw0, int64_t sw, int64_t OW) {
               if (!src) {
                 std::fill(dst, dst + OW, T(0));
@@ -163,9 +163,21 @@ void im2col(const T* x, int64_t channels, const SpatialGeom& g, T* col) {
             });
 }
 
+int64_t out_rows(const SpatialGeom& g) {
+  int64_t r = 1;
+  for (int i = 0; i + 1 < g.nd; ++i) r *= g.out[i];
+  return r;
+}
+}  // namespace
+
+template <class T>
+void im2col(const T* x, int64_t channels, const SpatialGeom& g, T* col) {
+  im2col_rows(x, channels, g, 0, out_rows(g), col);
+}
+
 template <class T>
 void col2im(const T* col, int64_t channels, const SpatialGeom& g, T* y) {
-  walk_cols(y, channels, g, col,
+  walk_cols(y, channels, g, 0, out_rows(g), col,
             [](const T* src, T* dst, int64_t lo, int64_t hi, int64_t iw0, int64_t sw, int64_t) {
               if (!dst) return;
               for (int64_t ow = lo; ow < hi; ++ow) dst[iw0 + ow * sw] = T(dst[iw0 + ow * sw] + src[ow]);
@@ -224,35 +236,93 @@ bool is_pointwise(const SpatialGeom& g) {
 
 // y[n, m, :] = sum W[m] * im2col(x[n, group]) for every image and group;
 // C is the compute type (float, double or int32 with int64 accumulation).
+// The column matrix is built in chunks of output rows small enough to stay
+// in cache; (image, group, chunk) jobs run one per thread when there are
+// enough of them, else in turn with a threaded GEMM each.
+// Depthwise-style convs (one input channel per group): each output plane is
+// a sum of shifted, scaled input rows; no column matrix.
+template <class C>
+void conv_depthwise(const ConvShapes& s, const C* x, const C* w, C* y) {
+  const SpatialGeom& sg = s.g;
+  const Geom3 g(sg);
+  const int64_t isz = sg.in_size(), osz = sg.out_size(), ksz = sg.k_size();
+  const int64_t OW = g.out[2], OH = g.out[1], W = g.in[2], H = g.in[1], D = g.in[0];
+  const int64_t planes = s.N * s.M;
+  const double work = double(planes) * double(osz) * double(ksz);
+  parallel_for(planes, threads_for_work(work), [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl) {
+      const int64_t n = pl / s.M, m = pl % s.M, gi = m / s.Mg;
+      const C* xp = x + (n * s.C + gi) * isz;
+      C* yp = y + pl * osz;
+      std::fill(yp, yp + osz, C(0));
+      for (int64_t kd = 0; kd < g.k[0]; ++kd)
+        for (int64_t kh = 0; kh < g.k[1]; ++kh)
+          for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+            const C wv = w[m * ksz + (kd * g.k[1] + kh) * g.k[2] + kw];
+            const int64_t iw0 = kw * g.d[2] - g.p[2], sw = g.s[2];
+            int64_t lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+            int64_t hi = W - iw0 <= 0 ? 0 : (W - iw0 + sw - 1) / sw;
+            lo = std::min(lo, OW);
+            hi = std::clamp(hi, lo, OW);
+            for (int64_t od = 0; od < g.out[0]; ++od) {
+              const int64_t id = od * g.s[0] - g.p[0] + kd * g.d[0];
+              if (id < 0 || id >= D) continue;
+              for (int64_t oh = 0; oh < OH; ++oh) {
+                const int64_t ih = oh * g.s[1] - g.p[1] + kh * g.d[1];
+                if (ih < 0 || ih >= H) continue;
+                const C* __restrict src = xp + (id * H + ih) * W + iw0;
+                C* __restrict dst = yp + (od * OH + oh) * OW;
+                if (sw == 1)
+                  for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
+                else
+                  for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow * sw];
+              }
+            }
+          }
+    }
+  });
+}
+
 template <class C>
 void conv_core(const ConvShapes& s, const C* x, const C* w, C* y) {
   const SpatialGeom& g = s.g;
   const int64_t isz = g.in_size(), osz = g.out_size(), ksz = g.k_size();
   const int64_t kdim = s.Cg * ksz;
   const bool direct = is_pointwise(g);
-  const int64_t jobs = s.N * s.group;
-  const double job_work = double(s.Mg) * double(osz) * double(kdim);
-  const int total_threads = threads_for_work(job_work * double(jobs));
-  // Many small GEMMs (grouped/depthwise convs, batches): one job per thread;
-  // else jobs in turn, each GEMM threaded.
-  const bool split_jobs = jobs > 1 && threads_for_work(job_work) < total_threads;
-  parallel_for(jobs, split_jobs ? total_threads : 1, [&](int64_t b, int64_t e) {
-    std::vector<C> col(direct ? 0 : static_cast<size_t>(kdim * osz));
+  if constexpr (is_floating_v<C>) {
+    if (s.Cg == 1 && s.group > 1 && !direct) return conv_depthwise(s, x, w, y);
+  }
+  const int64_t OW = g.out.back(), rows = out_rows(g);
+  int64_t chunk_rows = rows;
+  if (!direct && OW > 0) {
+    const int64_t target_cols = std::max<int64_t>(256, (int64_t(1) << 18) / std::max<int64_t>(kdim, 1));
+    chunk_rows = std::clamp<int64_t>(target_cols / OW, 1, std::max<int64_t>(rows, 1));
+  }
+  const int64_t nchunks = rows > 0 ? (rows + chunk_rows - 1) / chunk_rows : 1;
+  const int64_t jobs = s.N * s.group * nchunks;
+  const double total_work = double(s.N * s.group) * double(s.Mg) * double(osz) * double(kdim);
+  const int threads = threads_for_work(total_work);
+  const bool split_jobs = threads > 1 && jobs >= 2 * threads;
+  parallel_for(jobs, split_jobs ? threads : 1, [&](int64_t b, int64_t e) {
+    std::vector<C> col(direct ? 0 : static_cast<size_t>(kdim * std::min(chunk_rows, rows) * OW));
     for (int64_t job = b; job < e; ++job) {
-      const int64_t n = job / s.group, gi = job % s.group;
+      const int64_t ch = job % nchunks, ng = job / nchunks;
+      const int64_t n = ng / s.group, gi = ng % s.group;
+      const int64_t r0 = ch * chunk_rows, r1 = std::min(rows, r0 + chunk_rows);
+      const int64_t c0 = direct ? 0 : r0 * OW, ncols = direct ? osz : (r1 - r0) * OW;
       const C* xg = x + (n * s.C + gi * s.Cg) * isz;
       const C* cols = xg;
       if (!direct) {
-        im2col(xg, s.Cg, g, col.data());
+        im2col_rows(xg, s.Cg, g, r0, r1, col.data());
         cols = col.data();
       }
       const C* wg = w + gi * s.Mg * kdim;
-      C* yg = y + (n * s.M + gi * s.Mg) * osz;
+      C* yg = y + (n * s.M + gi * s.Mg) * osz + c0;
       if constexpr (std::is_same_v<C, float>) {
-        sgemm(false, false, s.Mg, osz, kdim, 1.f, wg, kdim, cols, osz, 0.f, yg, osz,
+        sgemm(false, false, s.Mg, ncols, kdim, 1.f, wg, kdim, cols, ncols, 0.f, yg, osz,
               split_jobs ? 1 : 0);
       } else {
-        gemm_generic<acc_t<C>>(false, false, s.Mg, osz, kdim, wg, kdim, cols, osz,
+        gemm_generic<acc_t<C>>(false, false, s.Mg, ncols, kdim, wg, kdim, cols, ncols,
                                [&](int64_t i, int64_t j, auto acc) { yg[i * osz + j] = C(acc); });
       }
     }
