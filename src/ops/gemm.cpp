@@ -245,6 +245,28 @@ bool cpu_has_avx2() {
 }
 #endif
 
+// Dot product of two contiguous float rows, 8 lanes of partial sums.
+float dot(const float* a, const float* b, int64_t n) {
+  int64_t k = 0;
+  float sum = 0.f;
+#ifdef DEEPEP_HAVE_VEC
+  v4sf s0 = v4sf{} + 0.f, s1 = s0;
+  for (; k + 8 <= n; k += 8) {
+    v4sf a0, a1, b0, b1;
+    std::memcpy(&a0, a + k, 16);
+    std::memcpy(&a1, a + k + 4, 16);
+    std::memcpy(&b0, b + k, 16);
+    std::memcpy(&b1, b + k + 4, 16);
+    s0 += a0 * b0;
+    s1 += a1 * b1;
+  }
+  s0 += s1;
+  sum = (s0[0] + s0[1]) + (s0[2] + s0[3]);
+#endif
+  for (; k < n; ++k) sum += a[k] * b[k];
+  return sum;
+}
+
 void gemm_block_dispatch(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
 #ifdef DEEPEP_X86_AVX2
   if (cpu_has_avx2()) return gemm_block_avx2(g, m0, m1, n0, n1);
@@ -278,6 +300,19 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       }
       float* c = C + i * ldc;
       for (int64_t j = 0; j < N; ++j) c[j] = alpha * r[j] + (beta != 0.f ? beta * c[j] : 0.f);
+    }
+    return;
+  }
+  if (M <= 2 && trans_b) {
+    // Row-vector times rows of B: dot products of contiguous rows.
+    std::vector<float> arow(static_cast<size_t>(K));
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t k = 0; k < K; ++k) arow[k] = trans_a ? A[k * lda + i] : A[i * lda + k];
+      float* c = C + i * ldc;
+      for (int64_t j = 0; j < N; ++j) {
+        const float v = alpha * dot(arow.data(), B + j * ldb, K);
+        c[j] = v + (beta != 0.f ? beta * c[j] : 0.f);
+      }
     }
     return;
   }
