@@ -445,6 +445,7 @@ DEEPEP_DEFINE_OP(Conv) {
   def.reference = conv_kernel;
   def.cost = [](const Node& n, const std::vector<Shape>& in, const std::vector<Shape>& out) {
     Cost c;
+    c.bytes = bytes_moved(in, out);
     if (in.size() >= 2 && !out.empty()) c.flops = 2.0 * double(shape_numel(out[0])) *
                                                    double(shape_numel(in[1]) / std::max<int64_t>(1, in[1][0]));
     return c;

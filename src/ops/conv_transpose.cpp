@@ -125,6 +125,13 @@ DEEPEP_DEFINE_OP(ConvTranspose) {
     }
     ctx.set(0, x.dtype, shape);
   };
+  def.cost = [](const Node&, const std::vector<Shape>& in, const std::vector<Shape>& out) {
+    Cost c;
+    c.bytes = bytes_moved(in, out);
+    if (in.size() >= 2 && !in[1].empty() && in[1][0] > 0)
+      c.flops = 2.0 * double(shape_numel(in[0])) * double(shape_numel(in[1]) / in[1][0]);
+    return c;
+  };
   def.reference = [](KernelContext& ctx) {
     const Node& node = ctx.node;
     const Tensor& x = ctx.input(0);

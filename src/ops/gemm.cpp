@@ -439,6 +439,7 @@ DEEPEP_DEFINE_OP(Gemm) {
   def.reference = gemm_kernel;
   def.cost = [](const Node&, const std::vector<Shape>& in, const std::vector<Shape>& out) {
     Cost c;
+    c.bytes = bytes_moved(in, out);
     if (in.size() >= 2 && in[0].size() == 2 && !out.empty() && out[0].size() == 2)
       c.flops = 2.0 * double(out[0][0]) * double(out[0][1]) * double(in[0][0] * in[0][1]) /
                 double(std::max<int64_t>(1, out[0][0]));

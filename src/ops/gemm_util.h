@@ -92,6 +92,14 @@ void im2col(const T* x, int64_t channels, const SpatialGeom& g, T* col);
 template <class T>
 void col2im(const T* col, int64_t channels, const SpatialGeom& g, T* y);
 
+// Bytes a node moves, counting 4-byte elements (cost functions see shapes only).
+inline double bytes_moved(const std::vector<Shape>& in, const std::vector<Shape>& out) {
+  double n = 0;
+  for (const Shape& s : in) n += double(shape_numel(s));
+  for (const Shape& s : out) n += double(shape_numel(s));
+  return 4.0 * n;
+}
+
 // Symbolic output shape [N, C, out...] when the input spatial dims are known.
 std::optional<SymShape> conv_like_shape(const InferContext& ctx, const Dim& channels,
                                         const std::vector<int64_t>& kernel, bool ceil_mode = false);

@@ -162,6 +162,7 @@ DEEPEP_DEFINE_OP(MatMul) {
   def.reference = matmul_kernel;
   def.cost = [](const Node&, const std::vector<Shape>& in, const std::vector<Shape>& out) {
     Cost c;
+    c.bytes = bytes_moved(in, out);
     if (in.size() >= 2 && !in[0].empty() && !out.empty())
       c.flops = 2.0 * double(shape_numel(out[0])) * double(in[0].back());
     return c;
