@@ -270,12 +270,12 @@ void conv_depthwise(const ConvShapes& s, const C* x, const C* w, C* y) {
               for (int64_t oh = 0; oh < OH; ++oh) {
                 const int64_t ih = oh * g.s[1] - g.p[1] + kh * g.d[1];
                 if (ih < 0 || ih >= H) continue;
-                const C* __restrict src = xp + (id * H + ih) * W + iw0;
+                const C* __restrict src = xp + (id * H + ih) * W;
                 C* __restrict dst = yp + (od * OH + oh) * OW;
                 if (sw == 1)
-                  for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
+                  for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[iw0 + ow];
                 else
-                  for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow * sw];
+                  for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[iw0 + ow * sw];
               }
             }
           }
