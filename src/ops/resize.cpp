@@ -27,6 +27,9 @@ struct Params {
   bool exclude_outside = false;
   double extrapolation = 0.0;
   bool antialias = false;
+  // The ONNX reference does roi arithmetic in the roi's own precision; a
+  // float32 roi is computed in float so coordinates tie exactly like there.
+  bool roi_single = false;
 };
 
 // The per-axis plan: output size, the scale used by the coordinate transform,
@@ -177,9 +180,15 @@ double source_coord(const Params& prm, double j, double scale, int64_t in, int64
     case Ctm::kAlignCorners: return out_w == 1 ? 0.0 : j * double(in - 1) / (out_w - 1);
     case Ctm::kAsymmetric: return j / scale;
     case Ctm::kTfCropAndResize: {
-      double x = out_w == 1 ? (roi1 - roi0) * double(in - 1) / 2
-                            : j * (roi1 - roi0) * double(in - 1) / (out_w - 1);
-      x += roi0 * double(in - 1);
+      double x;
+      if (prm.roi_single) {
+        const float span = float(roi1) - float(roi0);
+        x = out_w == 1 ? double(span * float(in - 1) / 2.0f) : j * double(span) * double(in - 1) / (out_w - 1);
+        x += double(float(roi0) * float(in - 1));
+      } else {
+        x = out_w == 1 ? (roi1 - roi0) * double(in - 1) / 2 : j * (roi1 - roi0) * double(in - 1) / (out_w - 1);
+        x += roi0 * double(in - 1);
+      }
       extrapolate = x < 0 || x > double(in - 1);
       return x;
     }
@@ -531,6 +540,7 @@ DEEPEP_DEFINE_OP(Resize) {
                              known);
     DEEPEP_CHECK(rq.has_value(), n.describe(), ": missing scales input");
     if (prm.ctm != Ctm::kTfCropAndResize) rq->roi.clear();
+    prm.roi_single = ctx.has_input(1) && ctx.input(1).dtype() != DType::kFloat64;
     run_resize(ctx, prm, *rq);
   };
 }

@@ -46,7 +46,10 @@ std::vector<Activation> parse_activations(const Node& n, Kind kind, int dirs) {
     else if (kind == Kind::kGru) names = {"Sigmoid", "Tanh"};
     else names = {"Sigmoid", "Tanh", "Tanh"};
   }
-  if (int(names.size()) == per_dir && dirs == 2) names.insert(names.end(), names.begin(), names.end());
+  if (int(names.size()) == per_dir && dirs == 2) {
+    const std::vector<std::string> one = names;
+    names.insert(names.end(), one.begin(), one.end());
+  }
   DEEPEP_CHECK(int(names.size()) == per_dir * dirs, n.describe(), ": activations has ", names.size(),
                " entries, expected ", per_dir * dirs);
   const std::vector<float> alphas = n.attr_floats("activation_alpha");
