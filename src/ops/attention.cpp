@@ -123,19 +123,20 @@ void run_attention(KernelContext& ctx) {
   const Tensor& Q = ctx.input(0);
   const Tensor& K = ctx.input(1);
   const Tensor& V = ctx.input(2);
-  DEEPEP_CHECK(Q.dtype() == K.dtype() && Q.dtype() == V.dtype(), n.describe(),
-               ": Q, K and V dtypes differ");
+  // Q (and Y, qk_matmul_output) are T1; K, V and the caches are T2.
+  DEEPEP_CHECK(K.dtype() == V.dtype(), n.describe(), ": K and V dtypes differ");
   const Dims d = attention_dims(ctx);
   const int64_t T = d.P + d.Skv;
   const DType dt = Q.dtype();
+  const DType kvt = K.dtype();
 
   std::vector<double> q = load_doubles(Q, ctx.op());
   std::vector<double> k_cur = load_doubles(K, ctx.op());
   std::vector<double> v_cur = load_doubles(V, ctx.op());
   std::vector<double> pk, pv;
   if (ctx.has_input(4)) {
-    DEEPEP_CHECK(ctx.input(4).dtype() == dt && ctx.input(5).dtype() == dt, n.describe(),
-                 ": past_key/past_value dtype differs from Q");
+    DEEPEP_CHECK(ctx.input(4).dtype() == kvt && ctx.input(5).dtype() == kvt, n.describe(),
+                 ": past_key/past_value dtype differs from K");
     pk = load_doubles(ctx.input(4), ctx.op());
     pv = load_doubles(ctx.input(5), ctx.op());
   }
@@ -151,8 +152,8 @@ void run_attention(KernelContext& ctx) {
   if (mask) {
     DEEPEP_CHECK(mask->rank() >= 1 && mask->rank() <= 4, n.describe(), ": attn_mask must have rank 1 to 4, got ",
                  shape_str(mask->shape()));
-    DEEPEP_CHECK(mask->dtype() == DType::kBool || mask->dtype() == dt, n.describe(),
-                 ": attn_mask must be bool or ", dtype_name(dt), ", got ", dtype_name(mask->dtype()));
+    DEEPEP_CHECK(mask->dtype() == DType::kBool || dtype_size(mask->dtype()) > 0, n.describe(),
+                 ": unsupported attn_mask dtype ", dtype_name(mask->dtype()));
     Shape ms(4, 1);
     for (int i = 0; i < mask->rank(); ++i) ms[4 - mask->rank() + i] = mask->dim(i);
     const std::array<int64_t, 3> target{d.B, d.Hq, d.Sq};
@@ -171,7 +172,8 @@ void run_attention(KernelContext& ctx) {
       const bool* p = mask->data<bool>();
       for (size_t i = 0; i < mvals.size(); ++i) mvals[i] = p[i] ? 0.0 : kNegInf;
     } else {
-      mvals = load_doubles(*mask, ctx.op());
+      // An additive mask (the spec's float mask; other numeric types add as numbers).
+      for (size_t i = 0; i < mvals.size(); ++i) mvals[i] = mask->get_double(int64_t(i));
     }
   }
   const bool causal = n.attr_int("is_causal", 0) != 0;
@@ -247,8 +249,8 @@ void run_attention(KernelContext& ctx) {
     }
 
   store_doubles(ctx.output(0, dt, yshape), y, ctx.op());
-  if (ctx.output_requested(1)) store_doubles(ctx.output(1, dt, {d.B, d.Hkv, T, d.Dk}), kk, ctx.op());
-  if (ctx.output_requested(2)) store_doubles(ctx.output(2, dt, {d.B, d.Hkv, T, d.Dv}), vv, ctx.op());
+  if (ctx.output_requested(1)) store_doubles(ctx.output(1, kvt, {d.B, d.Hkv, T, d.Dk}), kk, ctx.op());
+  if (ctx.output_requested(2)) store_doubles(ctx.output(2, kvt, {d.B, d.Hkv, T, d.Dv}), vv, ctx.op());
   if (want_qk) store_doubles(ctx.output(3, dt, {d.B, d.Hq, d.Sq, T}), qk_out, ctx.op());
 }
 
@@ -268,7 +270,8 @@ void infer_attention(InferContext& ctx) {
   if (!ctx.has_input(0)) return;
   const Node& n = ctx.node;
   const DType dt = ctx.input(0).dtype;
-  for (size_t i = 0; i < ctx.outputs.size() && i < 4; ++i) ctx.set(int(i), dt, std::nullopt);
+  const DType kvt = ctx.has_input(1) ? ctx.input(1).dtype : dt;
+  for (size_t i = 0; i < ctx.outputs.size() && i < 4; ++i) ctx.set(int(i), i == 1 || i == 2 ? kvt : dt, std::nullopt);
   if (!ctx.has_input(1) || !ctx.has_input(2)) return;
   const auto& qs = ctx.input(0).shape;
   const auto& ks = ctx.input(1).shape;
@@ -306,8 +309,8 @@ void infer_attention(InferContext& ctx) {
     ctx.set(0, dt, SymShape{B, Sq, Dv.is_known() ? mul_dim(Dv, hq) : Dim{}});
   else
     ctx.set(0, dt, SymShape{B, Hq, Sq, Dv});
-  if (ctx.outputs.size() > 1) ctx.set(1, dt, SymShape{B, Hkv, Tot, Dk});
-  if (ctx.outputs.size() > 2) ctx.set(2, dt, SymShape{B, Hkv, Tot, Dv});
+  if (ctx.outputs.size() > 1) ctx.set(1, kvt, SymShape{B, Hkv, Tot, Dk});
+  if (ctx.outputs.size() > 2) ctx.set(2, kvt, SymShape{B, Hkv, Tot, Dv});
   if (ctx.outputs.size() > 3) ctx.set(3, dt, SymShape{B, Hq, Sq, Tot});
 }
 

@@ -44,14 +44,15 @@ void cubic_coeffs(double t, double c[4]) {
 
 template <class T>
 double to_double(T v) {
-  if constexpr (std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>) return double(float(v));
+  if constexpr (std::is_same_v<T, bool>) return v ? 1.0 : 0.0;
+  else if constexpr (std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>) return double(float(v));
   else return double(v);
 }
 
 template <class T>
 T from_double(double v) {
-  if constexpr (is_floating_v<T>) return T(v);
-  else return T(v);  // truncation, like numpy's astype
+  if constexpr (std::is_same_v<T, bool>) return v != 0;
+  else return T(v);  // integers truncate, like numpy's astype
 }
 
 void run_grid_sample(KernelContext& ctx) {
@@ -124,7 +125,7 @@ void run_grid_sample(KernelContext& ctx) {
     return -1;
   };
 
-  dispatch_numeric(X.dtype(), ctx.op(), [&](auto tag) {
+  dispatch_all(X.dtype(), ctx.op(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* xs = X.data<T>();
     T* ys = Y.data<T>();

@@ -285,7 +285,9 @@ int64_t nearest_index(const Params& prm, double x, double scale, int64_t in) {
 
 template <class T>
 T saturate_from_double(double v) {
-  if constexpr (is_floating_v<T>) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v != 0;
+  } else if constexpr (is_floating_v<T>) {
     return T(v);
   } else {
     if (std::isnan(v)) return T(0);
@@ -330,7 +332,7 @@ void run_resize(KernelContext& ctx, const Params& prm, const Request& rq) {
       }
     }
     const auto ist = strides_of(in);
-    dispatch_numeric(X.dtype(), ctx.op(), [&](auto tag) {
+    dispatch_all(X.dtype(), ctx.op(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* src = X.data<T>();
       T* dst = Y.data<T>();
@@ -356,6 +358,7 @@ void run_resize(KernelContext& ctx, const Params& prm, const Request& rq) {
   }
 
   // Linear / cubic: separable passes in double.
+  DEEPEP_CHECK(X.dtype() != DType::kBool, n.describe(), ": linear and cubic modes need a numeric input, got bool");
   std::vector<double> buf(size_t(X.numel()));
   dispatch_numeric(X.dtype(), ctx.op(), [&](auto tag) {
     using T = typename decltype(tag)::type;
