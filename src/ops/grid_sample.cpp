@@ -94,6 +94,7 @@ void run_grid_sample(KernelContext& ctx) {
     dims[size_t(i)] = X.dim(2 + i);
     plane *= dims[size_t(i)];
   }
+  DEEPEP_CHECK(plane > 0, n.describe(), ": cannot sample from an empty input ", shape_str(X.shape()));
   const auto xst = strides_of(Shape(dims.begin(), dims.end()));
   std::vector<double> lo(static_cast<size_t>(r)), hi(static_cast<size_t>(r));
   for (int i = 0; i < r; ++i) {

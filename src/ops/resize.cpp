@@ -16,7 +16,7 @@ namespace deepep::ops {
 namespace {
 
 enum class Mode { kNearest, kLinear, kCubic };
-enum class Ctm { kHalfPixel, kPytorchHalfPixel, kAlignCorners, kAsymmetric, kTfCropAndResize, kHalfPixelSymmetric };
+enum class Ctm { kHalfPixel, kPytorchHalfPixel, kAlignCorners, kAsymmetric, kTfCropAndResize, kHalfPixelSymmetric, kTfHalfPixelForNn };
 enum class NearestMode { kRoundPreferFloor, kRoundPreferCeil, kFloor, kCeil, kSimple };
 
 struct Params {
@@ -65,7 +65,7 @@ Params read_params(const Node& n, bool legacy) {
   else if (ctm == "asymmetric") p.ctm = Ctm::kAsymmetric;
   else if (ctm == "tf_crop_and_resize") p.ctm = Ctm::kTfCropAndResize;
   else if (ctm == "half_pixel_symmetric") p.ctm = Ctm::kHalfPixelSymmetric;
-  else if (ctm == "tf_half_pixel_for_nn") p.ctm = Ctm::kHalfPixel;  // opset 11 alias
+  else if (ctm == "tf_half_pixel_for_nn") p.ctm = Ctm::kTfHalfPixelForNn;  // opset 11 only
   else DEEPEP_FAIL(n.describe(), ": unsupported coordinate_transformation_mode '", ctm, "'");
   std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
   if (nm == "round_prefer_floor") p.nearest = NearestMode::kRoundPreferFloor;
@@ -194,6 +194,7 @@ double source_coord(const Params& prm, double j, double scale, int64_t in, int64
     }
     case Ctm::kPytorchHalfPixel: return out_w == 1 ? -0.5 : (j + 0.5) / scale - 0.5;
     case Ctm::kHalfPixel: return (j + 0.5) / scale - 0.5;
+    case Ctm::kTfHalfPixelForNn: return (j + 0.5) / scale;
     case Ctm::kHalfPixelSymmetric: {
       const double adjustment = double(out_int) / out_w;
       const double center = double(in) / 2;
