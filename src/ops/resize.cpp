@@ -312,7 +312,6 @@ void run_resize(KernelContext& ctx, const Params& prm, const Request& rq) {
                  ": cannot resize an empty axis ", a, " to size ", plan.out[size_t(a)]);
   Tensor& Y = ctx.output(0, X.dtype(), plan.out);
   if (Y.numel() == 0) return;
-  const bool tf = prm.ctm == Ctm::kTfCropAndResize;
 
   if (prm.mode == Mode::kNearest) {
     // Per-axis source index maps, then one gather.
@@ -354,7 +353,6 @@ void run_resize(KernelContext& ctx, const Params& prm, const Request& rq) {
         }
       }
     });
-    (void)tf;
     return;
   }
 
@@ -441,16 +439,13 @@ std::vector<double> doubles_of(const Tensor& t) {
 // Reads scales/sizes/roi/axes for Resize from inputs or constants.
 // `get(i)` returns input i's tensor or nullptr.
 template <class Get>
-std::optional<Request> resize_request(const Node& n, Get get, bool& known) {
+std::optional<Request> resize_request(const Node& n, Get get) {
   Request rq;
-  known = true;
+  bool known = true;
   rq.axes = n.attr_ints("axes");
   if (n.opset > 0 && n.opset < 11) {
     const Tensor* s = get(1);
-    if (!s) {
-      known = false;
-      return std::nullopt;
-    }
+    if (!s) return std::nullopt;
     rq.scales = doubles_of(*s);
     return rq;
   }
@@ -526,10 +521,9 @@ using namespace deepep::ops;
 
 DEEPEP_DEFINE_OP(Resize) {
   def.infer = [](InferContext& ctx) {
-    bool known;
     std::optional<Request> rq;
     try {
-      rq = resize_request(ctx.node, [&](int i) { return ctx.constant(i); }, known);
+      rq = resize_request(ctx.node, [&](int i) { return ctx.constant(i); });
     } catch (const Error&) {
       rq.reset();
     }
@@ -539,9 +533,7 @@ DEEPEP_DEFINE_OP(Resize) {
     const Node& n = ctx.node;
     const bool legacy = n.opset > 0 && n.opset < 11;
     Params prm = read_params(n, legacy);
-    bool known;
-    auto rq = resize_request(n, [&](int i) -> const Tensor* { return ctx.has_input(i) ? &ctx.input(i) : nullptr; },
-                             known);
+    auto rq = resize_request(n, [&](int i) -> const Tensor* { return ctx.has_input(i) ? &ctx.input(i) : nullptr; });
     DEEPEP_CHECK(rq.has_value(), n.describe(), ": missing scales input");
     if (prm.ctm != Ctm::kTfCropAndResize) rq->roi.clear();
     prm.roi_single = ctx.has_input(1) && ctx.input(1).dtype() != DType::kFloat64;
