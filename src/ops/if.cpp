@@ -1,6 +1,8 @@
 // If (opsets 1-25): runs then_branch or else_branch, which read the enclosing
 // graph's values directly and take no inputs; the branch's outputs are the
 // node's outputs. Tensor values only (the loader rejects sequence/optional).
+#include <cstring>
+
 #include "ops/op_util.h"
 
 namespace deepep::ops {
@@ -11,6 +13,15 @@ const Graph& branch(const Node& n, const char* name) {
   DEEPEP_CHECK(a && !a->graphs.empty() && a->graphs[0], n.describe(), ": missing graph attribute '",
                name, "'");
   return *a->graphs[0];
+}
+
+// Copies a branch result into output i's own storage (from the runtime's
+// allocator). A branch may return an enclosing value or a view of one; if the
+// output aliased it, a memory plan measured on a run that took the other
+// branch would let later nodes overwrite the output.
+void emit(KernelContext& ctx, int i, const Tensor& t) {
+  Tensor& o = ctx.output(i, t.dtype(), t.shape());
+  if (t.nbytes()) std::memcpy(o.raw(), t.raw(), t.nbytes());
 }
 
 // Merges the symbolic shapes of the two branches' outputs: equal dims stay,
@@ -60,6 +71,7 @@ DEEPEP_DEFINE_OP(If) {
     DEEPEP_CHECK(g.outputs.size() == ctx.outputs.size(), n.describe(), ": ", which, " has ",
                  g.outputs.size(), " outputs, the node has ", ctx.outputs.size());
     std::vector<Tensor> outs = ctx.subgraphs->run(g, {});
-    for (size_t i = 0; i < outs.size(); ++i) ctx.set_output(int(i), std::move(outs[i]));
+    for (size_t i = 0; i < outs.size(); ++i)
+      if (ctx.output_requested(int(i))) emit(ctx, int(i), outs[i]);
   };
 }

@@ -39,23 +39,32 @@ Shape empty_stack_shape(const Value* v) {
   return s;
 }
 
-// Stacks equally typed and shaped tensors along a new axis 0.
-Tensor stack0(const std::vector<Tensor>& parts, const Node& n, int k) {
+// Copies `t` into output i's own storage (from the runtime's allocator): a
+// carried value may be the initial input or an enclosing value (or a view of
+// one) depending on the data, and an output aliasing it would break a memory
+// plan measured on a run where it did not.
+void emit(KernelContext& ctx, int i, const Tensor& t) {
+  Tensor& o = ctx.output(i, t.dtype(), t.shape());
+  if (t.nbytes()) std::memcpy(o.raw(), t.raw(), t.nbytes());
+}
+
+// Stacks equally typed and shaped tensors along a new axis 0 into output `i`.
+void stack0(KernelContext& ctx, int i, const std::vector<Tensor>& parts, int k) {
+  const Node& n = ctx.node;
   const Tensor& first = parts[0];
   Shape s = first.shape();
   s.insert(s.begin(), int64_t(parts.size()));
-  Tensor out(first.dtype(), s);
+  Tensor& out = ctx.output(i, first.dtype(), s);
   char* dst = static_cast<char*>(out.raw());
   const size_t each = first.nbytes();
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const Tensor& p = parts[i];
+  for (size_t j = 0; j < parts.size(); ++j) {
+    const Tensor& p = parts[j];
     DEEPEP_CHECK(p.dtype() == first.dtype() && p.shape() == first.shape(), n.describe(),
                  ": scan output ", k, " is ", dtype_name(p.dtype()), shape_str(p.shape()),
-                 " in iteration ", i, " but ", dtype_name(first.dtype()), shape_str(first.shape()),
+                 " in iteration ", j, " but ", dtype_name(first.dtype()), shape_str(first.shape()),
                  " in iteration 0; scan outputs must keep their type and shape");
-    if (each) std::memcpy(dst + i * each, p.raw(), each);
+    if (each) std::memcpy(dst + j * each, p.raw(), each);
   }
-  return out;
 }
 
 }  // namespace
@@ -139,11 +148,12 @@ DEEPEP_DEFINE_OP(Loop) {
       for (int k = 0; k < K; ++k)
         if (ctx.output_requested(N + k)) scans[k].push_back(std::move(outs[1 + N + k]));
     }
-    for (int i = 0; i < N; ++i) ctx.set_output(i, std::move(carried[i]));
+    for (int i = 0; i < N; ++i)
+      if (ctx.output_requested(i)) emit(ctx, i, carried[i]);
     for (int k = 0; k < K; ++k) {
       if (!ctx.output_requested(N + k)) continue;
       if (!scans[k].empty()) {
-        ctx.set_output(N + k, stack0(scans[k], n, k));
+        stack0(ctx, N + k, scans[k], k);
         continue;
       }
       // Zero iterations: an empty tensor of the body's static element type.

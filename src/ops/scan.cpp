@@ -63,6 +63,15 @@ void place_at(Tensor& dst, int axis, int64_t idx, const Tensor& src) {
       std::memcpy(d + (o * sp.len + idx) * sp.inner, s + o * sp.inner, sp.inner);
 }
 
+// Copies `t` into output i's own storage (from the runtime's allocator): a
+// final state may be the initial input or an enclosing value (or a view of
+// one) depending on the data, and an output aliasing it would break a memory
+// plan measured on a run where it did not.
+void emit(KernelContext& ctx, int i, const Tensor& t) {
+  Tensor& o = ctx.output(i, t.dtype(), t.shape());
+  if (t.nbytes()) std::memcpy(o.raw(), t.raw(), t.nbytes());
+}
+
 // Static element dims of a body output, open dims as 0 (used only for empty results).
 Shape static_dims(const Value* v) {
   Shape s;
@@ -143,7 +152,8 @@ void run_scan9(KernelContext& ctx) {
       elems[k].push_back(std::move(outs[N + k]));
     }
   }
-  for (int i = 0; i < N; ++i) ctx.set_output(i, std::move(states[i]));
+  for (int i = 0; i < N; ++i)
+    if (ctx.output_requested(i)) emit(ctx, i, states[i]);
   for (int k = 0; k < K; ++k) {
     const Value* b = body.outputs[N + k];
     DType dt = seq > 0 ? elems[k][0].dtype() : b->dtype;
@@ -211,7 +221,7 @@ void run_scan8(KernelContext& ctx) {
   }
   for (int i = 0; i < N; ++i) {
     if (batch == 0) {
-      ctx.set_output(i, ctx.input(1 + i));
+      emit(ctx, i, ctx.input(1 + i));
       continue;
     }
     const auto& parts = final_states[i];
@@ -234,7 +244,8 @@ void run_scan8(KernelContext& ctx) {
     Shape es = first ? first->shape() : static_dims(bv);
     Shape s = es;
     s.insert(s.begin(), {batch, max_seq});
-    Tensor out = Tensor::zeros(dt, s);  // steps past a sequence's length stay zero
+    Tensor& out = ctx.output(N + k, dt, s);
+    if (out.nbytes()) std::memset(out.raw(), 0, out.nbytes());  // steps past a sequence's length stay zero
     Shape flat = es;
     flat.insert(flat.begin(), batch * max_seq);
     Tensor view = out.reshaped(flat);
@@ -243,7 +254,6 @@ void run_scan8(KernelContext& ctx) {
         check_same(*first, elems[k][b][t], n, "scan output", k);
         place_at(view, 0, b * max_seq + int64_t(t), elems[k][b][t]);
       }
-    ctx.set_output(N + k, std::move(out));
   }
 }
 

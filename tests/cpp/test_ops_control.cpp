@@ -130,7 +130,12 @@ TEST(ControlOps, IfBranchMayReturnAnEnclosingValueAndEmptyTensors) {
     auto r = run(g, {boolean(c), empty});
     EXPECT_EQ(r[0].shape(), (Shape{0, 3}));
   }
-  EXPECT_EQ(vals<float>(run(g, {boolean(true), f32({2}, {-7, 7})})[0]), (std::vector<float>{-7, 7}));
+  Tensor x = f32({2}, {-7, 7});
+  auto r = run(g, {boolean(true), x});
+  EXPECT_EQ(vals<float>(r[0]), (std::vector<float>{-7, 7}));
+  // The output has its own storage: whether it would alias x depends on the
+  // data, and a memory plan measured on the other branch must stay valid.
+  EXPECT_NE(r[0].raw(), x.raw());
 }
 
 TEST(ControlOps, IfErrors) {
@@ -228,8 +233,10 @@ TEST(ControlOps, LoopCarriesValuesAndStacksScanOutputs) {
 
 TEST(ControlOps, LoopWithZeroIterationsReturnsInitialValuesAndEmptyScans) {
   LoopGraph m(true, true);
-  auto r = run(m.g, {i64({}, {0}), boolean(true), f32({3}, {1, 2, 3}), f32({3}, {1, 1, 1})});
+  Tensor y0 = f32({3}, {1, 2, 3});
+  auto r = run(m.g, {i64({}, {0}), boolean(true), y0, f32({3}, {1, 1, 1})});
   EXPECT_EQ(vals<float>(r[0]), (std::vector<float>{1, 2, 3}));
+  EXPECT_NE(r[0].raw(), y0.raw());  // a copy, not the input itself
   EXPECT_EQ(r[1].shape(), (Shape{0, 3}));  // element shape from the body's static type
   EXPECT_EQ(r[2].shape(), (Shape{0}));
   // A false initial condition runs nothing either.
@@ -454,8 +461,10 @@ TEST(ControlOps, Scan9ZeroLengthAndErrors) {
   set_graph(n, "body", sum_body(g, dims({2})));
   set_int(n, "num_scan_inputs", 1);
   g.outputs = n->outputs;
-  auto r = run(g, {f32({2}, {3, 4}), f32({0, 2}, {})});
+  Tensor init0 = f32({2}, {3, 4});
+  auto r = run(g, {init0, f32({0, 2}, {})});
   EXPECT_EQ(vals<float>(r[0]), (std::vector<float>{3, 4}));
+  EXPECT_NE(r[0].raw(), init0.raw());  // a copy, not the input itself
   EXPECT_EQ(r[1].shape(), (Shape{0, 2}));
   // A scalar scan input, a bad axis, a wrong num_scan_inputs.
   EXPECT_THROW(run(g, {f32({2}, {3, 4}), f32({}, {1})}), Error);
