@@ -130,12 +130,12 @@ TEST(ControlOps, IfBranchMayReturnAnEnclosingValueAndEmptyTensors) {
     auto r = run(g, {boolean(c), empty});
     EXPECT_EQ(r[0].shape(), (Shape{0, 3}));
   }
-  Tensor x = f32({2}, {-7, 7});
-  auto r = run(g, {boolean(true), x});
+  Tensor xt = f32({2}, {-7, 7});
+  auto r = run(g, {boolean(true), xt});
   EXPECT_EQ(vals<float>(r[0]), (std::vector<float>{-7, 7}));
   // The output has its own storage: whether it would alias x depends on the
   // data, and a memory plan measured on the other branch must stay valid.
-  EXPECT_NE(r[0].raw(), x.raw());
+  EXPECT_NE(r[0].raw(), xt.raw());
 }
 
 TEST(ControlOps, IfErrors) {
