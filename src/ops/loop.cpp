@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 
+#include "frontend/onnx_loader.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
@@ -37,6 +38,29 @@ Shape empty_stack_shape(const Value* v) {
   if (v->shape)
     for (const Dim& d : *v->shape) s.push_back(d.is_known() ? d.value : 0);
   return s;
+}
+
+// Gives the body's untyped inputs (ONNX function expansions leave them open)
+// the types the loop feeds them, and re-infers the body, so its outputs' types
+// are known (e.g. the element type of a scan output after zero iterations).
+// Carried values get their dtype only: their shape may change per iteration.
+void type_body_inputs(const InferContext& ctx, Graph& body) {
+  bool changed = false;
+  auto fill = [&](Value* v, DType dt, std::optional<SymShape> s) {
+    if (v->dtype == DType::kUndefined && dt != DType::kUndefined) {
+      v->dtype = dt;
+      changed = true;
+    }
+    if (!v->shape && s) {
+      v->shape = std::move(s);
+      changed = true;
+    }
+  };
+  if (body.inputs.size() > 0) fill(body.inputs[0], DType::kInt64, SymShape{});
+  if (body.inputs.size() > 1) fill(body.inputs[1], DType::kBool, SymShape{});
+  for (size_t i = 2; i < body.inputs.size(); ++i)
+    if (ctx.has_input(int(i))) fill(body.inputs[i], ctx.input(int(i)).dtype, std::nullopt);
+  if (changed) infer_shapes(body);
 }
 
 // Copies `t` into output i's own storage (from the runtime's allocator): a
@@ -75,7 +99,8 @@ using namespace deepep::ops;
 
 DEEPEP_DEFINE_OP(Loop) {
   def.infer = [](InferContext& ctx) {
-    const Graph& body = body_of(ctx.node);
+    Graph& body = const_cast<Graph&>(body_of(ctx.node));  // the node owns its body
+    type_body_inputs(ctx, body);
     const int n_carried = std::max(0, int(ctx.inputs.size()) - 2);
     const int n_out = int(ctx.outputs.size());
     if (int(body.outputs.size()) != 1 + n_out) return;

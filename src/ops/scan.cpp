@@ -10,6 +10,7 @@
 // The body reads the enclosing graph's values directly. Tensor values only.
 #include <cstring>
 
+#include "frontend/onnx_loader.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
@@ -61,6 +62,46 @@ void place_at(Tensor& dst, int axis, int64_t idx, const Tensor& src) {
   if (sp.inner)
     for (int64_t o = 0; o < sp.outer; ++o)
       std::memcpy(d + (o * sp.len + idx) * sp.inner, s + o * sp.inner, sp.inner);
+}
+
+// Gives the body's untyped inputs (ONNX function expansions leave them open)
+// the types the scan feeds them, and re-infers the body: states keep their
+// type; a scan element is its input without the scanned axis (and, in
+// Scan-8, without the batch axis).
+void type_body_inputs(const InferContext& ctx, Graph& body, int lead, int N, int M) {
+  if (int(body.inputs.size()) != N + M) return;
+  const Node& n = ctx.node;
+  std::vector<int64_t> axes = n.attr_ints("scan_input_axes");
+  bool changed = false;
+  for (int j = 0; j < N + M; ++j) {
+    Value* b = body.inputs[j];
+    if (!ctx.has_input(lead + j)) continue;
+    const Value& x = ctx.input(lead + j);
+    if (b->dtype == DType::kUndefined && x.dtype != DType::kUndefined) {
+      b->dtype = x.dtype;
+      changed = true;
+    }
+    if (b->shape || !x.shape) continue;
+    SymShape s = *x.shape;
+    if (j >= N) {
+      const int64_t r = int64_t(s.size());
+      if (is_scan8(n)) {
+        if (r < 2) continue;
+        s.erase(s.begin(), s.begin() + 2);
+      } else {
+        int64_t a = j - N < int(axes.size()) ? axes[size_t(j - N)] : 0;
+        if (a < 0) a += r;
+        if (a < 0 || a >= r) continue;
+        s.erase(s.begin() + a);
+      }
+    } else if (is_scan8(n)) {
+      if (s.empty()) continue;
+      s.erase(s.begin());
+    }
+    b->shape = std::move(s);
+    changed = true;
+  }
+  if (changed) infer_shapes(body);
 }
 
 // Copies `t` into output i's own storage (from the runtime's allocator): a
@@ -266,13 +307,14 @@ using namespace deepep::ops;
 DEEPEP_DEFINE_OP(Scan) {
   def.infer = [](InferContext& ctx) {
     const Node& n = ctx.node;
-    const Graph& body = body_of(n);
+    Graph& body = const_cast<Graph&>(body_of(n));  // the node owns its body
     const bool v8 = is_scan8(n);
     const int lead = v8 ? 1 : 0;
     const int64_t M = n.attr_int("num_scan_inputs", -1);
     const int N = int(ctx.inputs.size()) - lead - int(M);
     const int K = int(ctx.outputs.size()) - N;
     if (M < 1 || N < 0 || K < 0 || int(body.outputs.size()) != N + K) return;
+    type_body_inputs(ctx, body, lead, N, int(M));
     for (int i = 0; i < N; ++i) {
       const Value* init = ctx.has_input(lead + i) ? &ctx.input(lead + i) : nullptr;
       if (init) ctx.set(i, init->dtype != DType::kUndefined ? init->dtype : body.outputs[i]->dtype, init->shape);

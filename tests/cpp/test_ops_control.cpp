@@ -541,3 +541,55 @@ TEST(ControlOps, ScanBodyMayReadEnclosingValues) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ControlOps, UntypedBodyInputsGetTheirTypesFromTheNode) {
+  // Loop and Scan bodies whose inputs carry no type (as ONNX function
+  // expansions write them): inference types them from the node's inputs, so
+  // an empty scan output after zero iterations still has the right dtype.
+  Graph g;
+  Value* m = input(g, "M", DType::kInt64, SymShape{});
+  Value* y0 = input(g, "y0", DType::kInt32, dims({4}));
+  Value* d = input(g, "d", DType::kInt32, dims({4}));
+  auto body = std::make_shared<Graph>(&g);
+  input(*body, "i", DType::kUndefined);
+  Value* ci = input(*body, "c", DType::kUndefined);
+  Value* y = input(*body, "y", DType::kUndefined);
+  Value* y2 = out(node(*body, "Add", {y, d}, {"y2"}));
+  body->outputs = {ci, y2, y};
+  Node* loop = node(g, "Loop", {m, nullptr, y0}, {"yf", "ys"});
+  set_graph(loop, "body", body);
+  g.outputs = loop->outputs;
+  infer_shapes(g);
+  EXPECT_EQ(body->inputs[0]->dtype, DType::kInt64);
+  EXPECT_EQ(body->inputs[1]->dtype, DType::kBool);
+  EXPECT_EQ(out(loop, 1)->dtype, DType::kInt32);
+  auto r = run(g, {i64({}, {0}), make<int32_t>(DType::kInt32, {4}, {1, 2, 3, 4}),
+                   make<int32_t>(DType::kInt32, {4}, {1, 1, 1, 1})});
+  EXPECT_EQ(r[1].dtype(), DType::kInt32);
+  EXPECT_EQ(r[1].shape(), (Shape{0}));  // the carried shape is left open: [0] plus no dims
+  r = run(g, {i64({}, {2}), make<int32_t>(DType::kInt32, {4}, {1, 2, 3, 4}),
+              make<int32_t>(DType::kInt32, {4}, {10, 10, 10, 10})});
+  EXPECT_EQ(vals<int32_t>(r[0]), (std::vector<int32_t>{21, 22, 23, 24}));
+  EXPECT_EQ(vals<int32_t>(r[1]), (std::vector<int32_t>{1, 2, 3, 4, 11, 12, 13, 14}));
+
+  Graph h;
+  Value* init = input(h, "init", DType::kFloat64, dims({3}));
+  Value* x = input(h, "x", DType::kFloat64, SymShape{Dim::known(3), Dim::sym("T")});
+  auto sb = std::make_shared<Graph>(&h);
+  Value* s = input(*sb, "s", DType::kUndefined);
+  Value* e = input(*sb, "e", DType::kUndefined);
+  Value* s2 = out(node(*sb, "Add", {s, e}, {"s2"}));
+  sb->outputs = {s2, out(node(*sb, "Relu", {s2}, {"r"}))};
+  Node* scan = node(h, "Scan", {init, x}, {"fin", "ys"});
+  set_graph(scan, "body", sb);
+  set_int(scan, "num_scan_inputs", 1);
+  set_ints(scan, "scan_input_axes", {-1});
+  infer_shapes(h);
+  EXPECT_EQ(sym_shape_str(*e->shape), "[3]");
+  EXPECT_EQ(out(scan, 1)->dtype, DType::kFloat64);
+  EXPECT_EQ(sym_shape_str(*out(scan, 1)->shape), "[T,3]");
+}
+
+}  // namespace
