@@ -4,6 +4,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -37,7 +38,41 @@ DType to_dtype(int code, const std::string& what) {
   return DType(code);
 }
 
+bool valid_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+    if (extra < 0 || i + extra >= s.size() + (extra == 0)) return false;
+    for (int k = 1; k <= extra; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += size_t(extra) + 1;
+  }
+  return true;
+}
+
+// `s` with bytes outside printable ASCII written as \xNN (for messages).
+std::string printable(const std::string& s) {
+  std::string r;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f) {
+      r += char(c);
+    } else {
+      char b[5];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      r += b;
+    }
+  }
+  return r;
+}
+
 struct Loader {
+  // Names become Python str (inputs, outputs, messages): they must be UTF-8.
+  void name_ok(const std::string& s, const char* what) {
+    if (!valid_utf8(s))
+      throw Error(detail::concat(display, ": ", what, " '", printable(s), "' is not valid UTF-8"));
+  }
+
   std::string base_dir;
   std::string display;
   std::map<std::string, int64_t> opsets;
@@ -125,13 +160,18 @@ struct Loader {
     }
     Tensor t(dt, shape);
     fs::path p = fs::path(base_dir) / location;
-    DEEPEP_CHECK(fs::exists(p), display, ": external data file '", p.string(), "' for tensor '",
-                 what, "' does not exist");
+    std::error_code ec;
+    const auto st = fs::status(p, ec);
+    DEEPEP_CHECK(fs::exists(st), display, ": external data file '", p.string(), "' for tensor '",
+                 what, "' does not exist", ec && ec != std::errc::no_such_file_or_directory ? " (" + ec.message() + ")" : "");
+    DEEPEP_CHECK(fs::is_regular_file(st), display, ": external data '", p.string(), "' for tensor '",
+                 what, "' is not a regular file");
     const int64_t need = int64_t(t.nbytes());
     DEEPEP_CHECK(length < 0 || length == need, display, ": tensor '", what, "' external length ",
                  length, " does not match its ", need, " bytes");
-    const auto fsize = int64_t(fs::file_size(p));
-    DEEPEP_CHECK(offset >= 0 && offset + need <= fsize, display, ": tensor '", what,
+    const auto fsize = int64_t(fs::file_size(p, ec));
+    DEEPEP_CHECK(!ec, display, ": cannot read the size of '", p.string(), "' for tensor '", what, "': ", ec.message());
+    DEEPEP_CHECK(offset >= 0 && offset <= fsize && need <= fsize - offset, display, ": tensor '", what,
                  "' reads bytes [", offset, ", ", offset + need, ") of '", p.string(),
                  "', which has only ", fsize, " bytes");
     std::ifstream f(p, std::ios::binary);
@@ -177,7 +217,10 @@ struct Loader {
       SymShape s;
       for (const auto& d : tt.shape().dim()) {
         if (d.has_dim_value()) s.push_back(Dim::known(d.dim_value()));
-        else if (d.has_dim_param() && !d.dim_param().empty()) s.push_back(Dim::sym(d.dim_param()));
+        else if (d.has_dim_param() && !d.dim_param().empty()) {
+          name_ok(d.dim_param(), "dimension name");
+          s.push_back(Dim::sym(d.dim_param()));
+        }
         else s.push_back(Dim{});
       }
       v->shape = std::move(s);
@@ -238,6 +281,18 @@ struct Loader {
 
   std::unique_ptr<Graph> convert_graph(const pb::GraphProto& gp, Graph* parent) {
     auto g = std::make_unique<Graph>(parent);
+    name_ok(gp.name(), "graph name");
+    for (const auto& vi : gp.input()) name_ok(vi.name(), "graph input name");
+    for (const auto& vi : gp.output()) name_ok(vi.name(), "graph output name");
+    for (const auto& t : gp.initializer()) name_ok(t.name(), "initializer name");
+    for (const auto& np : gp.node()) {
+      name_ok(np.name(), "node name");
+      name_ok(np.op_type(), "op type");
+      name_ok(np.domain(), "op domain");
+      for (const auto& x : np.input()) name_ok(x, "value name");
+      for (const auto& x : np.output()) name_ok(x, "value name");
+      for (const auto& a : np.attribute()) name_ok(a.name(), "attribute name");
+    }
     g->name = gp.name();
     std::set<std::string> init_names;
     for (const auto& init : gp.initializer()) {
@@ -353,8 +408,12 @@ OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& base_dir,
 }
 
 OnnxModel load_onnx_file(const std::string& path) {
-  DEEPEP_CHECK(fs::exists(path), "model file '", path, "' does not exist");
-  DEEPEP_CHECK(!fs::is_directory(path), "model path '", path, "' is a directory, not a file");
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  DEEPEP_CHECK(!ec || ec == std::errc::no_such_file_or_directory, "cannot open model file '", path,
+               "': ", ec.message());
+  DEEPEP_CHECK(fs::exists(st), "model file '", path, "' does not exist");
+  DEEPEP_CHECK(!fs::is_directory(st), "model path '", path, "' is a directory, not a file");
   std::string bytes;
   read_whole_file(path, bytes);
   return load_onnx_bytes(bytes, fs::path(path).parent_path().string(), path);
