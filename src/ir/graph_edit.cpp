@@ -39,8 +39,8 @@ void replace_in_subgraph(Graph& sg, const Value* from, Value* to) {
     if (v == from) v = to;
 }
 
-std::string where(const Graph& g) { return "graph '" + (g.name.empty() ? std::string("main") : g.name) + "'"; }
-std::string node_at(const Node& n) { return "node #" + std::to_string(n.id) + " " + n.describe(); }
+std::string where(const Graph& g) { return detail::concat("graph '", g.name.empty() ? "main" : g.name, "'"); }
+std::string node_at(const Node& n) { return detail::concat("node #", n.id, " ", n.describe()); }
 
 }  // namespace
 
@@ -70,6 +70,17 @@ Node* UseIndex::sole_consumer(const Value* v) const {
   const auto& us = uses(v);
   if (us.size() != 1 || us[0].input < 0 || is_output(v)) return nullptr;
   return us[0].node;
+}
+
+std::vector<const Value*> reads_of(const Node& n) {
+  std::unordered_set<const Value*> seen;
+  std::vector<const Value*> out;
+  auto add = [&](const Value* v) {
+    if (v && seen.insert(v).second) out.push_back(v);
+  };
+  for (const Value* v : n.inputs) add(v);
+  for_each_subgraph(n, [&](const Graph& sg) { subgraph_reads(sg, add); });
+  return out;
 }
 
 std::vector<Use> uses_of(const Graph& g, const Value* v) { return UseIndex(g).uses(v); }

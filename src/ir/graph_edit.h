@@ -40,6 +40,9 @@ class UseIndex {
   std::unordered_set<const Value*> outputs_;
 };
 
+// The values `n` reads: its inputs, and what its subgraphs read or return
+// from enclosing graphs (each once).
+std::vector<const Value*> reads_of(const Node& n);
 // Reads of `v` by nodes of `g` (one sweep; use UseIndex for many questions).
 std::vector<Use> uses_of(const Graph& g, const Value* v);
 bool is_graph_output(const Graph& g, const Value* v);
