@@ -9,9 +9,11 @@
 // at run time, so the model file does not balloon. A kernel that throws
 // leaves the node alone: the runtime reports the error with its inputs.
 // Why: exporters emit weight transposes, casts and shape arithmetic on
-// constants; computing them per run is waste.
+// constants; computing them per run is waste. Shape inference runs again
+// after a fold: a Reshape whose target just became constant gets its shape.
 #include <unordered_set>
 
+#include "frontend/onnx_loader.h"
 #include "ir/graph_edit.h"
 #include "ir/op_registry.h"
 #include "optimizer/pass.h"
@@ -65,9 +67,11 @@ bool run(Graph& g, PassContext& ctx) {
     folded.insert(&n);
     ctx.count("folded." + n.op_type);
   }
+  if (folded.empty()) return false;
   remove_nodes(g, folded);
+  infer_shapes(g);  // readers of new constants (Reshape targets...) may now infer shapes
   ctx.count("nodes_folded", int64_t(folded.size()));
-  return !folded.empty();
+  return true;
 }
 
 }  // namespace

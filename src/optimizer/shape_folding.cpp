@@ -2,7 +2,7 @@
 // Exporters compute shapes at run time: Shape -> Gather -> Unsqueeze ->
 // Concat -> Reshape. This pass evaluates such int64 values symbolically, as a
 // list of dims (known numbers, symbols, unknowns) from the input shapes the
-// graph states, through Shape (with start/end), Gather (axis 0, constant
+// graph states, through Shape (with start/end), Size, Gather (axis 0, constant
 // indices), Unsqueeze/Squeeze of a scalar, Concat (axis 0), Slice (constant,
 // axis 0, step 1) and Cast between integer types. Then it rewrites:
 //   - a value whose dims are all known becomes a constant (its node goes);
@@ -66,6 +66,7 @@ class Evaluator {
     const Node* n = v->producer;
     if (!n || n->outputs.size() != 1 || !dtype_is_int(v->dtype)) return std::nullopt;
     if (is_op(*n, "Shape")) return shape(*n);
+    if (is_op(*n, "Size")) return size(*n);
     if (is_op(*n, "Cast")) return eval(n->inputs[0]);
     auto in = eval(n->inputs.empty() ? nullptr : n->inputs[0]);
     if (!in) return std::nullopt;
@@ -103,6 +104,18 @@ class Evaluator {
     ShapeValue out;
     for (int64_t i = b; i < e; ++i) out.dims.push_back((*x->shape)[size_t(i)]);
     return out;
+  }
+
+  // Size(x) = the product of x's dims, when all are known.
+  static std::optional<ShapeValue> size(const Node& n) {
+    const Value* x = n.inputs[0];
+    if (!x || !x->shape) return std::nullopt;
+    int64_t numel = 1;
+    for (const Dim& d : *x->shape) {
+      if (!d.is_known()) return std::nullopt;
+      numel *= d.value;
+    }
+    return ShapeValue{{Dim::known(numel)}, true};
   }
 
   static std::optional<ShapeValue> gather(const Node& n, const ShapeValue& in) {

@@ -11,12 +11,14 @@ TEST(ShapeFolding, ShapeOfAStaticShapeIsAConstant) {
   EXPECT_REWRITE(kShape, R"(graph main(%x: float32[2,3,5]) {
       %s: int64[3] = Shape(%x)
       %t: int64[2] = Shape<start=-2>(%x)
-      return %s, %t
+      %n: int64[] = Size(%x)
+      return %s, %t, %n
     })",
                  R"(graph main(%x: float32[2,3,5]) {
       %s: int64[3] = const[2, 3, 5]
       %t: int64[2] = const[3, 5]
-      return %s, %t
+      %n: int64[] = const[30]
+      return %s, %t, %n
     })");
 }
 
