@@ -91,7 +91,7 @@ const PassReport* FusionReport::pass(const std::string& name) const {
   return nullptr;
 }
 
-std::string FusionReport::to_json(int indent) const {
+std::string FusionReport::to_json(int indent, bool timings) const {
   nlohmann::ordered_json j;
   j["level"] = level;
   j["precision"] = precision;
@@ -106,7 +106,7 @@ std::string FusionReport::to_json(int indent) const {
     q["level"] = p.level;
     q["runs"] = p.runs;
     q["changes"] = p.changes;
-    q["ms"] = double(int64_t(p.ms * 1000 + 0.5)) / 1000;
+    if (timings) q["ms"] = double(int64_t(p.ms * 1000 + 0.5)) / 1000;
     q["counters"] = nlohmann::ordered_json::object();
     for (const auto& [k, v] : p.counters) q["counters"][k] = v;
     j["passes"].push_back(std::move(q));

@@ -48,8 +48,9 @@ struct FusionReport {
   const PassReport* pass(const std::string& name) const;
   // {"level":2,"precision":"float32","nodes_before":..,"nodes_after":..,
   //  "rounds":[..],"fixed_point":true,"passes":[{"name":..,"level":..,"runs":..,
-  //  "changes":..,"ms":..,"counters":{..}}, ...]}
-  std::string to_json(int indent = -1) const;
+  //  "changes":..,"ms":..,"counters":{..}}, ...]}. Without timings ("ms" left
+  // out) the text is the same on every run, e.g. for a .de file's metadata.
+  std::string to_json(int indent = -1, bool timings = true) const;
 };
 
 // The ordered pass list (all levels); see pipeline.cpp for why this order.
