@@ -6,7 +6,8 @@
 // bytes, up to 64 KiB) are merged first, so nodes reading copies of one
 // constant also merge. One forward sweep; merges cascade downstream.
 // Must not: merge random ops or control flow / nodes with subgraphs
-// (opt::is_pure), nodes whose attributes differ in any way (a float's bits,
+// (opt::is_pure), ops of other domains than ONNX's (their semantics, side
+// effects included, are unknown here), nodes whose attributes differ in any way (a float's bits,
 // a list's order), or a merge that would lose a graph output's name (two
 // outputs computed alike both stay).
 // Why: exporters repeat shape computations and constants per layer; merged,
@@ -73,7 +74,7 @@ bool run(Graph& g, PassContext& ctx) {
   std::unordered_set<const Node*> merged;
   for (const auto& up : g.nodes()) {
     Node& n = *up;
-    if (!opt::is_pure(n) || n.outputs.empty()) continue;
+    if (!n.domain.empty() || !opt::is_pure(n) || n.outputs.empty()) continue;
     auto& bucket = seen[node_key(n)];
     Node* same = nullptr;
     for (Node* m : bucket)

@@ -60,14 +60,17 @@ TEST(CommonSubexpressionElimination, DifferentAttributesDoNotMerge) {
     })");
 }
 
-TEST(CommonSubexpressionElimination, RandomOpsAndTwoOutputsStay) {
-  // Two random draws are two values; two graph outputs keep their two names.
+TEST(CommonSubexpressionElimination, RandomAndForeignOpsAndTwoOutputsStay) {
+  // Two random draws are two values (so may be two calls of an op from
+  // another domain); two graph outputs keep their two names.
   EXPECT_UNCHANGED(kCse, R"(graph main(%x: float32[2]) {
       %r1: float32[2] = RandomUniformLike(%x)
       %r2: float32[2] = RandomUniformLike(%x)
+      %c1: float32[2] = com.example.Sample(%x)
+      %c2: float32[2] = com.example.Sample(%x)
       %a: float32[2] = Relu(%x)
       %b: float32[2] = Relu(%x)
-      return %r1, %r2, %a, %b
+      return %r1, %r2, %c1, %c2, %a, %b
     })");
 }
 
