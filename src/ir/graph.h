@@ -4,6 +4,7 @@
 // Subgraphs (If/Loop/Scan bodies) are Graphs whose `parent` is the enclosing
 // graph; they may read the enclosing graph's values directly.
 #pragma once
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -89,6 +90,13 @@ class Graph {
 
   Value* add_value(const std::string& name);
   Node* add_node(const std::string& op_type, const std::string& name);
+  // Inserts a node at position `pos` of the node list (nodes().size() appends).
+  Node* insert_node(size_t pos, const std::string& op_type, const std::string& name);
+  // Renames a value; `name` must be free (see unique_name).
+  void rename(Value* v, const std::string& name);
+  // `base` if no value of this graph or an enclosing one has that name, else
+  // `base` with the first free numeric suffix ("w_1", "w_2", ...).
+  std::string unique_name(const std::string& base) const;
   // Finds a value by name in this graph, then in enclosing graphs.
   Value* find(const std::string& name) const;
   Graph* parent() const { return parent_; }
@@ -101,12 +109,21 @@ class Graph {
   // Removes nodes for which `dead` is true (used by passes), keeping order.
   template <class Pred>
   void erase_nodes_if(Pred dead);
-  // Renumbers ids after edits.
+  // Removes values for which `dead` is true; the caller ensures that nothing
+  // (node, graph input/output, subgraph) still refers to them.
+  template <class Pred>
+  void erase_values_if(Pred dead);
+  // Renumbers node and value ids after edits.
   void reindex();
 
   std::string name;
-  // Text form, one node a line: "%y: float32[batch,64] = Relu(%x)".
+  // Text form, one node a line: "%y: float32[batch,64] = Relu(%x)"; constants
+  // first ("%w: float32[3] = const[1, 2, 3]", larger ones by digest), then
+  // nodes, subgraphs nested in their attributes. "[*]" is an unknown rank,
+  // "?" an unknown dimension. ir/graph_text_parser.h reads it back.
   std::string to_text() const;
+  // The same, written to `os` with every line but the first indented by `indent`.
+  void print(std::ostream& os, int indent) const;
 
  private:
   Graph* parent_;
@@ -115,12 +132,34 @@ class Graph {
   std::map<std::string, Value*> by_name_;
 };
 
+// Pieces of the text form, shared with its parser and the optimizer.
+// Tensors up to kMaxTextElements print their values, larger ones a digest.
+inline constexpr int64_t kMaxTextElements = 64;
+std::string quote_text(const std::string& s);  // "a\"b", with \\, \n, \xHH escapes
+uint64_t tensor_digest(const Tensor& t);       // FNV-1a of the bytes
+std::string tensor_data_text(const Tensor& t);  // "[1, 2, 3]" or "<digest>"
+
 template <class Pred>
 void Graph::erase_nodes_if(Pred dead) {
   std::vector<std::unique_ptr<Node>> kept;
   for (auto& n : nodes_)
     if (!dead(*n)) kept.push_back(std::move(n));
   nodes_ = std::move(kept);
+  reindex();
+}
+
+template <class Pred>
+void Graph::erase_values_if(Pred dead) {
+  std::vector<std::unique_ptr<Value>> kept;
+  for (auto& v : values_) {
+    if (!dead(*v)) {
+      kept.push_back(std::move(v));
+      continue;
+    }
+    auto it = by_name_.find(v->name);
+    if (it != by_name_.end() && it->second == v.get()) by_name_.erase(it);
+  }
+  values_ = std::move(kept);
   reindex();
 }
 

@@ -44,7 +44,7 @@ TEST(Graph, TextForm) {
   y->producer = n;
   g.outputs.push_back(y);
   EXPECT_EQ(g.to_text(),
-            "graph main(%x: float32[batch,4]) {\n  %y: undefined[?] = Relu(%x)\n  return %y\n}\n");
+            "graph main(%x: float32[batch,4]) {\n  %y: undefined[*] = Relu(%x)\n  return %y\n}\n");
 }
 
 TEST(OpRegistry, EveryOpHasAReferenceKernel) {
