@@ -5,7 +5,7 @@
     outputs = engine.run({"input": array})   # {name: numpy array}
 """
 from deepep._deepep import Error, InputError
-from deepep.engine import Engine
+from deepep.engine import Engine, Session
 
-__all__ = ["Engine", "Error", "InputError"]
+__all__ = ["Engine", "Session", "Error", "InputError"]
 __version__ = "0.1.0"

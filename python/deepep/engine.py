@@ -38,14 +38,70 @@ def deepep_input_error(msg: str) -> Exception:
     return _deepep.InputError(msg)
 
 
+def parse_size(size) -> int:
+    """Bytes from an int or a string like "8G", "512M", "64k" (powers of 1024)."""
+    if size is None:
+        return 0
+    if isinstance(size, int):
+        if size < 0:
+            raise ValueError(f"memory pool size must be non-negative, got {size}")
+        return size
+    text = str(size).strip().upper().removesuffix("B").removesuffix("I")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    mult = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"cannot read memory size {size!r}: use e.g. 8G, 512M or a byte count") from None
+    if value < 0:
+        raise ValueError(f"memory pool size must be non-negative, got {size!r}")
+    return int(value * mult)
+
+
+class Session:
+    """One caller's run state: memory plans per input-shape signature and their
+    arena. Sessions of one Engine may run concurrently; one Session serializes."""
+
+    def __init__(self, native):
+        self._native = native
+
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray] | None = None) -> dict:
+        """Runs the model; returns {output name: numpy array} in model order.
+
+        `outputs` may hold preallocated arrays (C-contiguous, right dtype and
+        shape): results are written into them without an extra copy."""
+        if not isinstance(feeds, Mapping):
+            raise TypeError("run expects a dict {input name: numpy array}")
+        raw = [_to_raw(k, v) for k, v in feeds.items()]
+        pre = []
+        for k, v in (outputs or {}).items():
+            if not isinstance(v, np.ndarray) or not v.flags.c_contiguous or not v.flags.writeable:
+                raise ValueError(f"preallocated output '{k}' must be a writable C-contiguous numpy array")
+            pre.append(_to_raw(k, v))
+        out = {}
+        for name, dtype, shape, data in self._native.run_raw(raw, pre):
+            if outputs and name in outputs:
+                out[name] = outputs[name]
+            else:
+                out[name] = data.view(_numpy_dtype(dtype)).reshape(shape)
+        return out
+
+    def memory_report(self) -> dict:
+        """The memory plan of the last run's input shapes: naive_bytes,
+        planned_bytes, lower_bound_bytes, weights_bytes, planned_buffers."""
+        return self._native.memory_report()
+
+
 class Engine:
     """A model loaded for inference on one device.
 
-    `path` is an ONNX file. `device` is "cpu" (CUDA comes with the GPU backend).
-    """
+    `path` is an ONNX model or a .de engine file. `device` is "cpu".
+    `memory_pool_size` caps the activation arena ("8G", "512M" or bytes)."""
 
-    def __init__(self, path: str, device: str = "cpu"):
-        self._engine = _deepep._Engine.load(str(path), device)
+    def __init__(self, path, device: str = "cpu", memory_pool_size=None):
+        self._engine = _deepep._Engine.load(str(path), device, parse_size(memory_pool_size))
+        self._session = Session(self._engine.create_session())
 
     @property
     def inputs(self) -> list[dict]:
@@ -60,19 +116,26 @@ class Engine:
     def device(self) -> str:
         return self._engine.device
 
+    @property
+    def metadata(self) -> dict:
+        """A .de file's metadata (precision, fusion level and report, I/O specs); {} for ONNX."""
+        import json
+
+        return json.loads(self._engine.metadata_json)
+
     def graph_text(self) -> str:
         """The model's graph in DeepEP's IR text form."""
         return self._engine.graph_text()
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Runs the model; returns {output name: numpy array} in model order."""
-        if not isinstance(feeds, Mapping):
-            raise TypeError("Engine.run expects a dict {input name: numpy array}")
-        raw = [_to_raw(k, v) for k, v in feeds.items()]
-        out = {}
-        for name, dtype, shape, data in self._engine.run_raw(raw):
-            out[name] = data.view(_numpy_dtype(dtype)).reshape(shape)
-        return out
+    def create_session(self) -> Session:
+        return Session(self._engine.create_session())
+
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray] | None = None) -> dict:
+        """Runs the model on the engine's default session (see Session.run)."""
+        return self._session.run(feeds, outputs)
+
+    def memory_report(self) -> dict:
+        return self._session.memory_report()
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i['name']}: {i['dtype']}{i['shape']}" for i in self.inputs)
