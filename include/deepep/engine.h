@@ -31,6 +31,9 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct EngineOptions {
   std::string device = "cpu";
+  // Graph optimization applied when loading an ONNX model (a .de file is
+  // already optimized): 0 none, 1 clean-up, 2 pattern fusions, 3 aggressive.
+  int fusion_level = 2;
   // Cap on the activation arena (plus workspaces) in bytes; 0: no cap. A plan
   // that needs more is an error naming the bytes required and allowed.
   uint64_t memory_pool_bytes = 0;
@@ -61,7 +64,8 @@ class Engine {
   // The graph in the IR's text form.
   std::string graph_text() const;
   size_t node_count() const;
-  // The .de metadata (JSON); "{}" for a model loaded from ONNX.
+  // The .de metadata (JSON); for an ONNX model, {"fusion": report of the
+  // optimization done at load}.
   const std::string& metadata_json() const;
 
   std::unique_ptr<Session> create_session() const;

@@ -97,10 +97,11 @@ class Engine:
     """A model loaded for inference on one device.
 
     `path` is an ONNX model or a .de engine file. `device` is "cpu".
-    `memory_pool_size` caps the activation arena ("8G", "512M" or bytes)."""
+    `memory_pool_size` caps the activation arena ("8G", "512M" or bytes).
+    `fusion_level` (0-3) is the optimization applied to an ONNX model at load."""
 
-    def __init__(self, path, device: str = "cpu", memory_pool_size=None):
-        self._engine = _deepep._Engine.load(str(path), device, parse_size(memory_pool_size))
+    def __init__(self, path, device: str = "cpu", memory_pool_size=None, fusion_level: int = 2):
+        self._engine = _deepep._Engine.load(str(path), device, parse_size(memory_pool_size), fusion_level)
         self._session = Session(self._engine.create_session())
 
     @property

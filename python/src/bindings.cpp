@@ -132,14 +132,16 @@ NB_MODULE(_deepep, m) {
   nb::class_<Engine>(m, "_Engine")
       .def_static(
           "load",
-          [](const std::string& path, const std::string& device, uint64_t pool) {
+          [](const std::string& path, const std::string& device, uint64_t pool, int fusion_level) {
             EngineOptions o;
             o.device = device;
             o.memory_pool_bytes = pool;
+            o.fusion_level = fusion_level;
             nb::gil_scoped_release release;
             return Engine::load(path, o);
           },
-          nb::arg("path"), nb::arg("device") = "cpu", nb::arg("memory_pool_bytes") = 0)
+          nb::arg("path"), nb::arg("device") = "cpu", nb::arg("memory_pool_bytes") = 0,
+          nb::arg("fusion_level") = 2)
       .def_prop_ro("inputs", [](const Engine& e) { return infos(e.inputs()); })
       .def_prop_ro("outputs", [](const Engine& e) { return infos(e.outputs()); })
       .def_prop_ro("device", &Engine::device)

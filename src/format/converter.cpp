@@ -6,7 +6,9 @@
 
 #include "deepep/error.h"
 #include "format/de_file.h"
+#include "ir/op_registry.h"
 #include "frontend/onnx_loader.h"
+#include "optimizer/pipeline.h"
 
 namespace deepep {
 
@@ -44,6 +46,11 @@ ConvertResult convert_model(const std::string& input_path, const std::string& ou
   progress("load", 0);
   OnnxModel m = load_onnx_file(input_path);
   progress("load", 1);
+  progress("optimize", 0);
+  OptimizeOptions oo;
+  oo.level = options.fusion_level;
+  const FusionReport report = optimize(*m.graph, oo);
+  progress("optimize", 1);
 
   nlohmann::json meta;
   meta["producer"] = "deepep 0.1.0";
@@ -53,6 +60,7 @@ ConvertResult convert_model(const std::string& input_path, const std::string& ou
   meta["precision"] = options.precision;
   meta["fusion_level"] = options.fusion_level;
   meta["nodes"] = m.graph->nodes().size();
+  meta["fusion"] = nlohmann::json::parse(report.to_json(-1, false));
   meta["inputs"] = nlohmann::json::array();
   meta["outputs"] = nlohmann::json::array();
   for (const Value* v : m.graph->inputs) meta["inputs"].push_back(io_spec(v));
@@ -61,6 +69,7 @@ ConvertResult convert_model(const std::string& input_path, const std::string& ou
   DeWriteOptions w;
   w.metadata_json = meta.dump();
   w.opset = m.opset > 0 ? m.opset : 17;
+  w.extra_opsets[kDeepepDomain] = 1;
   w.progress = [&](uint64_t done, uint64_t total) {
     progress("write", total ? double(done) / double(total) : 1.0);
   };

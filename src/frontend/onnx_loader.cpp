@@ -324,7 +324,7 @@ struct Loader {
       n->domain = domain;
       auto os = opsets.find(domain);
       n->opset = os == opsets.end() ? 0 : int(os->second);
-      n->def = domain.empty() ? find_op(np.op_type()) : nullptr;
+      n->def = find_op(domain, np.op_type());
       if (!n->def) {
         unsupported.push_back(detail::concat(domain.empty() ? "" : domain + ".", np.op_type(),
                                              " (node '", np.name(), "', opset ", n->opset, ")"));

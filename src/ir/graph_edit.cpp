@@ -146,7 +146,7 @@ Node* insert_node_before(Graph& g, const Node* before, const std::string& op_typ
                "insert_node_before: the anchor node is not in ", where(g), " (stale ids?)");
   Node* n = g.insert_node(pos, op_type, "");
   n->domain = domain;
-  n->def = domain.empty() ? find_op(op_type) : nullptr;
+  n->def = find_op(domain, op_type);
   n->inputs = std::move(inputs);
   n->outputs = std::move(outputs);
   for (Value* v : n->outputs)

@@ -292,7 +292,7 @@ class Parser {
     node->domain = n.domain;
     node->attrs = std::move(n.attrs);
     node->inputs = std::move(n.inputs);
-    node->def = node->domain.empty() ? find_op(node->op_type) : nullptr;
+    node->def = find_op(node->domain, node->op_type);
     for (Out& o : outs) {
       if (o.name.empty()) {
         node->outputs.push_back(nullptr);

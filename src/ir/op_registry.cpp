@@ -26,8 +26,19 @@ std::map<std::string, OpDef> build_table() {
     ops::define_##NAME(d);                  \
     table.emplace(#NAME, std::move(d));     \
   }
+#define DEEPEP_FUSED_OP(NAME, KIND, FLAGS)                   \
+  {                                                          \
+    OpDef d;                                                 \
+    d.name = #NAME;                                          \
+    d.domain = kDeepepDomain;                                \
+    d.kind = FusionKind::KIND;                               \
+    d.flags = (FLAGS);                                       \
+    ops::define_deepep_##NAME(d);                            \
+    table.emplace(std::string(kDeepepDomain) + "." #NAME, std::move(d)); \
+  }
 #include "ir/ops.def"
 #undef DEEPEP_OP
+#undef DEEPEP_FUSED_OP
   return table;
 }
 }  // namespace
@@ -37,9 +48,15 @@ const std::map<std::string, OpDef>& all_ops() {
   return table;
 }
 
-const OpDef* find_op(const std::string& op_type) {
+const OpDef* find_op(const std::string& op_type) { return find_op("", op_type); }
+
+const OpDef* find_op(const std::string& domain, const std::string& op_type) {
   const auto& t = all_ops();
-  auto it = t.find(op_type);
+  std::string key;
+  if (domain.empty() || domain == "ai.onnx") key = op_type;
+  else if (domain == kDeepepDomain) key = domain + "." + op_type;
+  else return nullptr;
+  auto it = t.find(key);
   return it == t.end() ? nullptr : &it->second;
 }
 

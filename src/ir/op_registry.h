@@ -89,7 +89,8 @@ using InferFn = std::function<void(InferContext&)>;
 using CostFn = std::function<Cost(const Node&, const std::vector<Shape>& in, const std::vector<Shape>& out)>;
 
 struct OpDef {
-  std::string name;  // the ONNX op_type
+  std::string name;    // the op_type
+  std::string domain;  // "" for ONNX ops, "deepep" for DeepEP's fused ops
   FusionKind kind = FusionKind::kOpaque;
   unsigned flags = kNoFlags;
   InferFn infer;      // may be empty: outputs then have unknown shapes
@@ -97,8 +98,13 @@ struct OpDef {
   CostFn cost;        // may be empty: a default from bytes moved is used
 };
 
+// The domain of DeepEP's own (fused) ops; ONNX ops have the empty domain.
+inline constexpr const char* kDeepepDomain = "deepep";
+
 // Looks up an op of the default ONNX domain; nullptr if DeepEP lacks it.
 const OpDef* find_op(const std::string& op_type);
+// Looks up an op of `domain` ("" / "ai.onnx" or "deepep"); nullptr if unknown.
+const OpDef* find_op(const std::string& domain, const std::string& op_type);
 const std::map<std::string, OpDef>& all_ops();
 // Cost of a node on concrete shapes (falls back to elements and bytes moved).
 Cost node_cost(const Node& n, const std::vector<Tensor*>& in, const std::vector<Tensor*>& out);
@@ -106,9 +112,14 @@ Cost node_cost(const Node& n, const std::vector<Tensor*>& in, const std::vector<
 }  // namespace deepep
 
 // In src/ops/<stem>.cpp:  DEEPEP_DEFINE_OP(Relu) { def.reference = ...; def.infer = ...; }
+// DeepEP's own ops (domain "deepep", listed with DEEPEP_FUSED_OP in
+// src/ops/fused.def) use DEEPEP_DEFINE_FUSED_OP(FusedMatMul) { ... }.
 #define DEEPEP_DEFINE_OP(NAME) void ::deepep::ops::define_##NAME(::deepep::OpDef& def)
+#define DEEPEP_DEFINE_FUSED_OP(NAME) void ::deepep::ops::define_deepep_##NAME(::deepep::OpDef& def)
 namespace deepep::ops {
 #define DEEPEP_OP(NAME, KIND, FLAGS) void define_##NAME(::deepep::OpDef& def);
+#define DEEPEP_FUSED_OP(NAME, KIND, FLAGS) void define_deepep_##NAME(::deepep::OpDef& def);
 #include "ir/ops.def"
 #undef DEEPEP_OP
+#undef DEEPEP_FUSED_OP
 }  // namespace deepep::ops

@@ -8,6 +8,7 @@
 
 #include "format/de_file.h"
 #include "frontend/onnx_loader.h"
+#include "optimizer/pipeline.h"
 #include "runtime/executor.h"
 
 namespace deepep {
@@ -83,6 +84,12 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
     impl->metadata_json = std::move(de.metadata_json);
   } else {
     impl->model = load_onnx_file(path);
+    DEEPEP_CHECK(options.fusion_level >= 0 && options.fusion_level <= 3, "fusion level ",
+                 options.fusion_level, " is out of range: choose 0 (none) to 3 (aggressive)");
+    OptimizeOptions o;
+    o.level = options.fusion_level;
+    FusionReport r = optimize(*impl->model.graph, o);
+    impl->metadata_json = "{\"fusion\": " + r.to_json(-1, false) + "}";
   }
   impl->device = options.device;
   impl->options = options;
