@@ -90,9 +90,6 @@ def test_directory(tmp_path):
     assert "directory" in msg
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "core bug: load_onnx_file calls std::filesystem::exists/is_directory without an error_code, "
-    "so ENAMETOOLONG escapes as std::filesystem_error (RuntimeError), not deepep.Error"))
 def test_path_too_long(tmp_path):
     p = str(tmp_path / ("x" * 5000 + ".onnx"))
     _expect_error(p)
@@ -188,10 +185,6 @@ def test_external_data_bad_offset(tmp_path):
     _expect_error(str(bad), "offset")
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "core bug: Loader::read_external calls std::filesystem::file_size on the location, which "
-    "throws std::filesystem_error (RuntimeError) when it is a directory; check is_regular_file "
-    "(with an error_code) and raise deepep::Error naming the tensor"))
 def test_external_data_location_is_a_directory(tmp_path):
     path, _, _, _ = _external_model(tmp_path)
     m = onnx.load(path, load_external_data=False)
@@ -275,9 +268,6 @@ def test_unsupported_numpy_dtype(tmp_path):
     _input_error(e, {"a": np.array([["x"] * 3] * 2), "b": np.zeros((2, 3), np.float32)}, "input 'a'")
 
 
-@pytest.mark.xfail(strict=True, raises=deepep.InputError, reason=(
-    "core bug: python/deepep/engine.py _to_raw uses np.ascontiguousarray, which turns a 0-d "
-    "array into shape (1,); np.asarray(value, order='C') keeps the rank"))
 def test_scalar_input_keeps_rank_zero(tmp_path):
     m = _model([helper.make_node("Relu", ["x"], ["y"])],
                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
@@ -382,11 +372,6 @@ def _with_raw_bytes(model, marker: bytes, raw: bytes) -> bytes:
     return data.replace(marker, raw)
 
 
-UTF8_BUG = ("core bug: names are not checked for UTF-8; nanobind then fails to convert an error "
-            "message or an input name to str and raises UnicodeDecodeError instead of deepep.Error")
-
-
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason=UTF8_BUG)
 def test_non_utf8_node_name_in_an_error_message(tmp_path):
     m = _model([helper.make_node("NoSuchOp", ["x"], ["y"], name="nodeQQQQ")],
                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
@@ -396,7 +381,6 @@ def test_non_utf8_node_name_in_an_error_message(tmp_path):
     _expect_error(str(p), str(p))
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason=UTF8_BUG)
 def test_non_utf8_input_name(tmp_path):
     m = _model([helper.make_node("Relu", ["xQQQQ"], ["y"])],
                [helper.make_tensor_value_info("xQQQQ", TensorProto.FLOAT, [1])],
@@ -546,7 +530,6 @@ def test_fuzzed_models_never_crash(fuzz_run):
     assert int(stats["rejected"]) > 0 and int(stats["loaded"]) > 0
 
 
-@pytest.mark.xfail(strict=True, reason=UTF8_BUG)
 def test_fuzzed_models_raise_only_deepep_errors(fuzz_run):
     bad = [l for l in fuzz_run.stdout.splitlines() if l.startswith("UNEXPECTED")]
     assert fuzz_run.returncode == 0 and not bad, "\n".join(bad[:20])
