@@ -209,11 +209,11 @@ class GraphBuilder:
             return self.op("Conv", x, w, b, dilations=[1, 1], group=groups, kernel_shape=[k, k],
                            pads=[k // 2] * 4, strides=[stride, stride])
 
-    def batch_norm(self, x, name, c):
+    def batch_norm(self, x, name, c, scale_range=(0.5, 1.5)):
         """Eval-mode nn.BatchNorm2d. The running stats are those of x on the calibration batch,
         as in a trained net, so activations stay O(1) at any depth (else mean 0, var 1)."""
         with self.scope(name):
-            scale = self.param("weight", self.uniform((c,), 0.5, 1.5))
+            scale = self.param("weight", self.uniform((c,), *scale_range))
             bias = self.param("bias", self.normal((c,), 0.1))
             x_val = (self.values or {}).get(x)
             if x_val is None:
