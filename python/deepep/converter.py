@@ -13,8 +13,10 @@ made from `input_shapes`; string dims become dynamic axes of that name.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -140,13 +142,12 @@ class Converter:
                     raise ValueError(f"{what} applies to PyTorch models (the example inputs of the ONNX "
                                      f"export); an ONNX model's inputs come from the file")
         else:
-            _require_torch(repr(self.input_model))
-            self._check_shapes()
+            self._check_shapes(_require_torch(repr(self.input_model)))
         self.precision = "fp32"
         self.fusion_level = FUSION_STRATEGIES["standard"]
         self._optimized = False
 
-    def _check_shapes(self):
+    def _check_shapes(self, torch):
         if not self.input_shapes:
             raise ValueError(
                 "input_shapes is required for PyTorch models: give {input name: dims} for each forward() "
@@ -158,9 +159,11 @@ class Converter:
                 if not ok:
                     raise ValueError(f"input_shapes['{name}']: dim {d!r} must be a non-negative int or a "
                                      f"symbol name (an identifier such as 'batch')")
-        for name in self.input_dtypes:
+        for name, dt in self.input_dtypes.items():
             if name not in self.input_shapes:
                 raise ValueError(f"input_dtypes names '{name}', which input_shapes does not have")
+            if not isinstance(getattr(torch, dt, None), torch.dtype):
+                raise ValueError(f"input_dtypes['{name}']: unknown dtype {dt!r} (e.g. float32, float16, int64, bool)")
         for sym, n in self.example_dims.items():
             if n < 0:
                 raise ValueError(f"example_dims['{sym}'] must be non-negative, got {n}")
@@ -221,30 +224,37 @@ class Converter:
                 f"(Converter(input_model=module, input_shapes=...))")
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"{self.input_model} holds a {type(model).__name__}, not a torch.nn.Module")
-        model.eval()
         return torch, model
 
     def _example_inputs(self, torch):
-        import numpy as np
-
         args = []
         for name, dims in self.input_shapes.items():
-            shape = [d if isinstance(d, int) else self.example_dims.get(d, DEFAULT_EXAMPLE_DIM) for d in dims]
-            dtype = np.dtype(self.input_dtypes.get(name, "float32"))
-            if dtype.kind == "f":
-                t = torch.randn(*shape, dtype=getattr(torch, dtype.name))
-            elif dtype.kind in "iu":
-                # Ids, indices and masks: 0/1 are valid for any vocabulary.
-                t = torch.randint(0, 2, shape, dtype=getattr(torch, dtype.name))
-            elif dtype.kind == "b":
-                t = torch.ones(*shape, dtype=torch.bool)
+            shape = tuple(d if isinstance(d, int) else self.example_dims.get(d, DEFAULT_EXAMPLE_DIM) for d in dims)
+            dtype = getattr(torch, self.input_dtypes.get(name, "float32"))
+            if dtype == torch.bool:
+                t = torch.ones(shape, dtype=torch.bool)
+            elif dtype.is_floating_point:
+                t = torch.randn(shape, dtype=dtype)
+            elif dtype.is_complex:
+                raise ValueError(f"input_dtypes['{name}']: complex inputs are not supported")
             else:
-                raise ValueError(f"input_dtypes['{name}']: cannot make example inputs of dtype {dtype}")
+                # Ids, token types, masks, indices: 0 and 1 are valid for any table.
+                t = torch.randint(0, 2, shape, dtype=dtype)
             args.append(t)
         return tuple(args)
 
     def _torch_to_onnx(self, onnx_path: Path):
         torch, model = self._load_torch()
+        was_training = model.training
+        model.eval()
+        try:
+            # The exporters print progress to stdout; keep stdout for the caller's own output.
+            with contextlib.redirect_stdout(sys.stderr):
+                self._export_onnx(torch, model, onnx_path)
+        finally:
+            model.train(was_training)
+
+    def _export_onnx(self, torch, model, onnx_path: Path):
         import inspect
 
         names = list(self.input_shapes)
@@ -271,7 +281,8 @@ class Converter:
                         {i: dims.setdefault(d, torch.export.Dim(d)) for i, d in enumerate(s) if isinstance(d, str)}
                         or None
                         for s in self.input_shapes.values())
-                    kw = dict(input_names=names, dynamic_shapes=shapes if dynamic_axes else None, dynamo=True)
+                    kw = dict(input_names=names, dynamic_shapes=shapes if dynamic_axes else None, dynamo=True,
+                              verbose=False)
                     if self.opset:
                         kw["opset_version"] = self.opset
                     torch.onnx.export(model, args, str(onnx_path), **kw)

@@ -213,3 +213,14 @@ def test_pytorch_needs_input_shapes(tmp_path):
         Converter(str(tmp_path / "m.pt"))
     with pytest.raises(ValueError, match="must be a non-negative int or a symbol name"):
         Converter(str(tmp_path / "m.pt"), input_shapes={"x": [-1, 8]})
+    with pytest.raises(ValueError, match="unknown dtype 'float33'"):
+        Converter(str(tmp_path / "m.pt"), input_shapes={"x": [2, 8]}, input_dtypes={"x": "float33"})
+    with pytest.raises(ValueError, match="input_shapes does not have"):
+        Converter(str(tmp_path / "m.pt"), input_shapes={"x": [2, 8]}, input_dtypes={"y": "int64"})
+
+
+def test_pytorch_module_keeps_its_training_mode(tmp_path):
+    torch = pytest.importorskip("torch")
+    model = _torch_mlp(torch).train()
+    Converter(model, input_shapes={"x": [3, 8]}).export(tmp_path / "m.de")
+    assert model.training
