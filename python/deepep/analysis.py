@@ -30,8 +30,8 @@ CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
 FUSED_DOMAIN = "deepep"
 # Fusing passes report, in the fusion report, how many original nodes they put
 # inside fused kernels as the counter `nodes_fused` (net of nodes they recompute).
-# A report without it (an older pass) falls back to counting each fused kernel
-# in the final graph as two ops, the least any fusion merges.
+# Every fused kernel holds at least two ops, which bounds the count from below
+# where a pass does not report it.
 FUSED_COUNTER = "nodes_fused"
 MIN_FUSED_OPS = 2
 
@@ -95,13 +95,10 @@ def parse_graph_text(text: str) -> GraphStats:
 
 
 def ops_in_fused_kernels(report: dict, final: GraphStats) -> int:
-    """Original nodes inside fused kernels: the passes' `nodes_fused` counters, or
-    (none reported) MIN_FUSED_OPS per fused kernel of the final graph."""
-    counted = [p.get("counters", {}).get(FUSED_COUNTER) for p in report.get("passes", [])]
-    counted = [c for c in counted if c is not None]
-    if counted:
-        return int(sum(counted))
-    return MIN_FUSED_OPS * final.fused_kernels
+    """Original nodes inside fused kernels: the passes' `nodes_fused` counters, and
+    at least MIN_FUSED_OPS per fused kernel of the final graph."""
+    counted = sum(int(p.get("counters", {}).get(FUSED_COUNTER, 0)) for p in report.get("passes", []))
+    return max(counted, MIN_FUSED_OPS * final.fused_kernels)
 
 
 def engine_stats(engine) -> GraphStats:

@@ -240,11 +240,13 @@ def test_graph_text_parser_on_fused_and_quoted_nodes():
         ("", "If", 0), ("", "Relu", 1)]
     assert s.kernels == 5 and s.subgraph_kernels == 1 and s.fused_kernels == 2
     assert s.compute_ops == 3  # two fused kernels and Relu
-    # The passes' nodes_fused counters when reported, else two ops per fused kernel.
+    # The passes' nodes_fused counters, and at least two ops per fused kernel.
     report = {"passes": [{"name": "a", "counters": {"nodes_fused": 5}}, {"name": "b", "counters": {}},
                          {"name": "c", "counters": {"nodes_fused": 2}}]}
     assert analysis.ops_in_fused_kernels(report, s) == 7
+    assert analysis.ops_in_fused_kernels({"passes": [{"name": "a", "counters": {"nodes_fused": 3}}]}, s) == 4
     assert analysis.ops_in_fused_kernels({"passes": [{"name": "a", "counters": {}}]}, s) == 4
+    assert analysis.ops_in_fused_kernels({"passes": []}, analysis.GraphStats()) == 0
 
 
 def test_graph_text_parser_matches_engine_on_zoo_models(tmp_path):
