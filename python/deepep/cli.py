@@ -138,7 +138,6 @@ def _human_bytes(n) -> str:
         if abs(n) < 1024 or unit == "GiB":
             return f"{n} B" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
-    return f"{n:.2f} TiB"
 
 
 class ProgressBar:
