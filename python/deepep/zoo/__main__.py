@@ -1,5 +1,6 @@
 # CLI of the offline model zoo: python -m deepep.zoo NAME -o FILE.onnx [options]; --list.
 import argparse
+import os
 import sys
 import time
 
@@ -33,6 +34,7 @@ def main(argv=None):
         model = build(a.name, **opts)
     except (TypeError, ValueError) as e:
         p.error(str(e))
+    os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     size = save(model, a.output)
     print(f"{a.output}: {a.name}{' (small)' if a.small else ''}, "
           f"{n_params(model) / 1e6:.2f}M params, {len(model.graph.node)} nodes, "
