@@ -19,11 +19,15 @@
 // graph output; when Softmax is not over the last axis; when the scale is not
 // a constant scalar; when the mask is not float32 (Add) / bool (Where) or
 // does not broadcast to [batch, heads, q, k] (a dim known to differ, or a
-// symbol other than the target's; an unknown '?' dim is left to the kernel's
-// run-time check); when a Where's fill is not a constant scalar; for types
-// other than float32.
+// symbol other than the target's; where the mask's or the scores' dim is an
+// unknown '?' -- exported sequence lengths often are -- the kernel checks at
+// run time and raises an error where the chain would have broadcast the
+// scores to a larger shape); when a Where's fill is not a constant scalar;
+// when Q, K, V may differ in batch (MatMul broadcasts a batch of 1); for
+// types other than float32.
 // Why: the chain is ~10 kernels and 3 copies (the transposes) per layer over
 // [B, H, S, S] scores; fused, the scores of a block of query rows stay in cache.
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -43,6 +47,24 @@ std::optional<std::vector<int64_t>> perm_of(const Node& t) {
 
 bool dim_eq(const Dim& a, const Dim& b) { return (a.is_known() || a.is_symbol()) && a == b; }
 
+// A Reshape target keeps dims 0 and 1 of `in`: each entry is 0 ("copy",
+// without allowzero), the dim itself, or -1 (at most one; the trailing
+// entries are known positive, so -1 is the dim again).
+bool keeps_leading_two(const Node& r, const SymShape& in, size_t trailing) {
+  const Tensor* t = opt::constant_of(r.inputs.size() > 1 ? r.inputs[1] : nullptr);
+  if (!t || t->rank() != 1 || t->numel() != int64_t(2 + trailing)) return false;
+  const std::vector<int64_t> v = t->to_int_vector();
+  const bool allowzero = r.attr_int("allowzero", 0) != 0;
+  int minus = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    if (v[i] == -1) ++minus;
+    else if (!((v[i] == 0 && !allowzero) || (in[i].is_known() && in[i].value == v[i]))) return false;
+  }
+  for (size_t i = 2; i < v.size(); ++i)
+    if (v[i] <= 0) return false;
+  return minus <= 1;
+}
+
 struct HeadSplit {
   Value* x = nullptr;  // [B, S, H*D]
   int64_t heads = 0, dim = 0;
@@ -60,9 +82,10 @@ std::optional<HeadSplit> head_split(const UseIndex& uses, const Value* v4, const
   Value* x = r->inputs[0];
   if (!x->shape || !r4->shape || x->shape->size() != 3 || r4->shape->size() != 4) return std::nullopt;
   const SymShape &in = *x->shape, &out = *r4->shape;
-  if (!dim_eq(in[0], out[0]) || !dim_eq(in[1], out[1]) || !in[2].is_known() || !out[2].is_known() ||
-      !out[3].is_known() || in[2].value != out[2].value * out[3].value)
+  if (!in[2].is_known() || !out[2].is_known() || !out[3].is_known() || in[2].value != out[2].value * out[3].value)
     return std::nullopt;
+  // Dims 0 and 1 kept: by their inferred symbols, or by the constant target.
+  if (!(dim_eq(in[0], out[0]) && dim_eq(in[1], out[1])) && !keeps_leading_two(*r, in, 2)) return std::nullopt;
   return HeadSplit{x, out[2].value, out[3].value, {r, t}};
 }
 
@@ -76,12 +99,59 @@ Node* head_merge(const UseIndex& uses, const Value* y4, std::vector<Node*>& node
   const Value* out = r->outputs[0];
   if (!tv->shape || !out->shape || tv->shape->size() != 4 || out->shape->size() != 3) return nullptr;
   const SymShape &in = *tv->shape, &o = *out->shape;
-  if (!dim_eq(in[0], o[0]) || !dim_eq(in[1], o[1]) || !in[2].is_known() || !in[3].is_known() || !o[2].is_known() ||
-      o[2].value != in[2].value * in[3].value)
+  if (!in[2].is_known() || !in[3].is_known() || !o[2].is_known() || o[2].value != in[2].value * in[3].value)
     return nullptr;
+  if (!(dim_eq(in[0], o[0]) && dim_eq(in[1], o[1])) && !keeps_leading_two(*r, in, 1)) return nullptr;
   nodes.push_back(t);
   nodes.push_back(r);
   return r;
+}
+
+// Readers of a head-split value v4 besides `main` that only take its dims:
+// Shape(v4) read only by Gather<axis=0>(., constant index). Exporters compute
+// GPT-2's causal-mask window from them. Each such Gather can read the dim
+// from the 3-D input x instead, when the dim is one of x's first two
+// (`from_x[i]`: v4's dim i as x's dim, or -1). Returns the rewrites
+// (Shape node, Gather node, x's dim), or nullopt when a reader is another op.
+struct ShapeRead {
+  Node* shape;
+  Node* gather;
+  int64_t dim;
+};
+std::optional<std::vector<ShapeRead>> shape_reads(const UseIndex& uses, const Value* v4, const Node* main,
+                                                  const std::array<int64_t, 4>& from_x) {
+  std::vector<ShapeRead> out;
+  if (uses.is_output(v4)) return std::nullopt;
+  for (const Use& u : uses.uses(v4)) {
+    if (u.node == main) continue;
+    Node* sh = u.node;
+    if (u.input != 0 || !is_op(*sh, "Shape") || sh->has_attr("start") || sh->has_attr("end") ||
+        sh->outputs.size() != 1 || uses.is_output(sh->outputs[0]))
+      return std::nullopt;
+    for (const Use& gu : uses.uses(sh->outputs[0])) {
+      Node* ga = gu.node;
+      if (gu.input != 0 || !is_op(*ga, "Gather") || ga->attr_int("axis", 0) != 0 || ga->inputs.size() != 2)
+        return std::nullopt;
+      const Tensor* idx = opt::constant_of(ga->inputs[1]);
+      if (!idx || idx->numel() != 1 || idx->rank() != 0) return std::nullopt;
+      int64_t i = idx->get_int(0);
+      if (i < 0) i += 4;
+      if (i < 0 || i >= 4 || from_x[size_t(i)] < 0) return std::nullopt;
+      out.push_back({sh, ga, from_x[size_t(i)]});
+    }
+  }
+  return out;
+}
+
+// Points the Shape reads at x: Shape(x), Gather index = x's dim.
+void repoint_shape_reads(Graph& g, const std::vector<ShapeRead>& reads, Value* x) {
+  for (const ShapeRead& r : reads) {
+    r.shape->inputs[0] = x;
+    r.shape->outputs[0]->shape = SymShape{Dim::known(3)};
+    Tensor t(DType::kInt64, {});
+    t.data<int64_t>()[0] = r.dim;
+    r.gather->inputs[1] = new_constant(g, r.gather->inputs[1]->name + "_x", std::move(t));
+  }
 }
 
 struct Scores {
@@ -131,6 +201,7 @@ bool mask_broadcasts(const Value* mask, const Value* scores) {
     const Dim& t = s[s.size() - 1 - i];
     if (d.is_known() && d.value == 1) continue;
     if (!d.is_known() && !d.is_symbol()) continue;  // '?': run-time check
+    if (!t.is_known() && !t.is_symbol()) continue;  // a '?' length of the scores: likewise
     if (!(d == t)) return false;
   }
   return true;
@@ -221,19 +292,26 @@ bool fuse_attention(Graph& g, Node& sm, const UseIndex& uses, PassContext& ctx) 
   std::optional<HeadSplit> qs, ks, vs;
   std::vector<Node*> merge_nodes;
   Node* merge = nullptr;
-  if (uses.sole_consumer(qh) == mm && uses.sole_consumer(vh) == pv && uses.sole_consumer(kt) == mm) {
+  // Q's and K's heads may also be read by Shape -> Gather (their lengths):
+  // those reads move to the 3-D inputs. Dims of Qh [B,H,S,D] and Kt [B,H,D,S]
+  // as dims of x [B,S,H*D].
+  auto q_reads = shape_reads(uses, qh, mm, {0, -1, 1, -1});
+  auto k_reads = shape_reads(uses, kt, mm, {0, -1, -1, 1});
+  auto v_reads = shape_reads(uses, vh, pv, {0, -1, 1, -1});
+  if (q_reads && k_reads && v_reads) {
     qs = head_split(uses, qh, {0, 2, 1, 3});
     vs = head_split(uses, vh, {0, 2, 1, 3});
     ks = head_split(uses, kt, {0, 2, 3, 1});
-    if (!ks && kt_t && uses.sole_consumer(kt_t->inputs[0]) == kt_t) ks = head_split(uses, kt_t->inputs[0], {0, 2, 1, 3});
+    if (!ks && kt_t && k_reads->empty() && uses.sole_consumer(kt_t->inputs[0]) == kt_t)
+      ks = head_split(uses, kt_t->inputs[0], {0, 2, 1, 3});
     merge = head_merge(uses, pv->outputs[0], merge_nodes);
   }
-  // Q, K, V of one batch (MatMul would broadcast a batch of 1), K and V of one length.
+  // Q, K, V of one batch (MatMul would broadcast a batch of 1). K's and V's
+  // lengths are checked by the kernel (the chain's MatMul fails there too).
   const bool three_d = qs && ks && vs && merge && qs->heads == ks->heads && ks->heads == vs->heads &&
                        qs->dim == ks->dim && opt::is_f32(qs->x) && opt::is_f32(ks->x) && opt::is_f32(vs->x) &&
                        dim_eq((*qs->x->shape)[0], (*ks->x->shape)[0]) &&
-                       dim_eq((*ks->x->shape)[0], (*vs->x->shape)[0]) &&
-                       dim_eq((*ks->x->shape)[1], (*vs->x->shape)[1]);
+                       dim_eq((*ks->x->shape)[0], (*vs->x->shape)[0]);
   if (!three_d) {
     // 4-D: batch and heads of Q, K^T and V provably equal.
     const Value* kv = kt_t ? kt_t->inputs[0] : kt;
@@ -246,6 +324,9 @@ bool fuse_attention(Graph& g, Node& sm, const UseIndex& uses, PassContext& ctx) 
   std::vector<Value*> ins;
   Node* last = pv;
   if (three_d) {
+    repoint_shape_reads(g, *q_reads, qs->x);
+    repoint_shape_reads(g, *k_reads, ks->x);
+    repoint_shape_reads(g, *v_reads, vs->x);
     ins = {qs->x, ks->x, vs->x};
     for (const auto* h : {&*qs, &*ks, &*vs}) nodes.insert(nodes.end(), h->nodes.begin(), h->nodes.end());
     if (ks->nodes.back()->outputs[0] != kt) nodes.push_back(kt_t);

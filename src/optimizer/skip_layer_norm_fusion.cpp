@@ -1,12 +1,14 @@
 // Skip-LayerNorm fusion (level 2).
 // Rewrites: s = Add(a, b); y = LayerNormalization(s, gamma, beta) becomes
-// y[, s] = deepep.SkipLayerNorm(X, Skip, gamma, beta)<axis, epsilon>, where X
-// is the operand of s's own shape and Skip the other one: the same shape, or
-// X's trailing dims with leading 1s (a [1, seq, d] position embedding added
-// to [batch, seq, d]). When s has other readers (the transformer residual
-// stream) or is a graph output, the fused op also writes s (output 1).
-// Must not: rewrite when the operand shapes do not prove that (unknown or
-// different dims, a skip broadcasting inside a row); when the LayerNorm's
+// y[, s] = deepep.SkipLayerNorm(X, Skip, gamma, beta)<axis, epsilon>. The
+// kernel adds with Add's broadcasting (fast when one operand has the sum's
+// shape and the other is its trailing dims, e.g. a [1, seq, d] position
+// embedding for [batch, seq, d]: that one goes second when provable), so
+// unknown dims (exporters' "?" sequence lengths) need no proof. When s has
+// other readers (the transformer residual stream) or is a graph output, the
+// fused op also writes s (output 1).
+// Must not: rewrite when a rank is unknown (the normalized axis is then
+// unknown); when the LayerNorm's
 // Mean / InvStdDev outputs are read; when gamma or beta broadcast over more
 // than the normalized dims; for types other than float32; or when the fused
 // node could not be placed before s's other readers (gamma or beta computed
@@ -58,13 +60,13 @@ bool fuse(Graph& g, Node& ln, const UseIndex& uses, PassContext& ctx) {
   if (!within_norm(gamma, axis, *rank) || !within_norm(beta, axis, *rank) || !opt::is_f32(gamma) ||
       (beta && !opt::is_f32(beta)))
     return false;
-  Value *x = nullptr, *skip = nullptr;
-  for (int k = 0; k < 2 && !x; ++k) {
-    Value* a = add->inputs[size_t(k)];
-    Value* b = add->inputs[size_t(1 - k)];
-    if (opt::is_f32(a) && opt::is_f32(b) && opt::same_shape_of(a, s) && trailing_of(b, s)) x = a, skip = b;
-  }
-  if (!x) return false;
+  Value* x = add->inputs[0];
+  Value* skip = add->inputs[1];
+  if (!opt::is_f32(x) || !opt::is_f32(skip) || !opt::rank_of(x) || !opt::rank_of(skip)) return false;
+  // X first: the operand of the sum's shape, the other its trailing dims
+  // when that is provable (the kernel's fast path; it decides at run time).
+  if (!(opt::same_shape_of(x, s) && trailing_of(skip, s)) && opt::same_shape_of(skip, s) && trailing_of(x, s))
+    std::swap(x, skip);
   const bool keep_sum = uses.sole_consumer(s) != &ln;
   const std::map<std::string, Attribute> attrs = ln.attrs;  // ln goes below
   std::unordered_set<const Node*> dead{add, &ln};

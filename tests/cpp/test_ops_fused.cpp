@@ -239,12 +239,34 @@ TEST(SkipLayerNorm, MatchesAddThenLayerNorm) {
       }
 }
 
-TEST(SkipLayerNorm, SkipThatIsNotATrailingShapeIsAnError) {
-  EXPECT_THROW(run_text(R"(graph main(%x: float32[2,3,4], %s: float32[2,1,4], %g: float32[4]) {
+TEST(SkipLayerNorm, GeneralBroadcastsMatchTheChain) {
+  // Skips that are no repeated block of X, and X smaller than the sum.
+  const std::vector<std::array<Shape, 2>> cases = {
+      {Shape{2, 3, 4}, Shape{2, 1, 4}}, {Shape{2, 3, 4}, Shape{3, 1}}, {Shape{1, 3, 4}, Shape{2, 3, 4}},
+      {Shape{2, 1, 4}, Shape{1, 3, 1}}};
+  uint32_t seed = 40;
+  for (const auto& [xs, ss] : cases) {
+    const std::string ins = "%x: " + shape_text(xs) + ", %s: " + shape_text(ss) + ", %g: float32[4]";
+    expect_same("graph main(" + ins + ") {\n %y, %sum = deepep.SkipLayerNorm(%x, %s, %g)\n return %y, %sum\n}",
+                "graph main(" + ins + ") {\n %sum = Add(%x, %s)\n %y = LayerNormalization(%sum, %g)\n return %y, %sum\n}",
+                {rnd(xs, seed), rnd(ss, seed + 1), rnd({4}, seed + 2)});
+    seed += 3;
+  }
+}
+
+TEST(SkipLayerNorm, BadInputsAreErrors) {
+  // Shapes that do not broadcast; gamma over more than the normalized dims.
+  EXPECT_THROW(run_text(R"(graph main(%x: float32[2,3,4], %s: float32[2,2,4], %g: float32[4]) {
       %y = deepep.SkipLayerNorm(%x, %s, %g)
       return %y
     })",
-                        {rnd({2, 3, 4}, 1), rnd({2, 1, 4}, 2), rnd({4}, 3)}),
+                        {rnd({2, 3, 4}, 1), rnd({2, 2, 4}, 2), rnd({4}, 3)}),
+               Error);
+  EXPECT_THROW(run_text(R"(graph main(%x: float32[2,3,4], %s: float32[2,3,4], %g: float32[3,4]) {
+      %y = deepep.SkipLayerNorm(%x, %s, %g)
+      return %y
+    })",
+                        {rnd({2, 3, 4}, 1), rnd({2, 3, 4}, 2), rnd({3, 4}, 3)}),
                Error);
 }
 

@@ -63,6 +63,28 @@ TEST(AttentionFusion, Gpt2CausalWhereAndPackedSplit) {
     })");
 }
 
+TEST(AttentionFusion, LengthsReadFromTheHeadsMoveToTheInputs) {
+  // GPT-2 takes the causal window from Shape(K^T)[3]: that read goes to K.
+  EXPECT_REWRITE(kAtt,
+                 exported(kQKV + ", %mask: float32[b,1,1,s]",
+                          "%i3: int64[] = const[3]\n %shk: int64[4] = Shape(%kt)\n"
+                          " %kl: int64[] = Gather<axis=0>(%shk, %i3)\n" + kDivMask,
+                          "", "-1", "%y, %kl"),
+                 R"(graph main(%q: float32[b,s,8], %k: float32[b,s,8], %v: float32[b,s,8], %mask: float32[b,1,1,s]) {
+      %i3_x: int64[] = const[1]
+      %shk: int64[3] = Shape(%k)
+      %kl: int64[] = Gather<axis=0>(%shk, %i3_x)
+      %y: float32[b,s,8] = deepep.Attention<num_heads=2, scale=0.5>(%q, %k, %v, %mask)
+      return %y, %kl
+    })");
+  // A head dim (H or D) read that way has no 3-D counterpart: the split stays.
+  const std::string head_read = exported(kQKV + ", %mask: float32[b,1,1,s]",
+                                         "%i1: int64[] = const[1]\n %shk: int64[4] = Shape(%kt)\n"
+                                         " %kh: int64[] = Gather<axis=0>(%shk, %i1)\n" + kDivMask,
+                                         "", "-1", "%y, %kh");
+  EXPECT_EQ(optest::run_passes(kAtt, head_read).find("num_heads"), std::string::npos);
+}
+
 TEST(AttentionFusion, FourDimensionalInputsKeepTheirLayout) {
   EXPECT_REWRITE(kAtt, R"(graph main(%q: float32[b,h,s,4], %k: float32[b,h,t,4], %v: float32[b,h,t,6]) {
       %c: float32[] = const[0.5]

@@ -61,11 +61,35 @@ TEST(SkipLayerNormFusion, BroadcastSkipOfTrailingDims) {
   EXPECT_REWRITE(kSkip, add_ln("float32[b,s,8]", "float32[1,s,8]", "%h: float32[b,s,8] = Add(%r, %a)"), after);
 }
 
+TEST(SkipLayerNormFusion, AnyBroadcastOfTheAddFuses) {
+  // A skip broadcasting inside the rows, or of another batch symbol: the
+  // kernel broadcasts as Add does (checked against the chain in test_ops_fused).
+  EXPECT_REWRITE(kSkip, add_ln("float32[b,s,8]", "float32[b,s,1]", "%h: float32[b,s,8] = Add(%a, %r)"),
+                 R"(graph main(%a: float32[b,s,8], %r: float32[b,s,1]) {
+      %g: float32[8] = const[1.5]
+      %be: float32[8] = const[0.25]
+      %y: float32[b,s,8] = deepep.SkipLayerNorm<epsilon=1e-12>(%a, %r, %g, %be)
+      return %y
+    })");
+  // Unknown sequence lengths (as exported BERT's are after the position Slice).
+  EXPECT_REWRITE(kSkip, add_ln("float32[b,?,8]", "float32[b,?,8]", "%h: float32[b,?,8] = Add(%a, %r)",
+                               "%y: float32[b,?,8] = LayerNormalization<epsilon=1e-12>(%h, %g, %be)"),
+                 R"(graph main(%a: float32[b,?,8], %r: float32[b,?,8]) {
+      %g: float32[8] = const[1.5]
+      %be: float32[8] = const[0.25]
+      %y: float32[b,?,8] = deepep.SkipLayerNorm<epsilon=1e-12>(%a, %r, %g, %be)
+      return %y
+    })");
+}
+
 TEST(SkipLayerNormFusion, MustNotFuse) {
-  // The skip broadcasts inside the rows ([b,s,1]): not a repeated block of X.
-  EXPECT_UNCHANGED(kSkip, add_ln("float32[b,s,8]", "float32[b,s,1]", "%h: float32[b,s,8] = Add(%a, %r)"));
-  // The skip's batch differs from X's by symbol ([c,s,8]): not provably X's shape.
-  EXPECT_UNCHANGED(kSkip, add_ln("float32[b,s,8]", "float32[c,s,8]", "%h: float32[b,s,8] = Add(%a, %r)"));
+  // gamma varies along the sequence: LayerNorm allows it, the fused kernel does not.
+  EXPECT_UNCHANGED(kSkip, R"(graph main(%a: float32[b,3,8], %r: float32[b,3,8]) {
+      %g: float32[3,8] = const[1.5]
+      %h: float32[b,3,8] = Add(%a, %r)
+      %y: float32[b,3,8] = LayerNormalization(%h, %g)
+      return %y
+    })");
   // Unknown shapes.
   EXPECT_UNCHANGED(kSkip, add_ln("float32[*]", "float32[*]", "%h: float32[*] = Add(%a, %r)",
                                  "%y: float32[*] = LayerNormalization<epsilon=1e-12>(%h, %g, %be)"));
