@@ -119,7 +119,8 @@ struct ShapeRead {
   int64_t dim;
 };
 std::optional<std::vector<ShapeRead>> shape_reads(const UseIndex& uses, const Value* v4, const Node* main,
-                                                  const std::array<int64_t, 4>& from_x) {
+                                                  const std::vector<int64_t>& from_x) {
+  const int64_t rank = int64_t(from_x.size());
   std::vector<ShapeRead> out;
   if (uses.is_output(v4)) return std::nullopt;
   for (const Use& u : uses.uses(v4)) {
@@ -135,8 +136,8 @@ std::optional<std::vector<ShapeRead>> shape_reads(const UseIndex& uses, const Va
       const Tensor* idx = opt::constant_of(ga->inputs[1]);
       if (!idx || idx->numel() != 1 || idx->rank() != 0) return std::nullopt;
       int64_t i = idx->get_int(0);
-      if (i < 0) i += 4;
-      if (i < 0 || i >= 4 || from_x[size_t(i)] < 0) return std::nullopt;
+      if (i < 0) i += rank;
+      if (i < 0 || i >= rank || from_x[size_t(i)] < 0) return std::nullopt;
       out.push_back({sh, ga, from_x[size_t(i)]});
     }
   }
@@ -147,7 +148,7 @@ std::optional<std::vector<ShapeRead>> shape_reads(const UseIndex& uses, const Va
 void repoint_shape_reads(Graph& g, const std::vector<ShapeRead>& reads, Value* x) {
   for (const ShapeRead& r : reads) {
     r.shape->inputs[0] = x;
-    r.shape->outputs[0]->shape = SymShape{Dim::known(3)};
+    r.shape->outputs[0]->shape = SymShape{Dim::known(int64_t(x->shape->size()))};
     Tensor t(DType::kInt64, {});
     t.data<int64_t>()[0] = r.dim;
     r.gather->inputs[1] = new_constant(g, r.gather->inputs[1]->name + "_x", std::move(t));
@@ -295,9 +296,9 @@ bool fuse_attention(Graph& g, Node& sm, const UseIndex& uses, PassContext& ctx) 
   // Q's and K's heads may also be read by Shape -> Gather (their lengths):
   // those reads move to the 3-D inputs. Dims of Qh [B,H,S,D] and Kt [B,H,D,S]
   // as dims of x [B,S,H*D].
-  auto q_reads = shape_reads(uses, qh, mm, {0, -1, 1, -1});
-  auto k_reads = shape_reads(uses, kt, mm, {0, -1, -1, 1});
-  auto v_reads = shape_reads(uses, vh, pv, {0, -1, 1, -1});
+  auto q_reads = shape_reads(uses, qh, mm, std::vector<int64_t>{0, -1, 1, -1});
+  auto k_reads = shape_reads(uses, kt, mm, std::vector<int64_t>{0, -1, -1, 1});
+  auto v_reads = shape_reads(uses, vh, pv, std::vector<int64_t>{0, -1, 1, -1});
   if (q_reads && k_reads && v_reads) {
     qs = head_split(uses, qh, {0, 2, 1, 3});
     vs = head_split(uses, vh, {0, 2, 1, 3});
@@ -385,10 +386,15 @@ bool pack_qkv(Graph& g, Node& att, const UseIndex& uses, PassContext& ctx) {
     return false;
   Value *q = att.inputs[0], *k = att.inputs[1], *v = att.inputs[2];
   for (const Value* x : {q, k, v})
-    if (uses.sole_consumer(x) != &att || !x->producer) return false;
+    if (!x->producer) return false;
   Node* sp = q->producer;
-  if (auto sizes = split3(*sp); sizes && k->producer == sp && v->producer == sp && sp->outputs[0] == q &&
-                                sp->outputs[1] == k && sp->outputs[2] == v) {
+  // Split outputs may also be read for their lengths (Shape -> Gather of dim 0 or 1).
+  auto qr = shape_reads(uses, q, &att, {0, 1, -1}), kr = shape_reads(uses, k, &att, {0, 1, -1}),
+       vr = shape_reads(uses, v, &att, {0, 1, -1});
+  if (auto sizes = split3(*sp); sizes && qr && kr && vr && k->producer == sp && v->producer == sp &&
+                                sp->outputs[0] == q && sp->outputs[1] == k && sp->outputs[2] == v &&
+                                sp->inputs[0]->shape) {
+    for (const auto* r : {&*qr, &*kr, &*vr}) repoint_shape_reads(g, *r, sp->inputs[0]);
     att.inputs[0] = sp->inputs[0];
     att.inputs[1] = att.inputs[2] = nullptr;
     set_attr(&att, "qkv_hidden_sizes", *sizes);
@@ -396,6 +402,8 @@ bool pack_qkv(Graph& g, Node& att, const UseIndex& uses, PassContext& ctx) {
     ctx.count("packed.split");
     return true;
   }
+  for (const Value* x : {q, k, v})
+    if (uses.sole_consumer(x) != &att) return false;
   Node *fq = q->producer, *fk = k->producer, *fv = v->producer;
   if (!is_plain_projection(fq) || !is_plain_projection(fk) || !is_plain_projection(fv) || fq == fk ||
       fk == fv || fq == fv)
