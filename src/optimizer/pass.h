@@ -65,5 +65,11 @@ std::unique_ptr<Pass> make_dead_code_elimination();
 std::unique_ptr<Pass> make_transpose_cancellation();
 std::unique_ptr<Pass> make_conv_batchnorm_fold();
 std::unique_ptr<Pass> make_matmul_add_to_gemm();
+std::unique_ptr<Pass> make_gelu_fusion();
+std::unique_ptr<Pass> make_layer_norm_fusion();
+std::unique_ptr<Pass> make_skip_layer_norm_fusion();
+std::unique_ptr<Pass> make_attention_fusion();
+std::unique_ptr<Pass> make_matmul_bias_activation_fusion();
+std::unique_ptr<Pass> make_conv_activation_fusion();
 
 }  // namespace deepep

@@ -36,9 +36,21 @@ const char* precision_name(Precision p) {
 //     constant weight becomes a plain constant MatMul can take.
 //  5. conv_batchnorm_fold and 6. matmul_add_to_gemm: the pattern fusions; they
 //     need constant parameters, which 1-4 provide.
-//  7. common_subexpression_elimination near the end: after no-ops are gone,
+//  7. gelu_fusion and 8. layer_norm_fusion: turn decomposed formulas into
+//     ONNX Gelu / LayerNormalization / RMSNormalization, which 9-12 match.
+//  9. skip_layer_norm_fusion: takes the residual Add before a LayerNorm, so
+//     that 11 leaves it there (both would fuse it; in the norm the sum is
+//     also written once for the next residual).
+// 10. attention_fusion: Q K^T -> Softmax -> V with the head split/merge; in a
+//     later round it packs the Q/K/V FusedMatMuls that 11 made into one.
+// 11. matmul_bias_activation_fusion and 12. conv_activation_fusion: grow
+//     GEMM/conv epilogues (bias, then activation and residual); after 6 (a
+//     2-D MatMul+Add is a Gemm by then) and 7 (Gelu exists to be taken), and
+//     12 after the BatchNorm fold 5 (BN and per-channel affines go into the
+//     weights, not the epilogue).
+// 13. common_subexpression_elimination near the end: after no-ops are gone,
 //     x and Identity(x) are one value, and fused nodes can merge too.
-//  8. dead_code_elimination last: sweeps every node and constant the passes
+// 14. dead_code_elimination last: sweeps every node and constant the passes
 //     before it left unused.
 std::vector<std::unique_ptr<Pass>> default_pipeline() {
   std::vector<std::unique_ptr<Pass>> p;
@@ -48,6 +60,12 @@ std::vector<std::unique_ptr<Pass>> default_pipeline() {
   p.push_back(make_transpose_cancellation());
   p.push_back(make_conv_batchnorm_fold());
   p.push_back(make_matmul_add_to_gemm());
+  p.push_back(make_gelu_fusion());
+  p.push_back(make_layer_norm_fusion());
+  p.push_back(make_skip_layer_norm_fusion());
+  p.push_back(make_attention_fusion());
+  p.push_back(make_matmul_bias_activation_fusion());
+  p.push_back(make_conv_activation_fusion());
   p.push_back(make_common_subexpression_elimination());
   p.push_back(make_dead_code_elimination());
   return p;
