@@ -15,6 +15,9 @@
 //     while it has none; after a residual it marks residual_before_activation;
 //   - Add(y, r) / Add(r, y), any other float32 r whose Add output has y's
 //     shape (so the residual never enlarges the output), while it has none.
+// Also MatMul(A, Transpose<[1,0]>(W)) with W a constant 2-D float32 weight
+// that constant folding left (too big to fold: GPT-2's tied lm_head) becomes
+// FusedMatMul<trans_b=1>(A, W): the GEMM reads W transposed, no copy per run.
 // Must not: fuse when y has another reader or is a graph output; when W is
 // not a constant 2-D float32 (the attention products are attention_fusion's);
 // when A's or r's type is not float32; when the Add would broadcast y to a
@@ -98,7 +101,26 @@ bool is_row_bias(const Value* b, int64_t n, const Value* a) {
   return t->rank() == 2 && ra && *ra >= 2;
 }
 
+// MatMul(A, Transpose<[1,0]>(W)), W a constant 2-D float32 weight too big
+// to fold (GPT-2's tied lm_head, 154 MB): the GEMM reads W transposed.
+bool fuse_transposed_weight(Graph& g, Node& n, const UseIndex& uses, PassContext& ctx) {
+  if (!is_op(n, "MatMul") || n.inputs.size() != 2 || n.outputs.size() != 1 || !opt::is_f32(n.inputs[0])) return false;
+  Value* wt = n.inputs[1];
+  Node* t = wt ? wt->producer : nullptr;
+  if (!t || !is_op(*t, "Transpose") || t->inputs.size() != 1 || uses.sole_consumer(wt) != &n ||
+      !weight_of(t->inputs[0]) || t->attr_ints("perm", {1, 0}) != std::vector<int64_t>{1, 0})
+    return false;
+  Node* f = opt::replace_chain(g, &n, "FusedMatMul", kDeepepDomain, {n.inputs[0], t->inputs[0]}, {&n, t});
+  Attribute at;
+  at.kind = Attribute::Kind::kInt;
+  at.i = 1;
+  f->attrs["trans_b"] = at;
+  ctx.count("fused.transposed_weight");
+  return true;
+}
+
 bool fuse(Graph& g, Node& n, const UseIndex& uses, PassContext& ctx) {
+  if (fuse_transposed_weight(g, n, uses, ctx)) return true;
   auto st = state_of(n);
   if (!st) return false;
   State s = *st;

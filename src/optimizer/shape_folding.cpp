@@ -179,7 +179,7 @@ std::optional<std::vector<int64_t>> reshape_target(const Node& n, const ShapeVal
   return out;
 }
 
-bool run(Graph& g, PassContext& ctx) {
+bool run_once(Graph& g, PassContext& ctx) {
   Evaluator ev;
   std::unordered_set<const Node*> dead;
   int64_t targets = 0;
@@ -208,6 +208,15 @@ bool run(Graph& g, PassContext& ctx) {
   infer_shapes(g);
   ctx.count("reshape_targets", targets);
   return true;
+}
+
+// Each fold re-infers shapes, which lets the next layer's shape chain fold:
+// repeat within the pass (a 12-layer transformer otherwise needs a pipeline
+// round per layer and runs out of rounds).
+bool run(Graph& g, PassContext& ctx) {
+  bool changed = false;
+  for (int i = 0; i < 256 && run_once(g, ctx); ++i) changed = true;
+  return changed;
 }
 
 }  // namespace

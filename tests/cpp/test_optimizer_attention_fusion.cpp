@@ -85,6 +85,36 @@ TEST(AttentionFusion, LengthsReadFromTheHeadsMoveToTheInputs) {
   EXPECT_EQ(optest::run_passes(kAtt, head_read).find("num_heads"), std::string::npos);
 }
 
+TEST(AttentionFusion, LengthsReadFromSplitOutputsMoveToThePackedInput) {
+  // GPT-2 as exported: lengths of Q and K^T feed the causal window; after
+  // fusion they are read from the packed c_attn output (dim 1 of [b,s,24]).
+  const std::string pre = R"(%sizes: int64[3] = const[8, 8, 8]
+      %fill: float32[] = const[-100]
+      %q: float32[b,s,8], %k: float32[b,s,8], %v: float32[b,s,8] = Split<axis=2>(%qkv, %sizes))";
+  const std::string after = optest::run_passes(
+      kAtt, exported("%qkv: float32[b,s,24], %mask: bool[1,1,s,s]",
+                     "%i2: int64[] = const[2]\n %i3: int64[] = const[3]\n"
+                     " %shq: int64[4] = Shape(%qh)\n %ql: int64[] = Gather<axis=0>(%shq, %i2)\n"
+                     " %shk: int64[4] = Shape(%kt)\n %kl: int64[] = Gather<axis=0>(%shk, %i3)\n"
+                     " %sc: float32[b,2,s,s] = Div(%mm, %c)\n %ms: float32[b,2,s,s] = Where(%mask, %sc, %fill)",
+                     pre, "-1", "%y, %ql, %kl"));
+  EXPECT_NE(after.find("%shq: int64[3] = Shape(%qkv)"), std::string::npos) << after;
+  EXPECT_NE(after.find("%shk: int64[3] = Shape(%qkv)"), std::string::npos) << after;
+  EXPECT_NE(after.find("qkv_hidden_sizes=[8,8,8]"), std::string::npos) << after;
+  EXPECT_EQ(after.find("Split"), std::string::npos) << after;
+  EXPECT_EQ(after.find("Transpose"), std::string::npos) << after;
+  // Both Gathers read dim 1 (the sequence) of the packed input.
+  auto g = parse_graph_text(after);
+  int gathers = 0;
+  for (const auto& n : g->nodes())
+    if (n->op_type == "Gather") {
+      ++gathers;
+      ASSERT_TRUE(n->inputs[1]->data);
+      EXPECT_EQ(n->inputs[1]->data->get_int(0), 1);
+    }
+  EXPECT_EQ(gathers, 2);
+}
+
 TEST(AttentionFusion, FourDimensionalInputsKeepTheirLayout) {
   EXPECT_REWRITE(kAtt, R"(graph main(%q: float32[b,h,s,4], %k: float32[b,h,t,4], %v: float32[b,h,t,6]) {
       %c: float32[] = const[0.5]

@@ -89,6 +89,26 @@ TEST(MatMulBiasActivationFusion, GemmWithAnEpilogue) {
     })");
 }
 
+TEST(MatMulBiasActivationFusion, TransposedConstantWeightIsReadTransposed) {
+  EXPECT_REWRITE(kMM, R"(graph main(%h: float32[b,s,3]) {
+      %wte: float32[2,3] = const[1, 2, 3, 4, 5, 6]
+      %wt: float32[3,2] = Transpose<perm=[1,0]>(%wte)
+      %y: float32[b,s,2] = MatMul(%h, %wt)
+      return %y
+    })", R"(graph main(%h: float32[b,s,3]) {
+      %wte: float32[2,3] = const[1, 2, 3, 4, 5, 6]
+      %y: float32[b,s,2] = deepep.FusedMatMul<trans_b=1>(%h, %wte)
+      return %y
+    })");
+  // The transposed weight is read elsewhere too: it stays.
+  EXPECT_UNCHANGED(kMM, R"(graph main(%h: float32[b,s,3]) {
+      %wte: float32[2,3] = const[1, 2, 3, 4, 5, 6]
+      %wt: float32[3,2] = Transpose<perm=[1,0]>(%wte)
+      %y: float32[b,s,2] = MatMul(%h, %wt)
+      return %y, %wt
+    })");
+}
+
 TEST(MatMulBiasActivationFusion, MustNotFuse) {
   // The MatMul output has another reader.
   EXPECT_UNCHANGED(kMM, mm("%y: float32[b,s,2] = Relu(%m)", "%y, %m"));
