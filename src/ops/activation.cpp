@@ -4,26 +4,13 @@
 #include <cmath>
 #include <type_traits>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
 namespace {
 
-template <class T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-template <class F>
-void act_float(KernelContext& ctx, F f) {
-  const Tensor& x = ctx.input(0);
-  Tensor& y = ctx.output(0, x.dtype(), x.shape());
-  dispatch_float(x.dtype(), ctx.op(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    using C = compute_t<T>;
-    const T* in = x.data<T>();
-    T* out = y.data<T>();
-    for (int64_t i = 0, n = x.numel(); i < n; ++i) out[i] = T(f(C(in[i])));
-  });
-}
 
 // sigmoid without overflow for large |v|.
 template <class C>
@@ -67,7 +54,7 @@ DEEPEP_DEFINE_OP(LeakyRelu) {
   def.infer = infer_same_as_input;
   def.reference = [](KernelContext& ctx) {
     const float alpha = ctx.node.attr_float("alpha", 0.01f);
-    act_float(ctx, [=](auto v) { using C = decltype(v); return v < 0 ? C(alpha) * v : v; });
+    unary_float(ctx, [=](auto v) { using C = decltype(v); return v < 0 ? C(alpha) * v : v; });
   };
 }
 
@@ -75,7 +62,7 @@ DEEPEP_DEFINE_OP(Elu) {
   def.infer = infer_same_as_input;
   def.reference = [](KernelContext& ctx) {
     const float alpha = ctx.node.attr_float("alpha", 1.0f);
-    act_float(ctx, [=](auto v) {
+    unary_float(ctx, [=](auto v) {
       using C = decltype(v);
       return v < 0 ? C(alpha) * (std::exp(v) - C(1)) : v;
     });
@@ -87,7 +74,7 @@ DEEPEP_DEFINE_OP(Selu) {
   def.reference = [](KernelContext& ctx) {
     const float alpha = ctx.node.attr_float("alpha", 1.67326319217681884765625f);
     const float gamma = ctx.node.attr_float("gamma", 1.05070102214813232421875f);
-    act_float(ctx, [=](auto v) {
+    unary_float(ctx, [=](auto v) {
       using C = decltype(v);
       return v <= 0 ? C(gamma) * (C(alpha) * std::exp(v) - C(alpha)) : C(gamma) * v;
     });
@@ -99,7 +86,7 @@ DEEPEP_DEFINE_OP(Celu) {
   def.reference = [](KernelContext& ctx) {
     const float alpha = ctx.node.attr_float("alpha", 1.0f);
     DEEPEP_CHECK(alpha != 0, ctx.node.describe(), ": alpha must not be 0");
-    act_float(ctx, [=](auto v) {
+    unary_float(ctx, [=](auto v) {
       using C = decltype(v);
       const C a = C(alpha);
       return std::max(C(0), v) + std::min(C(0), a * (std::exp(v / a) - C(1)));
@@ -109,7 +96,7 @@ DEEPEP_DEFINE_OP(Celu) {
 
 DEEPEP_DEFINE_OP(Sigmoid) {
   def.infer = infer_same_as_input;
-  def.reference = [](KernelContext& ctx) { act_float(ctx, [](auto v) { return sigmoid(v); }); };
+  def.reference = [](KernelContext& ctx) { unary_float(ctx, [](auto v) { return sigmoid(v); }); };
 }
 
 DEEPEP_DEFINE_OP(HardSigmoid) {
@@ -117,7 +104,7 @@ DEEPEP_DEFINE_OP(HardSigmoid) {
   def.reference = [](KernelContext& ctx) {
     const float alpha = ctx.node.attr_float("alpha", 0.2f);
     const float beta = ctx.node.attr_float("beta", 0.5f);
-    act_float(ctx, [=](auto v) {
+    unary_float(ctx, [=](auto v) {
       using C = decltype(v);
       return std::max(C(0), std::min(C(1), C(alpha) * v + C(beta)));
     });
@@ -127,7 +114,7 @@ DEEPEP_DEFINE_OP(HardSigmoid) {
 DEEPEP_DEFINE_OP(HardSwish) {
   def.infer = infer_same_as_input;
   def.reference = [](KernelContext& ctx) {
-    act_float(ctx, [](auto v) {
+    unary_float(ctx, [](auto v) {
       using C = decltype(v);
       return v * std::max(C(0), std::min(C(1), v / C(6) + C(0.5)));
     });
@@ -136,20 +123,20 @@ DEEPEP_DEFINE_OP(HardSwish) {
 
 DEEPEP_DEFINE_OP(Softplus) {
   def.infer = infer_same_as_input;
-  def.reference = [](KernelContext& ctx) { act_float(ctx, [](auto v) { return softplus(v); }); };
+  def.reference = [](KernelContext& ctx) { unary_float(ctx, [](auto v) { return softplus(v); }); };
 }
 
 DEEPEP_DEFINE_OP(Softsign) {
   def.infer = infer_same_as_input;
   def.reference = [](KernelContext& ctx) {
-    act_float(ctx, [](auto v) { using C = decltype(v); return v / (C(1) + std::fabs(v)); });
+    unary_float(ctx, [](auto v) { using C = decltype(v); return v / (C(1) + std::fabs(v)); });
   };
 }
 
 DEEPEP_DEFINE_OP(Mish) {
   def.infer = infer_same_as_input;
   def.reference = [](KernelContext& ctx) {
-    act_float(ctx, [](auto v) { return v * std::tanh(softplus(v)); });
+    unary_float(ctx, [](auto v) { return v * std::tanh(softplus(v)); });
   };
 }
 
@@ -158,14 +145,14 @@ DEEPEP_DEFINE_OP(Gelu) {
   def.reference = [](KernelContext& ctx) {
     const std::string approx = ctx.node.attr_string("approximate", "none");
     if (approx == "none") {
-      act_float(ctx, [](auto v) {
+      unary_float(ctx, [](auto v) {
         using C = decltype(v);
         return C(0.5) * v * (C(1) + std::erf(v * C(M_SQRT1_2)));
       });
     } else {
       DEEPEP_CHECK(approx == "tanh", ctx.node.describe(), ": approximate must be 'none' or 'tanh', got '",
                    approx, "'");
-      act_float(ctx, [](auto v) {
+      unary_float(ctx, [](auto v) {
         using C = decltype(v);
         const C k = C(0.79788456080286535588);  // sqrt(2 / pi)
         return C(0.5) * v * (C(1) + std::tanh(k * (v + C(0.044715) * v * v * v)));
@@ -178,7 +165,7 @@ DEEPEP_DEFINE_OP(Swish) {
   def.infer = infer_same_as_input;
   def.reference = [](KernelContext& ctx) {
     const float alpha = ctx.node.attr_float("alpha", 1.0f);
-    act_float(ctx, [=](auto v) { using C = decltype(v); return v * sigmoid(C(alpha) * v); });
+    unary_float(ctx, [=](auto v) { using C = decltype(v); return v * sigmoid(C(alpha) * v); });
   };
 }
 
@@ -186,7 +173,7 @@ DEEPEP_DEFINE_OP(ThresholdedRelu) {
   def.infer = infer_same_as_input;
   def.reference = [](KernelContext& ctx) {
     const float alpha = ctx.node.attr_float("alpha", 1.0f);
-    act_float(ctx, [=](auto v) { using C = decltype(v); return v > C(alpha) ? v : C(0); });
+    unary_float(ctx, [=](auto v) { using C = decltype(v); return v > C(alpha) ? v : C(0); });
   };
 }
 

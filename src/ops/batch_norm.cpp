@@ -6,28 +6,13 @@
 // Statistics are computed in double and rounded once.
 #include <cmath>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
 namespace {
 
-std::vector<double> as_doubles(const Tensor& t, const char* what) {
-  std::vector<double> v(size_t(t.numel()));
-  dispatch_numeric(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) v[i] = double(p[i]);
-  });
-  return v;
-}
 
-void store_doubles(Tensor& t, const std::vector<double>& v, const char* what) {
-  dispatch_float(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) p[i] = T(v[i]);
-  });
-}
 
 // [N, C, S] view of X.
 struct NCS {

@@ -4,13 +4,12 @@
 #include <cmath>
 #include <type_traits>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
 namespace {
 
-template <class T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // Runs out[i] = f(a[ia], b[ib]) over the broadcast shape, with a fast path for
 // equal shapes and a scalar right operand.

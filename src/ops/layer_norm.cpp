@@ -5,20 +5,12 @@
 // stash_type dtype (float32 by default).
 #include <cmath>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
 namespace {
 
-std::vector<double> as_doubles(const Tensor& t, const char* what) {
-  std::vector<double> v(size_t(t.numel()));
-  dispatch_numeric(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) v[i] = double(p[i]);
-  });
-  return v;
-}
 
 void check_broadcasts_into(const Tensor& p, const Shape& x, const KernelContext& ctx, const char* name) {
   bool ok = p.rank() <= int(x.size());

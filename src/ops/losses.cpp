@@ -5,28 +5,13 @@
 // applies log-softmax over C and can also return it (output 1).
 #include <cmath>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
 namespace {
 
-std::vector<double> as_doubles(const Tensor& t, const char* what) {
-  std::vector<double> v(size_t(t.numel()));
-  dispatch_numeric(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) v[i] = double(p[i]);
-  });
-  return v;
-}
 
-void store_doubles(Tensor& t, const std::vector<double>& v, const char* what) {
-  dispatch_float(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) p[i] = T(v[i]);
-  });
-}
 
 // logp: [N, C, D] as doubles. Fills output 0 from the targets (input 1) and
 // the optional weights (input 2).

@@ -5,27 +5,13 @@
 #include <limits>
 #include <type_traits>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
 namespace {
 
-template <class T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-// Float types only: out[i] = T(f(C(in[i]))).
-template <class F>
-void unary_float(KernelContext& ctx, F f) {
-  const Tensor& x = ctx.input(0);
-  Tensor& y = ctx.output(0, x.dtype(), x.shape());
-  dispatch_float(x.dtype(), ctx.op(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    using C = compute_t<T>;
-    const T* in = x.data<T>();
-    T* out = y.data<T>();
-    for (int64_t i = 0, n = x.numel(); i < n; ++i) out[i] = T(f(C(in[i])));
-  });
-}
 
 // All numeric types: floats go through `ff` in float/double, integers through `fi`
 // on the integer itself.
