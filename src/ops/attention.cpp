@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
@@ -15,26 +16,7 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-std::vector<double> load_doubles(const Tensor& t, const char* what) {
-  std::vector<double> v(size_t(t.numel()));
-  dispatch_float(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) {
-      if constexpr (std::is_same_v<T, double>) v[i] = p[i];
-      else v[i] = double(float(p[i]));
-    }
-  });
-  return v;
-}
 
-void store_doubles(Tensor& t, const std::vector<double>& v, const char* what) {
-  dispatch_float(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) p[i] = T(v[i]);
-  });
-}
 
 struct Dims {
   bool is3d = false;
@@ -130,15 +112,15 @@ void run_attention(KernelContext& ctx) {
   const DType dt = Q.dtype();
   const DType kvt = K.dtype();
 
-  std::vector<double> q = load_doubles(Q, ctx.op());
-  std::vector<double> k_cur = load_doubles(K, ctx.op());
-  std::vector<double> v_cur = load_doubles(V, ctx.op());
+  std::vector<double> q = as_doubles(Q, ctx.op());
+  std::vector<double> k_cur = as_doubles(K, ctx.op());
+  std::vector<double> v_cur = as_doubles(V, ctx.op());
   std::vector<double> pk, pv;
   if (ctx.has_input(4)) {
     DEEPEP_CHECK(ctx.input(4).dtype() == kvt && ctx.input(5).dtype() == kvt, n.describe(),
                  ": past_key/past_value dtype differs from K");
-    pk = load_doubles(ctx.input(4), ctx.op());
-    pv = load_doubles(ctx.input(5), ctx.op());
+    pk = as_doubles(ctx.input(4), ctx.op());
+    pv = as_doubles(ctx.input(5), ctx.op());
   }
   std::vector<double> kk = concat_cache(ctx.has_input(4) ? &pk : nullptr, k_cur, d, d.Dk);
   std::vector<double> vv = concat_cache(ctx.has_input(5) ? &pv : nullptr, v_cur, d, d.Dv);

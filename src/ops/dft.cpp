@@ -12,6 +12,7 @@
 #include <cmath>
 #include <complex>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
@@ -19,26 +20,7 @@ namespace {
 
 using cd = std::complex<double>;
 
-std::vector<double> load(const Tensor& t, const char* what) {
-  std::vector<double> v(static_cast<size_t>(t.numel()));
-  dispatch_float(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) {
-      if constexpr (std::is_same_v<T, double>) v[i] = p[i];
-      else v[i] = double(float(p[i]));
-    }
-  });
-  return v;
-}
 
-void store(Tensor& t, const std::vector<double>& v, const char* what) {
-  dispatch_float(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) p[i] = T(v[i]);
-  });
-}
 
 
 // A mixed-radix complex FFT (radix 2, 3, 4, 5, 7, 8, 11 butterflies and a
@@ -438,7 +420,7 @@ void run_dft(KernelContext& ctx) {
   for (int64_t i = 0; i < axis; ++i) outer *= X.dim(int(i));
   for (int64_t i = axis + 1; i < R - 1; ++i) inner *= X.dim(int(i));
 
-  const std::vector<double> x = load(X, ctx.op());
+  const std::vector<double> x = as_doubles(X, ctx.op());
   std::vector<double> y(static_cast<size_t>(Y.numel()));
   auto at = [&](int64_t o, int64_t i, int64_t m) {
     const size_t base = size_t(((o * n_in + m) * inner + i) * c);
@@ -491,7 +473,7 @@ void run_dft(KernelContext& ctx) {
     if (inverse && c == 2 && X.dtype() != DType::kFloat64) transform(float{}, scale);
     else transform(double{}, scale);
   }
-  store(Y, y, ctx.op());
+  store_doubles(Y, y, ctx.op());
 }
 
 void infer_dft(InferContext& ctx) {
@@ -560,11 +542,11 @@ void run_stft(KernelContext& ctx) {
   const int64_t frames = 1 + (len - flen) / step;
   const int64_t bins = onesided ? flen / 2 + 1 : flen;
   Tensor& Y = ctx.output(0, X.dtype(), {B, frames, bins, 2});
-  const std::vector<double> x = load(X, ctx.op());
+  const std::vector<double> x = as_doubles(X, ctx.op());
   std::vector<double> w(static_cast<size_t>(flen), 1.0);
   if (window) {
     DEEPEP_CHECK(window->dtype() == X.dtype(), n.describe(), ": window dtype differs from the signal");
-    w = load(*window, ctx.op());
+    w = as_doubles(*window, ctx.op());
   }
   std::vector<double> y(static_cast<size_t>(Y.numel()));
   auto transform = [&](auto rtag) {
@@ -588,7 +570,7 @@ void run_stft(KernelContext& ctx) {
       }
   };
   transform(double{});  // forward transforms run in double, like numpy's for the reference
-  store(Y, y, ctx.op());
+  store_doubles(Y, y, ctx.op());
 }
 
 void infer_stft(InferContext& ctx) {

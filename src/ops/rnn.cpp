@@ -8,6 +8,7 @@
 #include <cmath>
 #include <string>
 
+#include "ops/float_io.h"
 #include "ops/op_util.h"
 
 namespace deepep::ops {
@@ -81,26 +82,7 @@ std::vector<Activation> parse_activations(const Node& n, Kind kind, int dirs) {
   return out;
 }
 
-std::vector<double> load(const Tensor& t, const char* what) {
-  std::vector<double> v(static_cast<size_t>(t.numel()));
-  dispatch_float(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) {
-      if constexpr (std::is_same_v<T, double>) v[i] = p[i];
-      else v[i] = double(float(p[i]));
-    }
-  });
-  return v;
-}
 
-void store(Tensor& t, const std::vector<double>& v, const char* what) {
-  dispatch_float(t.dtype(), what, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = t.data<T>();
-    for (size_t i = 0; i < v.size(); ++i) p[i] = T(v[i]);
-  });
-}
 
 void run_recurrent(KernelContext& ctx, Kind kind) {
   const Node& n = ctx.node;
@@ -135,15 +117,15 @@ void run_recurrent(KernelContext& ctx, Kind kind) {
   const bool lbr = kind == Kind::kGru && n.attr_int("linear_before_reset", 0) != 0;
   const bool input_forget = kind == Kind::kLstm && n.attr_int("input_forget", 0) != 0;
 
-  const std::vector<double> x = load(X, ctx.op());
-  const std::vector<double> w = load(W, ctx.op());
-  const std::vector<double> r = load(R, ctx.op());
+  const std::vector<double> x = as_doubles(X, ctx.op());
+  const std::vector<double> w = as_doubles(W, ctx.op());
+  const std::vector<double> r = as_doubles(R, ctx.op());
   std::vector<double> bias(static_cast<size_t>(D * 2 * G * H), 0.0);
   if (ctx.has_input(3)) {
     const Tensor& Bt = ctx.input(3);
     DEEPEP_CHECK(Bt.dtype() == dt && Bt.rank() == 2 && Bt.dim(0) == D && Bt.dim(1) == 2 * G * H, n.describe(),
                  ": B ", shape_str(Bt.shape()), " must be (", D, ", ", 2 * G * H, ")");
-    bias = load(Bt, ctx.op());
+    bias = as_doubles(Bt, ctx.op());
   }
   std::vector<int64_t> lens(static_cast<size_t>(B), S);
   if (ctx.has_input(4)) {
@@ -161,7 +143,7 @@ void run_recurrent(KernelContext& ctx, Kind kind) {
     const Shape want = layout == 0 ? Shape{D, B, H} : Shape{B, D, H};
     DEEPEP_CHECK(t.dtype() == dt && t.shape() == want, n.describe(), ": ", name, " ", shape_str(t.shape()),
                  " must be ", shape_str(want));
-    std::vector<double> v = load(t, ctx.op());
+    std::vector<double> v = as_doubles(t, ctx.op());
     for (int d = 0; d < D; ++d)
       for (int64_t b = 0; b < B; ++b)
         for (int64_t h = 0; h < H; ++h)
@@ -175,7 +157,7 @@ void run_recurrent(KernelContext& ctx, Kind kind) {
     const Tensor& P = ctx.input(7);
     DEEPEP_CHECK(P.dtype() == dt && P.rank() == 2 && P.dim(0) == D && P.dim(1) == 3 * H, n.describe(), ": P ",
                  shape_str(P.shape()), " must be (", D, ", ", 3 * H, ")");
-    peep = load(P, ctx.op());
+    peep = as_doubles(P, ctx.op());
   }
 
   // Y as [S][D][B][H]; reordered for layout 1 at the end.
@@ -253,27 +235,27 @@ void run_recurrent(KernelContext& ctx, Kind kind) {
 
   if (ctx.output_requested(0)) {
     if (layout == 0) {
-      store(ctx.output(0, dt, {S, D, B, H}), y, ctx.op());
+      store_doubles(ctx.output(0, dt, {S, D, B, H}), y, ctx.op());
     } else {
       std::vector<double> yl(y.size());
       for (int64_t t = 0; t < S; ++t)
         for (int d = 0; d < D; ++d)
           for (int64_t b = 0; b < B; ++b)
             std::copy_n(&y[size_t(((t * D + d) * B + b) * H)], H, &yl[size_t(((b * S + t) * D + d) * H)]);
-      store(ctx.output(0, dt, {B, S, D, H}), yl, ctx.op());
+      store_doubles(ctx.output(0, dt, {B, S, D, H}), yl, ctx.op());
     }
   }
   auto store_state = [&](int idx, const std::vector<double>& s) {
     if (!ctx.output_requested(idx)) return;
     if (layout == 0) {
-      store(ctx.output(idx, dt, {D, B, H}), s, ctx.op());
+      store_doubles(ctx.output(idx, dt, {D, B, H}), s, ctx.op());
       return;
     }
     std::vector<double> v(s.size());
     for (int d = 0; d < D; ++d)
       for (int64_t b = 0; b < B; ++b)
         std::copy_n(&s[size_t((d * B + b) * H)], H, &v[size_t((b * D + d) * H)]);
-    store(ctx.output(idx, dt, {B, D, H}), v, ctx.op());
+    store_doubles(ctx.output(idx, dt, {B, D, H}), v, ctx.op());
   };
   store_state(1, hstate);
   if (kind == Kind::kLstm) store_state(2, cstate);
