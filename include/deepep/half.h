@@ -22,6 +22,25 @@ enum class F8Kind : uint8_t { E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ };
 float f8_to_float(uint8_t v, F8Kind k);
 uint8_t float_to_f8(float f, F8Kind k, bool saturate);
 
+// float4 E2M1 (OCP MX), one code (0..15) per byte: magnitudes 0, 0.5, 1, 1.5, 2,
+// 3, 4, 6 and a sign bit (0x8); no infinity or NaN.
+float f4e2m1_to_float(uint8_t v);
+// Round to nearest even; out-of-range values and infinities saturate to +-6.
+// NaN has no code: like ml_dtypes, +NaN gives 0x8 and -NaN 0x0. Wider sources
+// go through float32 first, as ml_dtypes does.
+uint8_t float_to_f4e2m1(float f);
+
+// float8 E8M0 (exponent only, unsigned): code c is 2^(c-127); 0xFF is NaN.
+float e8m0_to_float(uint8_t v);
+// The Cast `round_mode` attribute: "up" (default), "down" or "nearest".
+enum class E8M0Round : uint8_t { Up, Down, Nearest };
+// Bit-exact with onnx.numpy_helper.to_float8e8m0 (the ONNX reference): the
+// float32 exponent field, rounded by the mantissa; NaN and infinity give 0xFF
+// (NaN), zero gives code 0 (2^-127); the sign is ignored (negative inputs are
+// undefined in the spec). With `saturate` a round-up past 2^127 stays at 0xFE,
+// without it becomes NaN.
+uint8_t float_to_e8m0(float f, E8M0Round mode, bool saturate);
+
 template <class Derived>
 struct FloatLike {
   // Arithmetic in float; the result converts back on assignment.

@@ -1,5 +1,6 @@
-// IEEE half, bfloat16 and the ONNX float8 formats, converted with
-// round-to-nearest-even; NaN and infinity follow each format's rules.
+// IEEE half, bfloat16, the ONNX float8 formats and float4 E2M1, converted with
+// round-to-nearest-even; NaN and infinity follow each format's rules. Float8
+// E8M0 (a bare exponent) rounds by the Cast `round_mode`.
 #include "deepep/half.h"
 
 #include <cmath>
@@ -144,6 +145,52 @@ uint8_t float_to_f8(float f, F8Kind k, bool saturate) {
   }
   if (best == 0 && fmt.fnuz) return 0;  // fnuz formats have no negative zero
   return sign | best;
+}
+
+float f4e2m1_to_float(uint8_t v) {
+  static constexpr float kMag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  const float m = kMag[v & 7];
+  return (v & 8) ? -m : m;
+}
+
+uint8_t float_to_f4e2m1(float f) {
+  if (std::isnan(f)) return std::signbit(f) ? 0x0 : 0x8;
+  const uint8_t sign = std::signbit(f) ? 0x8 : 0;
+  const float a = std::fabs(f);
+  static constexpr float kMag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  if (a >= 6.0f) return sign | 7;  // saturates (infinity too)
+  uint8_t hi = 1;
+  while (kMag[hi] < a) ++hi;  // kMag[hi - 1] < a <= kMag[hi]
+  const uint8_t lo = hi - 1;
+  const float dlo = a - kMag[lo], dhi = kMag[hi] - a;
+  const uint8_t code = dlo < dhi ? lo : dhi < dlo ? hi : ((lo & 1) ? hi : lo);
+  return sign | code;
+}
+
+float e8m0_to_float(uint8_t v) {
+  if (v == 0xFF) return std::numeric_limits<float>::quiet_NaN();
+  return std::ldexp(1.0f, int(v) - 127);
+}
+
+uint8_t float_to_e8m0(float f, E8M0Round mode, bool saturate) {
+  const uint32_t bits = float_bits(f);
+  uint32_t exp = (bits >> 23) & 0xFF;
+  if (exp == 0xFF) return 0xFF;  // NaN, infinity
+  bool up = false;
+  switch (mode) {
+    case E8M0Round::Up: up = (bits & 0x7FFFFFu) != 0; break;
+    case E8M0Round::Down: break;
+    case E8M0Round::Nearest: {
+      // Guard bit (the mantissa's top bit: m >= 0.5) decides; for normal numbers
+      // a tie (m == 0.5) rounds up. Float32 subnormals, as in the reference, round
+      // up only past the tie.
+      const bool g = bits & 0x400000u, sticky = (bits & 0x3FFFFFu) != 0;
+      up = g && (sticky || exp > 0);
+      break;
+    }
+  }
+  if (up && !(saturate && exp == 0xFE)) ++exp;
+  return uint8_t(exp);  // 0xFE + 1 is 0xFF: NaN when not saturating
 }
 
 }  // namespace deepep

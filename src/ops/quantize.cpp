@@ -1,32 +1,24 @@
 // QuantizeLinear, DequantizeLinear (per-tensor, per-axis and blocked scales
-// and zero points; integer and float8 quantized types) and
-// DynamicQuantizeLinear. Arithmetic follows the ONNX reference: the division
-// x / scale is rounded in the promoted float type of x and scale, integer
-// results round half to even and saturate.
+// and zero points; 2-, 4-, 8-, 16- and 32-bit integer, float8 and float4 E2M1
+// quantized types; float8 E8M0 scales) and DynamicQuantizeLinear. Arithmetic
+// follows the ONNX reference: the division x / scale is rounded in the promoted
+// float type of x and scale, integer results round half to even and saturate
+// to the type's range; float4 results round to nearest even and saturate to +-6.
+// The zero point enters float4 the way the spec's formula says, y = x / scale +
+// zp and x = (y - zp) * scale (the reference skips it when dequantizing; zero
+// points of float types are zero in practice).
 #include <cmath>
 #include <limits>
 
 #include "ops/gemm_util.h"
+#include "ops/narrow_types.h"
 
 namespace deepep::ops {
 namespace {
 
-bool is_f8(DType t) {
-  return t == DType::kFloat8E4M3FN || t == DType::kFloat8E4M3FNUZ || t == DType::kFloat8E5M2 ||
-         t == DType::kFloat8E5M2FNUZ;
-}
-
-F8Kind f8_kind(DType t) {
-  switch (t) {
-    case DType::kFloat8E4M3FN: return F8Kind::E4M3FN;
-    case DType::kFloat8E4M3FNUZ: return F8Kind::E4M3FNUZ;
-    case DType::kFloat8E5M2: return F8Kind::E5M2;
-    default: return F8Kind::E5M2FNUZ;
-  }
-}
-
 double element(const Tensor& t, int64_t i) {
-  if (is_f8(t.dtype())) return double(f8_to_float(t.data<uint8_t>()[i], f8_kind(t.dtype())));
+  if (is_narrow_float(t.dtype())) return double(narrow_float_value(t.data<uint8_t>()[i], t.dtype()));
+  if (is_sub_byte_int(t.dtype())) return double(sub_byte_value(t.data<uint8_t>()[i], t.dtype()));
   return t.get_double(i);
 }
 
@@ -117,6 +109,12 @@ bool int_range(DType t, double& lo, double& hi) {
     case DType::kInt16: lo = -32768, hi = 32767; return true;
     case DType::kUInt16: lo = 0, hi = 65535; return true;
     case DType::kInt32: lo = -2147483648.0, hi = 2147483647.0; return true;
+    case DType::kInt4: case DType::kUInt4: case DType::kInt2: case DType::kUInt2: {
+      int l, h;
+      sub_byte_range(t, l, h);
+      lo = l, hi = h;
+      return true;
+    }
     default: return false;
   }
 }
@@ -128,7 +126,7 @@ void store_int(Tensor& y, int64_t i, double v) {
     case DType::kInt16: y.data<int16_t>()[i] = int16_t(v); break;
     case DType::kUInt16: y.data<uint16_t>()[i] = uint16_t(v); break;
     case DType::kInt32: y.data<int32_t>()[i] = int32_t(v); break;
-    default: break;
+    default: y.data<uint8_t>()[i] = sub_byte_code(int64_t(v), y.dtype()); break;  // 4- and 2-bit
   }
 }
 
@@ -155,16 +153,19 @@ void quantize_kernel(KernelContext& ctx) {
   const DType out = quantize_out_dtype(node, zp ? std::optional<DType>(zp->dtype()) : std::nullopt);
   double lo = 0, hi = 0;
   const bool integer = int_range(out, lo, hi);
-  DEEPEP_CHECK(integer || is_f8(out), node.describe(), ": cannot quantize to ",
-               dtype_name(out), " (int8/uint8/int16/uint16/int32 and float8 types are supported)");
+  const bool f4 = out == DType::kFloat4E2M1;
+  DEEPEP_CHECK(integer || is_f8(out) || f4, node.describe(), ": cannot quantize to ", dtype_name(out),
+               " (int2/uint2/int4/uint4/int8/uint8/int16/uint16/int32, float8 and float4e2m1 types are supported)");
   DEEPEP_CHECK(dtype_is_float(scale.dtype()), node.describe(), ": y_scale must be a float type");
   const ParamIndex pi = param_index(node, x.shape(), scale);
   if (zp) DEEPEP_CHECK(zp->shape() == scale.shape() || (zp->numel() == 1 && scale.numel() == 1),
                        node.describe(), ": zero point ", shape_str(zp->shape()),
                        " must have the scale's shape ", shape_str(scale.shape()));
   const std::vector<double> sv = all_values(scale);
-  const std::vector<double> zv = zp && integer ? all_values(*zp) : std::vector<double>{};
+  const std::vector<double> zv = zp && (integer || f4) ? all_values(*zp) : std::vector<double>{};
   const DType div = division_dtype(node, x.dtype(), scale.dtype());
+  // numpy adds a float4 zero point in float32, or float64 after a float64 division.
+  const DType f4_sum = div == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
   const bool saturate = node.attr_int("saturate", 1) != 0;
   Tensor& y = ctx.output(0, out, x.shape());
   const int64_t n = x.numel();
@@ -178,6 +179,10 @@ void quantize_kernel(KernelContext& ctx) {
       double r = std::nearbyint(q) + (zv.empty() ? 0.0 : zv[k]);
       if (std::isnan(r)) r = 0;
       store_int(y, i, std::clamp(r, lo, hi));
+    } else if (f4) {
+      // No saturate attribute: float4 has no infinity or NaN and always saturates.
+      // The reference always adds the zero point (0 when absent), so -0 becomes +0.
+      y.data<uint8_t>()[i] = float_to_f4e2m1(float(round_to(f4_sum, q + (zv.empty() ? 0.0 : zv[k]))));
     } else {
       y.data<uint8_t>()[i] = float_to_f8(float(q), f8_kind(out), saturate);
     }
@@ -190,10 +195,10 @@ void dequantize_kernel(KernelContext& ctx) {
   const Tensor& scale = ctx.input(1);
   const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   double lo, hi;
-  DEEPEP_CHECK(int_range(x.dtype(), lo, hi) || is_f8(x.dtype()), node.describe(),
-               ": cannot dequantize ", dtype_name(x.dtype()));
-  DEEPEP_CHECK(dtype_is_float(scale.dtype()) && !is_f8(scale.dtype()), node.describe(),
-               ": x_scale must be float32, float16, bfloat16 or float64");
+  DEEPEP_CHECK(int_range(x.dtype(), lo, hi) || is_f8(x.dtype()) || x.dtype() == DType::kFloat4E2M1,
+               node.describe(), ": cannot dequantize ", dtype_name(x.dtype()));
+  DEEPEP_CHECK(dtype_is_float(scale.dtype()) && !is_f8(scale.dtype()) && scale.dtype() != DType::kFloat4E2M1,
+               node.describe(), ": x_scale must be float32, float16, bfloat16, float64 or float8e8m0");
   const ParamIndex pi = param_index(node, x.shape(), scale);
   if (zp) {
     DEEPEP_CHECK(zp->dtype() == x.dtype(), node.describe(), ": zero point dtype ",
@@ -205,6 +210,8 @@ void dequantize_kernel(KernelContext& ctx) {
   const std::vector<double> sv = all_values(scale);
   std::vector<double> zv = zp && !is_f8(x.dtype()) ? all_values(*zp) : std::vector<double>{};
   const int64_t od = node.attr_int("output_dtype", 0);
+  DEEPEP_CHECK(od != 0 || scale.dtype() != DType::kFloat8E8M0, node.describe(),
+               ": a float8e8m0 x_scale needs the output_dtype attribute");
   const DType out = od ? DType(od) : scale.dtype();
   DEEPEP_CHECK(out == DType::kFloat32 || out == DType::kFloat16 || out == DType::kBFloat16 ||
                    out == DType::kFloat64,

@@ -481,6 +481,99 @@ TEST(ElementwiseCast, Float8SaturateAndNaN) {
   EXPECT_EQ(f8_to_float(like.data<uint8_t>()[1], F8Kind::E5M2FNUZ), 57344.0f);
 }
 
+TEST(ElementwiseCast, SubByteIntegers) {
+  // Held one per byte, zero-extended: int4 -3 is 13. Casts keep the low bits (the
+  // ONNX test data: -9 -> int4 7, 8 -> -8); floats truncate first; NaN/inf give 0.
+  Tensor x = f32({10}, {-9, 8, -2.7f, 2.7f, 15, NAN, INFINITY, -0.5f, 1e10f, -1});
+  Tensor q = run1("Cast", {x}, {{"to", ai(22)}});
+  EXPECT_EQ(q.dtype(), DType::kInt4);
+  EXPECT_EQ(vals<uint8_t>(q), (std::vector<uint8_t>{7, 8, 14, 2, 15, 0, 0, 0, 0, 15}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {x}, {{"to", ai(21)}})),  // uint4: same codes
+            (std::vector<uint8_t>{7, 8, 14, 2, 15, 0, 0, 0, 0, 15}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {x}, {{"to", ai(26)}})),  // int2
+            (std::vector<uint8_t>{3, 0, 2, 2, 3, 0, 0, 0, 0, 3}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {x}, {{"to", ai(25)}})),  // uint2
+            (std::vector<uint8_t>{3, 0, 2, 2, 3, 0, 0, 0, 0, 3}));
+  // float16 and float64 sources, integers (wrapping) and bool.
+  Tensor h = make<float16>(DType::kFloat16, {3}, {float16(-3.0f), float16(7.5f), float16(-8.0f)});
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {h}, {{"to", ai(22)}})), (std::vector<uint8_t>{13, 7, 8}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {f64({2}, {4294967299.0, -17.0})}, {{"to", ai(21)}})),
+            (std::vector<uint8_t>{3, 15}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {i32({4}, {-3, 300, 16, -1})}, {{"to", ai(22)}})),
+            (std::vector<uint8_t>{13, 12, 0, 15}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {make<uint64_t>(DType::kUInt64, {1}, {~uint64_t(0)})}, {{"to", ai(25)}})),
+            (std::vector<uint8_t>{3}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {bools({2}, {true, false})}, {{"to", ai(26)}})), (std::vector<uint8_t>{1, 0}));
+  // Back out: int4/int2 sign-extend, uint4/uint2 do not.
+  Tensor i4 = make<uint8_t>(DType::kInt4, {4}, {7, 8, 13, 0});
+  EXPECT_EQ(vals<float>(run1("Cast", {i4}, {{"to", ai(1)}})), (std::vector<float>{7, -8, -3, 0}));
+  EXPECT_EQ(vals<int8_t>(run1("Cast", {i4}, {{"to", ai(3)}})), (std::vector<int8_t>{7, -8, -3, 0}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {i4}, {{"to", ai(2)}})), (std::vector<uint8_t>{7, 248, 253, 0}));
+  EXPECT_EQ(vals<int64_t>(run1("Cast", {make<uint8_t>(DType::kUInt4, {2}, {15, 8})}, {{"to", ai(7)}})),
+            (std::vector<int64_t>{15, 8}));
+  EXPECT_EQ(vals<int32_t>(run1("Cast", {make<uint8_t>(DType::kInt2, {4}, {0, 1, 2, 3})}, {{"to", ai(6)}})),
+            (std::vector<int32_t>{0, 1, -2, -1}));
+  Tensor u2h = run1("Cast", {make<uint8_t>(DType::kUInt2, {2}, {3, 2})}, {{"to", ai(10)}});
+  EXPECT_EQ(float(u2h.data<float16>()[0]), 3.0f);
+  EXPECT_EQ(vals<bool>(run1("Cast", {i4}, {{"to", ai(9)}})), (std::vector<bool>{true, true, true, false}));
+  // Between sub-byte types: int4 -3 -> uint4 13 -> int2 1 (low bits).
+  Tensor u4 = run1("Cast", {i4}, {{"to", ai(21)}});
+  EXPECT_EQ(vals<uint8_t>(u4), (std::vector<uint8_t>{7, 8, 13, 0}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {u4}, {{"to", ai(26)}})), (std::vector<uint8_t>{3, 0, 1, 0}));
+  // CastLike with a sub-byte target.
+  Tensor like = run1("CastLike", {f32({2}, {-1, 3}), make<uint8_t>(DType::kInt2, {0}, {})});
+  EXPECT_EQ(like.dtype(), DType::kInt2);
+  EXPECT_EQ(vals<uint8_t>(like), (std::vector<uint8_t>{3, 3}));
+}
+
+TEST(ElementwiseCast, Float4E2M1AndE8M0) {
+  // float4: nearest even, saturating, NaN as ml_dtypes (the ONNX test data's codes).
+  Tensor x = f32({10}, {0.48f, 0.25f, 1.05f, -3.5f, -8, 9, INFINITY, NAN, 0.01f, -0.0f});
+  Tensor f4 = run1("Cast", {x}, {{"to", ai(23)}});
+  EXPECT_EQ(f4.dtype(), DType::kFloat4E2M1);
+  EXPECT_EQ(vals<uint8_t>(f4), (std::vector<uint8_t>{1, 0, 2, 14, 15, 7, 7, 8, 0, 8}));
+  EXPECT_EQ(vals<float>(run1("Cast", {f4}, {{"to", ai(1)}})),
+            (std::vector<float>{0.5f, 0, 1, -4, -6, 6, 6, -0.0f, 0, -0.0f}));
+  Tensor f4h = run1("Cast", {make<float16>(DType::kFloat16, {2}, {float16(2.5f), float16(-1.25f)})}, {{"to", ai(23)}});
+  EXPECT_EQ(vals<uint8_t>(f4h), (std::vector<uint8_t>{4, 10}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {i64({3}, {3, -5, 100})}, {{"to", ai(23)}})), (std::vector<uint8_t>{5, 14, 7}));
+  // float64 goes through float32 like ml_dtypes: just past the 0.25 tie becomes the tie (-> 0).
+  EXPECT_EQ(run1("Cast", {f64({1}, {0.25 + 1e-12})}, {{"to", ai(23)}}).data<uint8_t>()[0], 0);
+  // float4 -> int4 goes through the value: -6 -> int4 -6 (code 10); 1.5 truncates to 1.
+  Tensor f4i = run1("Cast", {make<uint8_t>(DType::kFloat4E2M1, {2}, {15, 3})}, {{"to", ai(22)}});
+  EXPECT_EQ(vals<uint8_t>(f4i), (std::vector<uint8_t>{10, 1}));
+  // e8m0: round_mode up by default (the ONNX test data), down, nearest; saturate.
+  Tensor e = f32({6}, {0, 0.124f, 1.1f, 1.5f, 8, NAN});
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {e}, {{"to", ai(24)}})), (std::vector<uint8_t>{0, 124, 128, 128, 130, 255}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {e}, {{"to", ai(24)}, {"round_mode", as("down")}})),
+            (std::vector<uint8_t>{0, 123, 127, 127, 130, 255}));
+  EXPECT_EQ(vals<uint8_t>(run1("Cast", {e}, {{"to", ai(24)}, {"round_mode", as("nearest")}})),
+            (std::vector<uint8_t>{0, 124, 127, 128, 130, 255}));
+  Tensor big = f32({1}, {3e38f});
+  EXPECT_EQ(run1("Cast", {big}, {{"to", ai(24)}}).data<uint8_t>()[0], 254);
+  EXPECT_EQ(run1("Cast", {big}, {{"to", ai(24)}, {"saturate", ai(0)}}).data<uint8_t>()[0], 255);
+  EXPECT_THROW(run1("Cast", {e}, {{"to", ai(24)}, {"round_mode", as("sideways")}}), Error);
+  // e8m0 out: 2^(code-127), 255 NaN; to float16 underflows/overflows like any float.
+  Tensor ec = make<uint8_t>(DType::kFloat8E8M0, {4}, {0, 124, 142, 255});
+  Tensor ef = run1("Cast", {ec}, {{"to", ai(1)}});
+  EXPECT_EQ(ef.data<float>()[0], std::ldexp(1.0f, -127));
+  EXPECT_EQ(ef.data<float>()[1], 0.125f);
+  EXPECT_EQ(ef.data<float>()[2], 32768.0f);
+  EXPECT_TRUE(std::isnan(ef.data<float>()[3]));
+  Tensor eh = run1("Cast", {ec}, {{"to", ai(10)}});
+  EXPECT_EQ(eh.data<float16>()[0].bits, 0);
+  EXPECT_EQ(float(eh.data<float16>()[2]), 32768.0f);
+  // float16 source and CastLike with the round_mode attribute.
+  Tensor like = run1("CastLike", {make<float16>(DType::kFloat16, {2}, {float16(1.1f), float16(3.0f)}), ec},
+                     {{"round_mode", as("down")}});
+  EXPECT_EQ(like.dtype(), DType::kFloat8E8M0);
+  EXPECT_EQ(vals<uint8_t>(like), (std::vector<uint8_t>{127, 128}));
+  // float8 -> e8m0 -> float4 all go through float.
+  Tensor chain = run1("Cast", {run1("Cast", {f32({1}, {5.0f})}, {{"to", ai(17)}})}, {{"to", ai(24)}});
+  EXPECT_EQ(chain.data<uint8_t>()[0], 130);  // 5 rounds up to 8
+  EXPECT_EQ(run1("Cast", {chain}, {{"to", ai(23)}}).data<uint8_t>()[0], 7);  // 8 saturates to 6
+}
+
 TEST(ElementwiseCast, BitCastReinterprets) {
   Tensor y = run1("BitCast", {f32({2}, {1.0f, -2.0f})}, {{"to", ai(6)}});
   EXPECT_EQ(y.dtype(), DType::kInt32);
@@ -488,6 +581,12 @@ TEST(ElementwiseCast, BitCastReinterprets) {
   Tensor z = run1("BitCast", {i8({2}, {-1, 5})}, {{"to", ai(2)}});
   EXPECT_EQ(vals<uint8_t>(z), (std::vector<uint8_t>{255, 5}));
   EXPECT_THROW(run1("BitCast", {f32({1}, {1})}, {{"to", ai(7)}}), Error);
+  // 4-bit types reinterpret as each other only (int4 -3 is code 13 = uint4 13).
+  Tensor u4 = run1("BitCast", {make<uint8_t>(DType::kInt4, {2}, {13, 7})}, {{"to", ai(21)}});
+  EXPECT_EQ(u4.dtype(), DType::kUInt4);
+  EXPECT_EQ(vals<uint8_t>(u4), (std::vector<uint8_t>{13, 7}));
+  EXPECT_THROW(run1("BitCast", {make<uint8_t>(DType::kInt4, {1}, {1})}, {{"to", ai(2)}}), Error);
+  EXPECT_THROW(run1("BitCast", {make<uint8_t>(DType::kInt2, {1}, {1})}, {{"to", ai(21)}}), Error);
 }
 
 // ---------------------------------------------------------------- Identity, Dropout

@@ -617,6 +617,76 @@ TEST(NnQuantize, PerTensorAxisBlockedAndFloat8) {
   EXPECT_EQ(qe.shape(), Shape({0, 3}));
 }
 
+TEST(NnQuantize, SubByteFloat4AndE8M0Scales) {
+  // Sub-byte results are held one per byte, zero-extended (int4 -8 is code 8).
+  // The ONNX test data: per-axis int4 with zero point 1, saturating to [-8, 7].
+  Tensor x = f32({3, 4}, {0, 2.5, 4.8, 8.6, -30, -20, 6, 9, 12, 15, 16, 40});
+  Tensor s = f32({3}, {2, 3, 4});
+  Tensor q4 = OpCase("QuantizeLinear").i("axis", 0).run({x, s, make<uint8_t>(DType::kInt4, {3}, {1, 1, 1})})[0];
+  EXPECT_EQ(q4.dtype(), DType::kInt4);
+  EXPECT_EQ(values<uint8_t>(q4), (std::vector<double>{1, 2, 3, 5, 8, 10, 3, 4, 4, 5, 5, 7}));
+  // uint4 [0, 15], int2 [-2, 1] (codes 2, 3 for -2, -1), uint2 [0, 3] via output_dtype.
+  Tensor u4 = OpCase("QuantizeLinear").i("axis", 0).run({x, s, make<uint8_t>(DType::kUInt4, {3}, {0, 1, 2})})[0];
+  EXPECT_EQ(values<uint8_t>(u4), (std::vector<double>{0, 1, 2, 4, 0, 0, 3, 4, 5, 6, 6, 12}));
+  Tensor y = f32({6}, {-10, -1.5, -0.5, 0.5, 1.5, 10});
+  Tensor i2 = OpCase("QuantizeLinear").i("output_dtype", int64_t(DType::kInt2)).run({y, f32({}, {1})})[0];
+  EXPECT_EQ(i2.dtype(), DType::kInt2);
+  EXPECT_EQ(values<uint8_t>(i2), (std::vector<double>{2, 2, 0, 0, 1, 1}));
+  Tensor u2 = OpCase("QuantizeLinear").run({y, f32({}, {1}), make<uint8_t>(DType::kUInt2, {}, {1})})[0];
+  EXPECT_EQ(values<uint8_t>(u2), (std::vector<double>{0, 0, 1, 1, 3, 3}));
+  // Blocked int4 along axis 1, block 2: scales per pair of columns.
+  Tensor qb = OpCase("QuantizeLinear").i("axis", 1).i("block_size", 2).run(
+      {f32({1, 4}, {3, -3, 40, -40}), f32({1, 2}, {1, 10}), make<uint8_t>(DType::kInt4, {1, 2}, {0, 15})})[0];
+  EXPECT_EQ(values<uint8_t>(qb), (std::vector<double>{3, 13, 3, 11}));  // 3, -3, 3, -5
+  // Dequantize sign-extends int4/int2 codes and subtracts the zero point.
+  Tensor d4 = OpCase("DequantizeLinear").run({make<uint8_t>(DType::kInt4, {5}, {0, 1, 7, 12, 8}), f32({}, {2}),
+                                              make<uint8_t>(DType::kInt4, {1}, {1})})[0];
+  expect_near(d4, {-2, 0, 12, -10, -18});
+  Tensor du4 = OpCase("DequantizeLinear").run({make<uint8_t>(DType::kUInt4, {3}, {0, 8, 15}), f32({}, {0.5})})[0];
+  expect_near(du4, {0, 4, 7.5});
+  Tensor d2 = OpCase("DequantizeLinear").i("axis", 0).run(
+      {make<uint8_t>(DType::kInt2, {2, 2}, {2, 1, 3, 0}), f32({2}, {1, 10}), make<uint8_t>(DType::kInt2, {2}, {0, 1})})[0];
+  expect_near(d2, {-2, 1, -20, -10});
+  Tensor blk = OpCase("DequantizeLinear").i("axis", 1).i("block_size", 2).run({qb, f32({1, 2}, {1, 10}),
+      make<uint8_t>(DType::kInt4, {1, 2}, {0, 15})})[0];
+  expect_near(blk, {3, -3, 40, -40});
+
+  // float4 E2M1: nearest even, saturating to +-6 (the ONNX test data, axis 0).
+  Tensor xf = f32({3, 4}, {0, 2.5, 4.8, 8.6, -30, -20, 6, 9, -0.0, -2.5, -4.8, -8.6});
+  Tensor q = OpCase("QuantizeLinear").i("axis", 0).run({xf, s, make<uint8_t>(DType::kFloat4E2M1, {3}, {0, 0, 0})})[0];
+  EXPECT_EQ(q.dtype(), DType::kFloat4E2M1);
+  EXPECT_EQ(values<uint8_t>(q), (std::vector<double>{0, 2, 4, 6, 15, 15, 4, 5, 0, 9, 10, 12}));
+  // Without a zero point the reference still adds 0: -0 comes out +0.
+  Tensor qn = OpCase("QuantizeLinear").i("output_dtype", int64_t(DType::kFloat4E2M1)).run(
+      {f32({3}, {-0.0, -0.1, 7}), f32({}, {1})})[0];
+  EXPECT_EQ(values<uint8_t>(qn), (std::vector<double>{0, 8, 7}));
+  // A zero point of 1.0 (code 2) shifts before rounding: 1 + 1 = 2, 2.4 + 1 = 3.4 -> 3.
+  Tensor qz = OpCase("QuantizeLinear").run({f32({2}, {1, 2.4}), f32({}, {1}), make<uint8_t>(DType::kFloat4E2M1, {}, {2})})[0];
+  EXPECT_EQ(values<uint8_t>(qz), (std::vector<double>{4, 5}));
+  Tensor df = OpCase("DequantizeLinear").run({make<uint8_t>(DType::kFloat4E2M1, {5}, {0, 2, 10, 3, 14}), f32({}, {2}),
+                                              make<uint8_t>(DType::kFloat4E2M1, {1}, {0})})[0];
+  expect_near(df, {0, 2, -2, 3, -8});
+  Tensor dfz = OpCase("DequantizeLinear").run({qz, f32({}, {1}), make<uint8_t>(DType::kFloat4E2M1, {}, {2})})[0];
+  expect_near(dfz, {1, 2});  // (2 - 1) * 1, (3 - 1) * 1
+
+  // float8 E8M0 scales (2^(c-127)): 128 is 2.0.
+  Tensor e = make<uint8_t>(DType::kFloat8E8M0, {}, {128});
+  Tensor qe = OpCase("QuantizeLinear").i("output_dtype", int64_t(DType::kInt4)).run({f32({3}, {1, 3, -16}), e})[0];
+  EXPECT_EQ(values<uint8_t>(qe), (std::vector<double>{0, 2, 8}));  // 0.5 -> 0, 1.5 -> 2, -8
+  Tensor de = OpCase("DequantizeLinear").i("output_dtype", int64_t(DType::kFloat32)).run({qe, e})[0];
+  EXPECT_EQ(de.dtype(), DType::kFloat32);
+  expect_near(de, {0, 4, -16});
+  EXPECT_THROW(OpCase("DequantizeLinear").run({qe, e}), Error);  // e8m0 output needs output_dtype
+  // Types without a quantized form.
+  EXPECT_THROW(OpCase("QuantizeLinear").i("output_dtype", int64_t(DType::kFloat8E8M0)).run({y, f32({}, {1})}), Error);
+  EXPECT_THROW(OpCase("DequantizeLinear").run({e, f32({}, {1})}), Error);
+  // Inference takes the type from the zero point.
+  EXPECT_EQ(OpCase("QuantizeLinear").infer({{DType::kFloat32, SymShape{Dim::known(2)}},
+                                            {DType::kFloat32, SymShape{}},
+                                            {DType::kUInt2, SymShape{}}}).dtype,
+            DType::kUInt2);
+}
+
 TEST(NnQuantize, DynamicQuantizeLinear) {
   // The ONNX operator documentation's example.
   Tensor x = f32({6}, {0, 2, -3, -2.5, 1.34, 0.5});
