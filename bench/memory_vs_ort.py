@@ -6,8 +6,9 @@
 Builds the zoo model (random weights) as ONNX, converts it to a .de file (fp32,
 fusion level 2), then measures each runtime in a fresh child process: import,
 load, one run on the same input. A child reports its peak resident set
-(VmHWM from /proc/self/status, cross-checked with getrusage's ru_maxrss),
-its resident set after the imports (the interpreter, numpy and the runtime's
+(VmHWM from /proc/self/status; not getrusage's ru_maxrss, which Linux carries
+over from the parent through fork and exec, so a child of a large parent
+reports the parent's size), its resident set after the imports (the interpreter, numpy and the runtime's
 library: the floor both pay), and the split of its final resident set into
 anonymous memory and file pages (a mapped .de file's weights count as file
 pages once touched). The outputs of both runs are compared.
@@ -19,7 +20,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -70,8 +70,7 @@ def child(runtime, model, input_path, output_path, threads):
         extra = {}
     np.save(output_path, next(iter(out.values())))
     st = status_kib()
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"runtime": runtime, "peak_kib": st["VmHWM"], "maxrss_kib": maxrss,
+    print(json.dumps({"runtime": runtime, "peak_kib": st["VmHWM"],
                       "floor_kib": floor, "final_kib": st["VmRSS"], "anon_kib": st["RssAnon"],
                       "file_kib": st["RssFile"], "load_s": t1 - t0, "run_s": t2 - t1, **extra}))
 
@@ -99,27 +98,27 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def prepare(model, batch, workdir):
+def prepare(model, batch, small, workdir):
     import numpy as np
 
     sys.path.insert(0, os.path.join(ROOT, "python"))
     from deepep import zoo, _deepep
 
     os.makedirs(workdir, exist_ok=True)
-    onnx_path = os.path.join(workdir, f"{model}_b{batch}.onnx")
-    de_path = os.path.join(workdir, f"{model}_b{batch}.de")
+    stem = f"{model}{'_small' if small else ''}_b{batch}"
+    onnx_path = os.path.join(workdir, stem + ".onnx")
+    de_path = os.path.join(workdir, stem + ".de")
     if not os.path.exists(onnx_path):
-        zoo.save(zoo.build(model, batch=batch), onnx_path)
+        zoo.save(zoo.build(model, batch=batch, small=small), onnx_path)
     if not os.path.exists(de_path) or os.path.getmtime(de_path) < os.path.getmtime(onnx_path):
-        convert = getattr(__import__("deepep"), "Converter", None)
-        if convert is not None and hasattr(convert, "convert"):
-            convert.convert(onnx_path, de_path)
-        else:
-            _deepep.convert_model(onnx_path, de_path, "fp32", 2, None)
-    input_path = os.path.join(workdir, f"{model}_b{batch}_input.npy")
+        _deepep.convert_model(onnx_path, de_path, "fp32", 2, None)  # fp32, fusion level 2
+    input_path = os.path.join(workdir, stem + "_input.npy")
     if not os.path.exists(input_path):
+        import onnx
+
+        dims = onnx.load(onnx_path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
         rng = np.random.default_rng(0)
-        np.save(input_path, rng.standard_normal((batch, 3, 224, 224)).astype(np.float32))
+        np.save(input_path, rng.standard_normal([d.dim_value for d in dims]).astype(np.float32))
     return onnx_path, de_path, input_path
 
 
@@ -127,6 +126,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="resnet152", help="zoo vision model (default resnet152)")
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--small", action="store_true", help="the zoo's small variant (a quick smoke run)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     p.add_argument("--repeat", type=int, default=3, help="children per runtime; the median peak counts")
     p.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "deepep_memory_bench"))
@@ -140,7 +140,7 @@ def main(argv=None):
 
     import numpy as np
 
-    onnx_path, de_path, input_path = prepare(a.model, a.batch, a.workdir)
+    onnx_path, de_path, input_path = prepare(a.model, a.batch, a.small, a.workdir)
     runs = {}
     for runtime, path in (("deepep", de_path), ("onnxruntime", onnx_path)):
         out = os.path.join(a.workdir, f"out_{runtime}.npy")
@@ -155,7 +155,7 @@ def main(argv=None):
     import onnxruntime
 
     result = {
-        "model": a.model, "batch": a.batch, "date": datetime.date.today().isoformat(), "cpu": cpu_model(),
+        "model": a.model + (" (small)" if a.small else ""), "batch": a.batch, "date": datetime.date.today().isoformat(), "cpu": cpu_model(),
         "onnxruntime": onnxruntime.__version__, "ort_threads": a.threads, "repeat": a.repeat,
         "onnx_bytes": os.path.getsize(onnx_path), "de_bytes": os.path.getsize(de_path),
         "deepep": d, "onnxruntime_run": o, "ratio": d["peak_kib"] / o["peak_kib"],
@@ -163,7 +163,7 @@ def main(argv=None):
         "max_relative_error": err,
     }
     mib = lambda k: k / 1024
-    rows = [("peak RSS (VmHWM)", "peak_kib"), ("getrusage maxrss", "maxrss_kib"), ("RSS after imports", "floor_kib"),
+    rows = [("peak RSS (VmHWM)", "peak_kib"), ("RSS after imports", "floor_kib"),
             ("final RSS", "final_kib"), ("  of which anonymous", "anon_kib"), ("  of which file pages", "file_kib")]
     lines = [f"| | DeepEP (.de) | onnxruntime {onnxruntime.__version__} |", "|---|---:|---:|"]
     for label, k in rows:

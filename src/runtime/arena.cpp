@@ -158,6 +158,11 @@ ArenaPlan PlanRecorder::finish() const {
     plan.buffers.push_back({gr.bytes, gr.first, gr.last});
   }
   plan.memory = plan_memory(plan.buffers);
+  // Naive: every planned value in its own buffer, in-place chains included.
+  plan.memory.naive_bytes = 0;
+  for (const Group& gr : groups)
+    if (!gr.members.empty() && !gr.escapes)
+      plan.memory.naive_bytes += gr.members.size() * ((gr.bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign);
   return plan;
 }
 
