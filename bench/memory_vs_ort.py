@@ -196,7 +196,8 @@ def main(argv=None):
                     f"median of {a.repeat} children (peaks: DeepEP {[round(mib(k)) for k in d['peaks_kib']]} MiB, "
                     f"onnxruntime {[round(mib(k)) for k in o['peaks_kib']]} MiB)\n")
             f.write(f"- command: `PYTHONPATH=python python bench/memory_vs_ort.py --model {a.model} "
-                    f"--batch {a.batch} --write-results`\n\n")
+                    f"--batch {a.batch} --write-results`\n")
+            f.write(f"- load/run times are incidental (this measures memory; machine load varies)\n\n")
             f.write(table + "\n\n" + summary + "\n")
             if mr:
                 f.write(f"\nDeepEP memory_report: planned {mib(mr['planned_bytes'] / 1024):.1f} MiB "
