@@ -44,7 +44,7 @@ def child(runtime, model, input_path, output_path, threads):
     import numpy as np
 
     x = np.load(input_path)
-    if runtime == "deepep":
+    if runtime in ("deepep", "deepep-onnx"):
         import deepep
         floor = status_kib()["VmRSS"]
         t0 = time.perf_counter()
@@ -130,6 +130,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     p.add_argument("--repeat", type=int, default=3, help="children per runtime; the median peak counts")
     p.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "deepep_memory_bench"))
+    p.add_argument("--with-onnx", action="store_true",
+                   help="also DeepEP loading the .onnx (parsed, optimized at load, weights owned)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--write-results", action="store_true", help="write bench/results/memory_<date>.md")
     p.add_argument("--child", nargs=4, metavar=("RUNTIME", "MODEL", "INPUT", "OUTPUT"), help=argparse.SUPPRESS)
@@ -142,7 +144,10 @@ def main(argv=None):
 
     onnx_path, de_path, input_path = prepare(a.model, a.batch, a.small, a.workdir)
     runs = {}
-    for runtime, path in (("deepep", de_path), ("onnxruntime", onnx_path)):
+    sides = [("deepep", de_path), ("onnxruntime", onnx_path)]
+    if a.with_onnx:
+        sides.append(("deepep-onnx", onnx_path))
+    for runtime, path in sides:
         out = os.path.join(a.workdir, f"out_{runtime}.npy")
         rs = [run_child(runtime, path, input_path, out, a.threads) for _ in range(a.repeat)]
         rs.sort(key=lambda r: r["peak_kib"])
@@ -162,15 +167,20 @@ def main(argv=None):
         "ratio_above_floor": (d["peak_kib"] - d["floor_kib"]) / max(1, o["peak_kib"] - o["floor_kib"]),
         "max_relative_error": err,
     }
+    if a.with_onnx:
+        result["deepep_onnx"] = runs["deepep-onnx"]
     mib = lambda k: k / 1024
     rows = [("peak RSS (VmHWM)", "peak_kib"), ("RSS after imports", "floor_kib"),
             ("final RSS", "final_kib"), ("  of which anonymous", "anon_kib"), ("  of which file pages", "file_kib")]
-    lines = [f"| | DeepEP (.de) | onnxruntime {onnxruntime.__version__} |", "|---|---:|---:|"]
+    cols = [("DeepEP (.de)", d), (f"onnxruntime {onnxruntime.__version__}", o)]
+    if a.with_onnx:
+        cols.append(("DeepEP (.onnx)", runs["deepep-onnx"]))
+    lines = ["| | " + " | ".join(c for c, _ in cols) + " |", "|---|" + "---:|" * len(cols)]
     for label, k in rows:
-        lines.append(f"| {label} | {mib(d[k]):.1f} MiB | {mib(o[k]):.1f} MiB |")
-    lines.append(f"| peak above the import floor | {mib(d['peak_kib'] - d['floor_kib']):.1f} MiB | "
-                 f"{mib(o['peak_kib'] - o['floor_kib']):.1f} MiB |")
-    lines.append(f"| load / run | {d['load_s']:.2f} s / {d['run_s']:.2f} s | {o['load_s']:.2f} s / {o['run_s']:.2f} s |")
+        lines.append(f"| {label} | " + " | ".join(f"{mib(r[k]):.1f} MiB" for _, r in cols) + " |")
+    lines.append("| peak above the import floor | " +
+                 " | ".join(f"{mib(r['peak_kib'] - r['floor_kib']):.1f} MiB" for _, r in cols) + " |")
+    lines.append("| load / run | " + " | ".join(f"{r['load_s']:.2f} s / {r['run_s']:.2f} s" for _, r in cols) + " |")
     table = "\n".join(lines)
     summary = (f"peak RSS ratio DeepEP / onnxruntime = {result['ratio']:.3f} "
                f"(above the import floor: {result['ratio_above_floor']:.3f}); "
@@ -196,7 +206,7 @@ def main(argv=None):
                     f"median of {a.repeat} children (peaks: DeepEP {[round(mib(k)) for k in d['peaks_kib']]} MiB, "
                     f"onnxruntime {[round(mib(k)) for k in o['peaks_kib']]} MiB)\n")
             f.write(f"- command: `PYTHONPATH=python python bench/memory_vs_ort.py --model {a.model} "
-                    f"--batch {a.batch} --write-results`\n")
+                    f"--batch {a.batch}{' --with-onnx' if a.with_onnx else ''} --write-results`\n")
             f.write(f"- load/run times are incidental (this measures memory; machine load varies)\n\n")
             f.write(table + "\n\n" + summary + "\n")
             if mr:
