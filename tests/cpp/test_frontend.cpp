@@ -239,4 +239,23 @@ TEST(Frontend, HugeDeclaredTensorsAreRejectedBeforeAllocating) {
   EXPECT_NE(wrap.find("is too large"), std::string::npos) << wrap;
 }
 
+TEST(Frontend, NodesListingFewerOutputsThanTheOpDefinesDoNotCrash) {
+  // Found by fuzz_onnx_loader: shape inference wrote output 0 of a node with
+  // no outputs (past the end of a vector). Inference now ignores outputs a
+  // node lacks, and a kernel producing one is an error naming the node.
+  Msg g;
+  g.msg(1, node("Relu", {"x"}, {}, "no_outputs")).msg(1, node("Neg", {"x"}, {"y"}, "neg")).str(2, "main");
+  g.msg(11, value_info("x", {3})).msg(12, value_info("y", {3}));
+  OnnxModel m = load_onnx_bytes(model(g), ".", "m.onnx");
+  Executor ex;
+  try {
+    ex.run(*m.graph, {floats({3}, {1, 3, 2})});
+    FAIL() << "a kernel writing an output its node lacks must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Relu 'no_outputs' has 0 output(s); its kernel produces output 0"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
