@@ -4,7 +4,7 @@
 // Planning is measured, not guessed: the first run of an input-shape signature
 // records, through the kernels' output allocator, each value's size, the step
 // that writes it, the last step that reads it, and which outputs are views of
-// other values' storage (Reshape, Identity, Transpose-free views...), whose
+// other values' storage (Reshape, Flatten, Identity, ...), whose
 // readers then extend the viewed buffer's lifetime (views of views too). Values
 // that escape (graph outputs and their views) stay out of the arena. Later
 // runs with that signature place outputs at the planned offsets; a size the
