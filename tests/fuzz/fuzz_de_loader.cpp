@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -47,9 +48,16 @@ void repair(std::string& f) {
   put64(f, 40, XXH64(f.data() + table, size_t(count) * 32, 0));
 }
 
-std::string temp_path() {
-  const char* dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-  return std::string(dir) + "/deepep_fuzz_de_" + std::to_string(getpid()) + ".de";
+// One scratch file per process, removed at exit (never destroyed, so the
+// exit handler can still read it).
+const std::string& temp_path() {
+  static const std::string* path = [] {
+    const char* dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    auto* p = new std::string(std::string(dir) + "/deepep_fuzz_de_" + std::to_string(getpid()) + ".de");
+    std::atexit([] { ::unlink(temp_path().c_str()); });
+    return p;
+  }();
+  return *path;
 }
 
 }  // namespace
@@ -58,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string file(reinterpret_cast<const char*>(data) + 1, size - 1);
   if (data[0] & 1) repair(file);
-  static const std::string path = temp_path();
+  const std::string& path = temp_path();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) __builtin_trap();
   for (size_t done = 0; done < file.size();) {
