@@ -48,6 +48,7 @@ struct MemoryReport {
   uint64_t lower_bound_bytes = 0;  // most bytes live at any one step
   uint64_t weights_bytes = 0;
   size_t planned_buffers = 0;
+  size_t inplace_reuses = 0;       // outputs planned into their input 0's buffer
 };
 
 class Session;
@@ -100,6 +101,7 @@ class Session {
   struct PlanCache;
   std::unique_ptr<PlanCache> plans_;
   friend class Engine;
+  friend struct SessionDebug;  // src/runtime/session_debug.h (tests)
 };
 
 }  // namespace deepep

@@ -89,7 +89,8 @@ class Session:
 
     def memory_report(self) -> dict:
         """The memory plan of the last run's input shapes: naive_bytes,
-        planned_bytes, lower_bound_bytes, weights_bytes, planned_buffers."""
+        planned_bytes, lower_bound_bytes, weights_bytes, planned_buffers,
+        inplace_reuses (see docs/MEMORY.md)."""
         return self._native.memory_report()
 
 

@@ -16,6 +16,7 @@
 
 #include "deepep/converter.h"
 #include "deepep/engine.h"
+#include "runtime/session_debug.h"
 
 namespace nb = nanobind;
 using namespace deepep;
@@ -103,6 +104,23 @@ struct PySession {
     d["lower_bound_bytes"] = r.lower_bound_bytes;
     d["weights_bytes"] = r.weights_bytes;
     d["planned_buffers"] = r.planned_buffers;
+    d["inplace_reuses"] = r.inplace_reuses;
+    return d;
+  }
+  // For tests: the last plan, validated (check is "" when no two live buffers overlap).
+  nb::dict debug_plan() {
+    std::lock_guard<std::mutex> lock(mu);
+    nb::dict d;
+    const ArenaPlan* p = SessionDebug::last_plan(*session);
+    if (!p) return d;
+    d["check"] = check_plan(p->buffers, p->memory);
+    d["strategy"] = p->memory.strategy;
+    d["buffers"] = p->buffers.size();
+    d["inplace_reuses"] = p->inplace_reuses;
+    d["cached_plans"] = SessionDebug::cached_plans(*session);
+    d["inplace_hits"] = SessionDebug::last_inplace_hits(*session);
+    d["fallbacks"] = SessionDebug::last_fallbacks(*session);
+    d["copied_views"] = SessionDebug::last_copied_views(*session);
     return d;
   }
 };
@@ -127,21 +145,24 @@ NB_MODULE(_deepep, m) {
 
   nb::class_<PySession>(m, "_Session")
       .def("run_raw", &PySession::run, nb::arg("feeds"), nb::arg("outputs"))
-      .def("memory_report", &PySession::memory_report);
+      .def("memory_report", &PySession::memory_report)
+      .def("_debug_plan", &PySession::debug_plan);
 
   nb::class_<Engine>(m, "_Engine")
       .def_static(
           "load",
-          [](const std::string& path, const std::string& device, uint64_t pool, int fusion_level) {
+          [](const std::string& path, const std::string& device, uint64_t pool, int fusion_level,
+             bool plan_memory) {
             EngineOptions o;
             o.device = device;
             o.memory_pool_bytes = pool;
             o.fusion_level = fusion_level;
+            o.plan_memory = plan_memory;
             nb::gil_scoped_release release;
             return Engine::load(path, o);
           },
           nb::arg("path"), nb::arg("device") = "cpu", nb::arg("memory_pool_bytes") = 0,
-          nb::arg("fusion_level") = 2)
+          nb::arg("fusion_level") = 2, nb::arg("plan_memory") = true)
       .def_prop_ro("inputs", [](const Engine& e) { return infos(e.inputs()); })
       .def_prop_ro("outputs", [](const Engine& e) { return infos(e.outputs()); })
       .def_prop_ro("device", &Engine::device)

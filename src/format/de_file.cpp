@@ -228,8 +228,8 @@ DeFile load_de_file(const std::string& path) {
   DEEPEP_CHECK(h.file_bytes == size, "'", path, "' is truncated or padded: the header says ",
                h.file_bytes, " bytes, the file has ", size);
   const uint64_t table_bytes = uint64_t(h.section_count) * sizeof(SectionEntry);
-  DEEPEP_CHECK(h.section_count <= 64 && h.table_offset >= sizeof(Header) &&
-                   h.table_offset + table_bytes <= size,
+  DEEPEP_CHECK(h.section_count <= 64 && h.table_offset >= sizeof(Header) && h.table_offset <= size &&
+                   table_bytes <= size - h.table_offset,
                "'", path, "' is corrupt: the section table (", h.section_count,
                " entries at offset ", h.table_offset, ") lies outside the file");
   std::vector<SectionEntry> table(h.section_count);

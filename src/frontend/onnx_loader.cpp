@@ -85,7 +85,9 @@ struct Loader {
     Shape shape(tp.dims().begin(), tp.dims().end());
     for (int64_t d : shape)
       DEEPEP_CHECK(d >= 0, display, ": tensor '", what, "' has a negative dimension");
+    checked_numel(what, shape);
     if (tp.data_location() == pb::TensorProto::EXTERNAL) return read_external(tp, what, dt, shape);
+    check_data_present(tp, what, dt, shape);
     Tensor t(dt, shape);
     const size_t nbytes = t.nbytes();
     const int64_t n = t.numel();
@@ -158,7 +160,6 @@ struct Loader {
       Tensor r = resolver(location, offset, length, dt, shape);
       if (r.defined()) return r;
     }
-    Tensor t(dt, shape);
     fs::path p = fs::path(base_dir) / location;
     std::error_code ec;
     const auto st = fs::status(p, ec);
@@ -166,7 +167,7 @@ struct Loader {
                  what, "' does not exist", ec && ec != std::errc::no_such_file_or_directory ? " (" + ec.message() + ")" : "");
     DEEPEP_CHECK(fs::is_regular_file(st), display, ": external data '", p.string(), "' for tensor '",
                  what, "' is not a regular file");
-    const int64_t need = int64_t(t.nbytes());
+    const int64_t need = checked_numel(what, shape) * int64_t(dtype_size(dt));
     DEEPEP_CHECK(length < 0 || length == need, display, ": tensor '", what, "' external length ",
                  length, " does not match its ", need, " bytes");
     const auto fsize = int64_t(fs::file_size(p, ec));
@@ -174,11 +175,51 @@ struct Loader {
     DEEPEP_CHECK(offset >= 0 && offset <= fsize && need <= fsize - offset, display, ": tensor '", what,
                  "' reads bytes [", offset, ", ", offset + need, ") of '", p.string(),
                  "', which has only ", fsize, " bytes");
+    Tensor t(dt, shape);  // only now: the file holds every byte it promises
     std::ifstream f(p, std::ios::binary);
     f.seekg(offset);
     f.read(static_cast<char*>(t.raw()), need);
     DEEPEP_CHECK(f.good() || need == 0, display, ": failed reading external data of '", what, "'");
     return t;
+  }
+
+  // The element count of `shape`, which must stay far from overflowing
+  // int64 (so byte sizes computed from it cannot wrap either).
+  int64_t checked_numel(const std::string& what, const Shape& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) {
+      DEEPEP_CHECK(d == 0 || n <= (int64_t(1) << 56) / d, display, ": tensor '", what,
+                   "' is too large (shape ", shape_str(shape), ")");
+      n *= d;
+    }
+    return n;
+  }
+
+  // Before allocating what the dims promise (a few bytes of protobuf may
+  // claim gigabytes): the element count must not overflow, and the proto
+  // must hold that much data. Same messages as the exact checks after.
+  void check_data_present(const pb::TensorProto& tp, const std::string& what, DType dt, const Shape& shape) {
+    const int64_t n = checked_numel(what, shape);
+    const int bits = dtype_packed_bits(dt);
+    if (bits < 8) {
+      const int64_t packed = (n * bits + 7) / 8;
+      const int64_t have = tp.has_raw_data() ? int64_t(tp.raw_data().size()) : int64_t(tp.int32_data_size());
+      DEEPEP_CHECK(have >= packed, display, ": tensor '", what, "' has ", have, " packed bytes, expected ",
+                   packed, " for ", n, " ", dtype_name(dt), " values");
+    } else if (tp.has_raw_data()) {
+      const uint64_t nbytes = uint64_t(n) * dtype_size(dt);
+      DEEPEP_CHECK(tp.raw_data().size() >= nbytes, display, ": tensor '", what, "' has ",
+                   tp.raw_data().size(), " bytes of raw data, expected ", nbytes, " for ", dtype_name(dt),
+                   shape_str(shape));
+    } else {
+      int64_t have = tp.int32_data_size();
+      if (dt == DType::kFloat32) have = tp.float_data_size();
+      if (dt == DType::kFloat64) have = tp.double_data_size();
+      if (dt == DType::kInt64) have = tp.int64_data_size();
+      if (dt == DType::kUInt32 || dt == DType::kUInt64) have = tp.uint64_data_size();
+      DEEPEP_CHECK(have >= n, display, ": tensor '", what, "' holds ", have, " values, expected ", n,
+                   " for shape ", shape_str(shape));
+    }
   }
 
   // 4- and 2-bit types arrive packed (first element in the low bits), in

@@ -83,7 +83,20 @@ const Tensor& KernelContext::input(int i) const {
   return *inputs[i];
 }
 
+namespace {
+void check_output_index(const KernelContext& ctx, int i) {
+  DEEPEP_CHECK(i >= 0 && size_t(i) < ctx.outputs.size(), ctx.node.describe(), " has ", ctx.outputs.size(),
+               " output(s); its kernel produces output ", i);
+}
+}  // namespace
+
+void KernelContext::set_output(int i, Tensor t) {
+  check_output_index(*this, i);
+  outputs[size_t(i)] = std::move(t);
+}
+
 Tensor& KernelContext::output(int i, DType dtype, const Shape& shape) {
+  check_output_index(*this, i);
   outputs[i] = allocator ? allocator->allocate(node, i, dtype, shape) : Tensor(dtype, shape);
   return outputs[i];
 }

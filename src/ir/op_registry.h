@@ -54,7 +54,7 @@ struct KernelContext {
   const Tensor& input(int i) const;
   // Allocates output i with the given type and shape and returns it.
   Tensor& output(int i, DType dtype, const Shape& shape);
-  void set_output(int i, Tensor t) { outputs[i] = std::move(t); }
+  void set_output(int i, Tensor t);
   bool output_requested(int i) const;
   const char* op() const { return node.op_type.c_str(); }
 };
@@ -81,7 +81,11 @@ struct InferContext {
   const Value& input(int i) const { return *inputs[i]; }
   // The data of input i when it is a constant, else nullptr.
   const Tensor* constant(int i) const;
-  void set(int i, DType dt, std::optional<SymShape> shape) { outputs[i] = {dt, std::move(shape)}; }
+  // Ignores an output the node does not have (a malformed model may list
+  // fewer outputs than the op defines).
+  void set(int i, DType dt, std::optional<SymShape> shape) {
+    if (i >= 0 && size_t(i) < outputs.size()) outputs[size_t(i)] = {dt, std::move(shape)};
+  }
 };
 
 using KernelFn = std::function<void(KernelContext&)>;

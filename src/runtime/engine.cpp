@@ -4,12 +4,11 @@
 #include <list>
 #include <map>
 
-#include "runtime/arena.h"
-
 #include "format/de_file.h"
 #include "frontend/onnx_loader.h"
 #include "optimizer/pipeline.h"
 #include "runtime/executor.h"
+#include "runtime/session_debug.h"
 
 namespace deepep {
 
@@ -122,6 +121,8 @@ struct Session::PlanCache {
   };
   std::list<Entry> entries;
   MemoryReport last;
+  const Entry* last_entry = nullptr;
+  size_t last_inplace_hits = 0, last_fallbacks = 0, last_copied_views = 0;  // of the last replay
 
   Entry* find(const std::vector<std::pair<DType, Shape>>& sig) {
     for (auto it = entries.begin(); it != entries.end(); ++it)
@@ -212,15 +213,23 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
       void* p = std::aligned_alloc(kArenaAlign, std::max<uint64_t>(kArenaAlign, (need + kArenaAlign - 1) / kArenaAlign * kArenaAlign));
       DEEPEP_CHECK(p, "out of memory allocating a ", need, "-byte activation arena");
       fresh.arena = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
-      if (plans_->entries.size() >= PlanCache::kMaxPlans) plans_->entries.pop_back();
+      if (plans_->entries.size() >= PlanCache::kMaxPlans) {
+        if (plans_->last_entry == &plans_->entries.back()) plans_->last_entry = nullptr;
+        plans_->entries.pop_back();
+      }
       plans_->entries.push_front(std::move(fresh));
       e = &plans_->entries.front();
     } else {
       ArenaAllocator alloc(e->plan, static_cast<uint8_t*>(e->arena.get()), e->arena, &caller_outputs);
       outs = ex.run_graph(g, bound, &alloc);
+      plans_->last_inplace_hits = alloc.inplace_hits();
+      plans_->last_fallbacks = alloc.fallbacks();
+      plans_->last_copied_views = alloc.copied_views();
     }
     const MemoryPlan& m = e->plan.memory;
-    plans_->last = {m.naive_bytes, m.arena_bytes, m.lower_bound_bytes, weights_bytes(g), e->plan.buffers.size()};
+    plans_->last = {m.naive_bytes, m.arena_bytes, m.lower_bound_bytes, weights_bytes(g),
+                    e->plan.buffers.size(), e->plan.inplace_reuses};
+    plans_->last_entry = e;
     // Nothing handed back may live in the arena the next run reuses.
     for (Tensor& t : outs)
       if (t.owner() == e->arena) t = t.clone();
@@ -246,5 +255,14 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
   }
   return result;
 }
+
+const ArenaPlan* SessionDebug::last_plan(const Session& s) {
+  const auto* e = s.plans_->last_entry;
+  return e ? &e->plan : nullptr;
+}
+size_t SessionDebug::cached_plans(const Session& s) { return s.plans_->entries.size(); }
+size_t SessionDebug::last_inplace_hits(const Session& s) { return s.plans_->last_inplace_hits; }
+size_t SessionDebug::last_fallbacks(const Session& s) { return s.plans_->last_fallbacks; }
+size_t SessionDebug::last_copied_views(const Session& s) { return s.plans_->last_copied_views; }
 
 }  // namespace deepep

@@ -86,6 +86,7 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
     }
     ctx.outputs.resize(n->outputs.size());
     DEEPEP_CHECK(n->def && n->def->reference, n->describe(), ": no kernel");
+    if (hooks) hooks->before_node(*n, ctx.inputs);
     try {
       n->def->reference(ctx);
     } catch (const Error& e) {

@@ -9,11 +9,13 @@
 
 namespace deepep {
 
-// Directs where the top-level graph's kernel outputs live (memory planning)
-// and sees each node's outputs after it ran.
+// Directs where the top-level graph's kernel outputs live (memory planning),
+// sees each node's inputs before it runs and its outputs after (and may
+// replace an output, e.g. by a copy, before the executor stores it).
 class RunHooks : public OutputAllocator {
  public:
-  virtual void after_node(const Node& node, const std::vector<Tensor>& outputs) {}
+  virtual void before_node(const Node& node, const std::vector<const Tensor*>& inputs) {}
+  virtual void after_node(const Node& node, std::vector<Tensor>& outputs) {}
 };
 
 class Executor : public SubgraphRunner {

@@ -2,9 +2,16 @@
 // that no two buffers live at the same time share bytes, using as few bytes as
 // possible.
 //
-// Algorithm (greedy by size, best fit — the TFLite/XNNPACK family): sort
-// buffers by size, largest first; place each at the lowest-waste gap among the
-// already-placed buffers whose lifetimes overlap it (or at the end of them).
+// Algorithm: greedy placement (the TFLite/XNNPACK family) run under several
+// buffer orderings — largest first, longest-lived first, earliest first,
+// largest size x lifetime first — each with three fits: best fit (the
+// smallest gap among already-placed, time-overlapping buffers that holds it,
+// else on top of them), tight fit (the same, with the space between them and
+// the arena's current end counting as a gap) and first fit (the lowest gap);
+// the smallest arena wins ("size/best-fit" alone is the classic greedy by
+// size). Each placement is O(n log n) over the placed buffers, so a plan is
+// O(12 n^2 log n): milliseconds for thousands of buffers, once per input-shape
+// signature.
 // Invariant: for any two buffers whose [first, last] step ranges intersect,
 // their [offset, offset + bytes) ranges are disjoint (check_plan proves it).
 #pragma once
@@ -25,6 +32,7 @@ struct MemoryPlan {
   uint64_t arena_bytes = 0;       // planned size
   uint64_t naive_bytes = 0;       // sum of all buffers (no reuse)
   uint64_t lower_bound_bytes = 0; // most bytes live at any one step
+  std::string strategy;           // the ordering and fit that won, e.g. "size/best-fit"
 };
 
 inline constexpr uint64_t kArenaAlign = 64;

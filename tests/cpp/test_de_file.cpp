@@ -132,3 +132,12 @@ TEST_F(DeFileTest, OutOfRangeSectionOffset) {
               msg.find("checksum") != std::string::npos)
       << msg;
 }
+
+TEST_F(DeFileTest, SectionTableOffsetNearTheTopOfTheAddressSpace) {
+  // Found by fuzz_de_loader: offset + size wrapped around 2^64 and passed the
+  // bounds check, and the table was then copied from far outside the mapping.
+  std::string d = bytes;
+  const uint64_t wrap = ~uint64_t(0) - 16;  // header field at 24
+  std::memcpy(&d[24], &wrap, 8);
+  EXPECT_NE(expect_load_error(d).find("section table"), std::string::npos);
+}

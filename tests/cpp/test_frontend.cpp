@@ -218,4 +218,44 @@ TEST(Frontend, FuzzedModelsLoadOrRaiseDeepepErrors) {
   EXPECT_GT(loaded, 0);
 }
 
+TEST(Frontend, HugeDeclaredTensorsAreRejectedBeforeAllocating) {
+  // Found by fuzz_onnx_loader: a few bytes of protobuf declaring a 2 GiB
+  // initializer made the loader allocate it before noticing the data was
+  // missing. Now the data is checked first, and dims whose product would
+  // overflow are refused.
+  auto with_init = [](const Msg& init) {
+    Msg g;
+    g.msg(1, node("Add", {"x", "b"}, {"y"}, "add")).str(2, "main").msg(5, init);
+    g.msg(11, value_info("x", {3})).msg(12, value_info("y", {3}));
+    return model(g);
+  };
+  const std::string big = error_of(with_init(float_tensor("b", {1 << 20, 1 << 9}, {1, 2, 3})));
+  EXPECT_NE(big.find("12 bytes of raw data, expected 2147483648"), std::string::npos) << big;
+  Msg typed;  // float_data (field 4) holding 1 value for 2^31
+  typed.num(1, 1 << 20).num(1, 1 << 11).num(2, 1).str(8, "b").str(4, std::string(4, '\0'));
+  const std::string t = error_of(with_init(typed));
+  EXPECT_NE(t.find("holds 1 values, expected 2147483648"), std::string::npos) << t;
+  const std::string wrap = error_of(with_init(float_tensor("b", {int64_t(1) << 40, int64_t(1) << 40}, {1})));
+  EXPECT_NE(wrap.find("is too large"), std::string::npos) << wrap;
+}
+
+TEST(Frontend, NodesListingFewerOutputsThanTheOpDefinesDoNotCrash) {
+  // Found by fuzz_onnx_loader: shape inference wrote output 0 of a node with
+  // no outputs (past the end of a vector). Inference now ignores outputs a
+  // node lacks, and a kernel producing one is an error naming the node.
+  Msg g;
+  g.msg(1, node("Relu", {"x"}, {}, "no_outputs")).msg(1, node("Neg", {"x"}, {"y"}, "neg")).str(2, "main");
+  g.msg(11, value_info("x", {3})).msg(12, value_info("y", {3}));
+  OnnxModel m = load_onnx_bytes(model(g), ".", "m.onnx");
+  Executor ex;
+  try {
+    ex.run(*m.graph, {floats({3}, {1, 3, 2})});
+    FAIL() << "a kernel writing an output its node lacks must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Relu 'no_outputs' has 0 output(s); its kernel produces output 0"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
