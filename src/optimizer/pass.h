@@ -65,5 +65,8 @@ std::unique_ptr<Pass> make_dead_code_elimination();
 std::unique_ptr<Pass> make_transpose_cancellation();
 std::unique_ptr<Pass> make_conv_batchnorm_fold();
 std::unique_ptr<Pass> make_matmul_add_to_gemm();
+// Level 3: aggressive.
+std::unique_ptr<Pass> make_precision_lowering();
+std::unique_ptr<Pass> make_elementwise_fusion();
 
 }  // namespace deepep

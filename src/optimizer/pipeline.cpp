@@ -36,9 +36,16 @@ const char* precision_name(Precision p) {
 //     constant weight becomes a plain constant MatMul can take.
 //  5. conv_batchnorm_fold and 6. matmul_add_to_gemm: the pattern fusions; they
 //     need constant parameters, which 1-4 provide.
-//  7. common_subexpression_elimination near the end: after no-ops are gone,
+//  7. precision_lowering (level 3) after the pattern fusions, which match
+//     float32 weights, and before elementwise fusion, so the Casts it puts
+//     around float32-kept ops (LayerNorm, Softmax, reductions) are fused
+//     into the neighbouring elementwise chains.
+//  8. elementwise_fusion (level 3) last of the fusions: it takes the
+//     elementwise/broadcast ops the pattern fusions left (a bias Add that
+//     became part of a Gemm is not an elementwise op any more).
+//  9. common_subexpression_elimination near the end: after no-ops are gone,
 //     x and Identity(x) are one value, and fused nodes can merge too.
-//  8. dead_code_elimination last: sweeps every node and constant the passes
+// 10. dead_code_elimination last: sweeps every node and constant the passes
 //     before it left unused.
 std::vector<std::unique_ptr<Pass>> default_pipeline() {
   std::vector<std::unique_ptr<Pass>> p;
@@ -48,6 +55,8 @@ std::vector<std::unique_ptr<Pass>> default_pipeline() {
   p.push_back(make_transpose_cancellation());
   p.push_back(make_conv_batchnorm_fold());
   p.push_back(make_matmul_add_to_gemm());
+  p.push_back(make_precision_lowering());
+  p.push_back(make_elementwise_fusion());
   p.push_back(make_common_subexpression_elimination());
   p.push_back(make_dead_code_elimination());
   return p;
