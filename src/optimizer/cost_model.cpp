@@ -8,9 +8,7 @@ std::optional<double> nominal_elements(const std::optional<SymShape>& s) {
   if (!s) return std::nullopt;
   double n = 1;
   for (const Dim& d : *s) {
-    if (d.is_known()) n *= double(d.value);
-    else if (d.is_symbol()) n *= kSymbolicDim;
-    else return std::nullopt;
+    n *= d.is_known() ? double(d.value) : kSymbolicDim;
   }
   return n;
 }

@@ -11,8 +11,9 @@
 // needed outside (when that is cheaper than writing it out), does extra
 // arithmetic. Each kernel launch saved is worth a fixed amount of traffic.
 //
-// Shapes may be symbolic: a symbol counts as kSymbolicDim elements, which is
-// enough to rank choices (the same symbols appear on both sides).
+// Shapes may be symbolic or partly unknown: such a dimension counts as
+// kSymbolicDim elements, which is enough to rank choices (the same dimensions
+// appear on both sides of each comparison).
 #pragma once
 #include <optional>
 
@@ -21,14 +22,13 @@
 
 namespace deepep::opt {
 
-// Elements a symbolic dimension is assumed to have.
+// Elements a symbolic or unknown dimension is assumed to have.
 inline constexpr double kSymbolicDim = 128;
 
-// Elements of a shape under that assumption; nullopt when the rank or a
-// dimension is unknown.
+// Elements of a shape under that assumption; nullopt when the rank is unknown.
 std::optional<double> nominal_elements(const std::optional<SymShape>& s);
 // Bytes of a value (nominal elements times the element size); nullopt when
-// its shape is not known well enough.
+// its rank is not known.
 std::optional<double> nominal_bytes(const Value* v);
 
 // Arithmetic per element of one instruction, in simple-op units (an add is 1,

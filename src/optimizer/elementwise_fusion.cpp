@@ -251,6 +251,9 @@ class Fuser {
   std::vector<Value*> inputs_of(const Group& gr) const;
   std::vector<Node*> by_position(const Group& gr) const;
   std::optional<opt::GroupCost> measure(const Group& gr) const;
+  // Whether producer p of one of gr's inputs, joining gr, provably computes
+  // the root's whole shape (so the kernel can write it as an output).
+  bool fills_root(const Group& gr, const Node* p) const;
   // Positions of the reads of v outside gr (INT_MAX: a graph output); nullopt
   // when v is read only by gr's internal members.
   std::vector<int> outside_reads(const Group& gr, const Value* v) const;
@@ -302,16 +305,18 @@ std::optional<opt::GroupCost> Fuser::measure(const Group& gr) const {
   const Value* out = gr.root->outputs[0];
   const auto root_elems = opt::nominal_elements(out->shape);
   if (!root_elems) return std::nullopt;
-  // The kernel's output shape is the broadcast of its inputs: it must be the root's.
-  std::optional<SymShape> bshape = SymShape{};
+  // The kernel's output shape is the broadcast of its inputs. The root's shape
+  // is that broadcast with the immediates' shapes too, and immediates have
+  // one element, so the two agree exactly when the inputs reach the root's rank.
+  size_t rank = 0;
   const std::vector<Value*> ins = inputs_of(gr);
   for (const Value* v : ins) {
     const auto b = opt::nominal_bytes(v);
     if (!b || !v->shape) return std::nullopt;
     c.fused_bytes += *b;
-    bshape = ops::broadcast_sym(*bshape, *v->shape);
+    rank = std::max(rank, v->shape->size());
   }
-  if (ins.empty() || !opt::same_shape(bshape, out->shape)) return std::nullopt;
+  if (ins.empty() || rank != out->shape->size()) return std::nullopt;
   c.inputs = int(ins.size());
   for (Node* m : gr.order) {
     const Recipe& r = *recipe(m);
@@ -327,7 +332,7 @@ std::optional<opt::GroupCost> Fuser::measure(const Group& gr) const {
       continue;
     }
     ++c.nodes_replaced;
-    c.extra_flops += recipe_flops(r) * (*root_elems - *me);
+    c.extra_flops += recipe_flops(r) * std::max(0.0, *root_elems - *me);
     c.unfused_bytes += *mb;
     for (int i : r.reads) {
       const auto b = opt::nominal_bytes(m->inputs[size_t(i)]);
@@ -336,6 +341,47 @@ std::optional<opt::GroupCost> Fuser::measure(const Group& gr) const {
     }
   }
   return c;
+}
+
+// `small` broadcasts into `big` for certain: each of its dims is 1 or the
+// same known size or symbol as big's.
+bool broadcasts_into(const std::optional<SymShape>& small, const std::optional<SymShape>& big) {
+  if (!small || !big || small->size() > big->size()) return false;
+  const size_t off = big->size() - small->size();
+  for (size_t i = 0; i < small->size(); ++i) {
+    const Dim& s = (*small)[i];
+    const Dim& b = (*big)[off + i];
+    if (s.is_known() && s.value == 1) continue;
+    if (!(s.is_known() || s.is_symbol()) || !(s == b)) return false;
+  }
+  return true;
+}
+
+bool Fuser::fills_root(const Group& gr, const Node* p) const {
+  const Value* out = p->outputs[0];
+  const Value* root = gr.root->outputs[0];
+  if (opt::same_shape(out->shape, root->shape)) return true;
+  if (!out->shape || !root->shape || out->shape->size() != root->shape->size()) return false;
+  // At run time p's shape is the broadcast of the group inputs it depends on,
+  // the root's that of all group inputs: equal when each of the others
+  // broadcasts into p's shape. (Absorbing producers later keeps this: a
+  // node's inputs broadcast into its output.)
+  std::unordered_set<const Value*> feeding;
+  std::vector<const Node*> stack = {p};
+  std::unordered_set<const Node*> seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n).second) continue;
+    for (int i : recipe(n)->reads) {
+      const Value* v = n->inputs[size_t(i)];
+      if (produced_in(gr, v)) stack.push_back(v->producer);
+      else feeding.insert(v);
+    }
+  }
+  for (const Value* v : inputs_of(gr))
+    if (v != out && !feeding.count(v) && !broadcasts_into(v->shape, out->shape)) return false;
+  return true;
 }
 
 Fuser::Group Fuser::grow(Node* root) {
@@ -359,7 +405,7 @@ Fuser::Group Fuser::grow(Node* root) {
       } else {
         const bool after_root =
             std::all_of(outside.begin(), outside.end(), [&](int at) { return at > root_pos; });
-        if (after_root && opt::same_shape(v->shape, root->outputs[0]->shape)) options.push_back(Mode::kMaterialized);
+        if (after_root && fills_root(gr, p)) options.push_back(Mode::kMaterialized);
         options.push_back(Mode::kRecomputed);
       }
       std::optional<Mode> pick;

@@ -105,15 +105,26 @@ class Lowering {
       if (touches_f32(*n) && !is_int_to_float_cast(*n) && lowerable(*n)) low_set_.insert(n.get());
     std::vector<Node*> low;
     int kept = 0;
+    std::vector<Node*> order;  // the lowered nodes and the shape readers, in node order
     for (const auto& n : g_.nodes()) {
       if (!touches_f32(*n)) continue;
       if (low_set_.count(n.get()) || (is_int_to_float_cast(*n) && !needs_f32(n->outputs[0]))) low.push_back(n.get());
+      else if (is_shape_reader(*n)) order.push_back(n.get());
       else if (!is_float_cast(*n)) ++kept;
+      if (!low.empty() && low.back() == n.get()) order.push_back(n.get());
     }
     if (low.empty()) return false;
     ctx_.count("kept_float32", kept);
     low_set_.insert(low.begin(), low.end());
-    for (Node* n : low) lower(*n);
+    for (Node* n : order) {
+      if (low_set_.count(n)) {
+        lower(*n);
+        continue;
+      }
+      // Shape/Size read no data: they take a lowered value as it is.
+      for (Value*& v : n->inputs)
+        if (auto it = low_.find(v); v && it != low_.end()) v = it->second;
+    }
     prune_values(g_);
     return true;
   }
@@ -133,6 +144,9 @@ class Lowering {
     return opt::is_op(n, "Cast") && n.inputs.size() == 1 && n.inputs[0] && !opt::is_float(n.inputs[0]->dtype) &&
            n.outputs.size() == 1 && n.outputs[0] && n.outputs[0]->dtype == DType::kFloat32;
   }
+
+  // Readers of a value's shape only, which take any type.
+  static bool is_shape_reader(const Node& n) { return opt::is_op(n, "Shape") || opt::is_op(n, "Size"); }
 
   static bool is_float_cast(const Node& n) {
     return opt::is_op(n, "Cast") && n.inputs.size() == 1 && n.inputs[0] && opt::is_float(n.inputs[0]->dtype);
@@ -174,7 +188,7 @@ class Lowering {
   bool needs_f32(const Value* v) const {
     if (uses_.is_output(v)) return true;
     for (const Use& u : uses_.uses(v))
-      if (u.input < 0 || !low_set_.count(u.node)) return true;
+      if (u.input < 0 || !(low_set_.count(u.node) || is_shape_reader(*u.node))) return true;
     return false;
   }
 

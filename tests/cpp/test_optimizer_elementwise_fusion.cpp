@@ -217,6 +217,35 @@ TEST(ElementwiseFusion, WhereCastAndClip) {
     })");
 }
 
+TEST(ElementwiseFusion, UnknownDimsFuseButMaterializeOnlyWhenProvablyFull) {
+  // Shape inference often loses a dimension ("?") behind a Reshape. The rank
+  // is enough to fuse; a materialized output must provably have the root's
+  // shape: %a depends on %x, and the only other input [8] broadcasts into
+  // [b,?,8], so %a is as large as the root.
+  EXPECT_REWRITE(kFuse, R"(graph main(%x: float32[b,?,8], %w: float32[8,8]) {
+      %bias: float32[8] = const[1, 2, 3, 4, 5, 6, 7, 8]
+      %a: float32[b,?,8] = Exp(%x)
+      %y: float32[b,?,8] = Add(%a, %bias)
+      %z: float32[b,?,8] = MatMul(%a, %w)
+      return %y, %z
+    })",
+                 R"(graph main(%x: float32[b,?,8], %w: float32[8,8]) {
+      %bias: float32[8] = const[1, 2, 3, 4, 5, 6, 7, 8]
+      %y: float32[b,?,8], %a: float32[b,?,8] = deepep.FusedElementwise<args=[0,2,1], consts=floats[], ops=["Exp","Add"], out_dtypes=[1,1], outputs=[3,2]>(%x, %bias)
+      %z: float32[b,?,8] = MatMul(%a, %w)
+      return %y, %z
+    })");
+  // Here the other input %h has an unknown dim of its own: %a may be smaller
+  // than the root (broadcast along it), so it is not written by the kernel.
+  const char* unproven = R"(graph main(%x: float32[b,?,8], %h: float32[b,?,8], %w: float32[8,8]) {
+      %a: float32[b,?,8] = Exp(%x)
+      %y: float32[b,?,8] = Add(%a, %h)
+      %z: float32[b,?,8] = MatMul(%a, %w)
+      return %y, %z
+    })";
+  EXPECT_UNCHANGED(kFuse, unproven);
+}
+
 // ---- must not ----------------------------------------------------------------
 
 TEST(ElementwiseFusion, NeverAcrossAReduction) {

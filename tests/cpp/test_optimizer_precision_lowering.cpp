@@ -244,6 +244,24 @@ TEST(PrecisionLowering, GraphOutputsReadInsideKeepTheirNameAndOneCast) {
     })");
 }
 
+TEST(PrecisionLowering, ShapeReadersNeedNoCastBack) {
+  // Shape reads no data: it takes the lowered value instead of a float32 copy.
+  EXPECT_LOWERED(Precision::kFloat16, R"(graph main(%x: float32[n,4]) {
+      %a: float32[n,4] = Relu(%x)
+      %s: int64[2] = Shape(%a)
+      %b: float32[n,4] = Neg(%a)
+      return %b, %s
+    })",
+                 R"(graph main(%x: float32[n,4]) {
+      %x_fp16: float16[n,4] = Cast<to=10>(%x)
+      %a_fp16: float16[n,4] = Relu(%x_fp16)
+      %s: int64[2] = Shape(%a_fp16)
+      %b_fp16: float16[n,4] = Neg(%a_fp16)
+      %b: float32[n,4] = Cast<to=1>(%b_fp16)
+      return %b, %s
+    })");
+}
+
 TEST(PrecisionLowering, WeightsSaturateInsteadOfOverflowing) {
   // float32's lowest as a mask value: -inf would turn 0 * mask into NaN.
   auto g = parse_graph_text(lower(R"(graph main(%x: float32[3]) {
