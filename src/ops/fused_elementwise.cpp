@@ -419,6 +419,14 @@ void fused_elementwise_kernel(KernelContext& ctx) {
     slot[size_t(p.num_inputs) + k] = take();
   }
 
+  // Pow by a constant 2 is a multiply (the exact square, rounded once: what
+  // a correctly rounded pow returns); other exponents go through pow.
+  std::vector<char> square(p.code.size(), 0);
+  for (size_t k = 0; k < p.code.size(); ++k) {
+    const EwInstr& ins = p.code[k];
+    square[k] = ins.op == EwOp::kPow && ins.args[1] < 0 && p.consts[size_t(-1 - ins.args[1])] == 2.0f;
+  }
+
   const int64_t tiles = (n + kTile - 1) / kTile;
   const int threads = threads_for_work(double(n) * double(std::max<size_t>(p.code.size(), 1)) * 4);
   parallel_for(tiles, threads, [&](int64_t t0, int64_t t1) {
@@ -442,6 +450,12 @@ void fused_elementwise_kernel(KernelContext& ctx) {
         const EwInstr& ins = p.code[k];
         const int arity = fused::ew_info(ins.op).arity;
         float* o = slot_ptr(slot[size_t(p.num_inputs) + k]);
+        if (square[k]) {  // x ** 2: one correctly rounded product, as pow gives
+          const float* a = operand(ins.args[0]);
+          for (int64_t i = 0; i < len; ++i) o[i] = a[i] * a[i];
+          reg[size_t(p.num_inputs) + k] = o;
+          continue;
+        }
         exec(ins, o, operand(ins.args[0]), arity > 1 ? operand(ins.args[1]) : nullptr,
              arity > 2 ? operand(ins.args[2]) : nullptr, len);
         reg[size_t(p.num_inputs) + k] = o;
