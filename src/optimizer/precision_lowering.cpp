@@ -106,12 +106,17 @@ class Lowering {
     std::vector<Node*> low;
     int kept = 0;
     std::vector<Node*> order;  // the lowered nodes and the shape readers, in node order
-    for (const auto& n : g_.nodes()) {
+    for (const auto& node : g_.nodes()) {
+      Node* n = node.get();
       if (!touches_f32(*n)) continue;
-      if (low_set_.count(n.get()) || (is_int_to_float_cast(*n) && !needs_f32(n->outputs[0]))) low.push_back(n.get());
-      else if (is_shape_reader(*n)) order.push_back(n.get());
-      else if (!is_float_cast(*n)) ++kept;
-      if (!low.empty() && low.back() == n.get()) order.push_back(n.get());
+      if (low_set_.count(n) || (is_int_to_float_cast(*n) && !needs_f32(n->outputs[0]))) {
+        low.push_back(n);
+        order.push_back(n);
+      } else if (is_shape_reader(*n)) {
+        order.push_back(n);
+      } else if (!is_float_cast(*n)) {
+        ++kept;
+      }
     }
     if (low.empty()) return false;
     ctx_.count("kept_float32", kept);

@@ -262,6 +262,54 @@ TEST(PrecisionLowering, ShapeReadersNeedNoCastBack) {
     })");
 }
 
+TEST(PrecisionLowering, LoopBodiesLowerInsideAndKeepTheirInterface) {
+  // The body reads %d of the enclosing graph; its inputs and outputs (the
+  // loop-carried values) stay float32. (%d and %p have the same value index
+  // in their graphs: the Casts of both must not look alike to CSE; %p's
+  // unknown rank keeps them out of elementwise fusion.)
+  const char* text = R"(graph main(%n: int64[], %c: bool[], %d: float32[3], %x: float32[3]) {
+      %xs: float32[3], %ys: float32[*] = Loop<body=graph body(%i: int64[], %ci: bool[], %p: float32[*]) {
+        %co: bool[] = Identity(%ci)
+        %q: float32[3] = Add(%p, %d)
+        %r: float32[3] = Identity(%p)
+        return %co, %q, %r
+      }>(%n, %c, %x)
+      return %xs, %ys
+    })";
+  EXPECT_LOWERED(Precision::kFloat16, text, R"(graph main(%n: int64[], %c: bool[], %d: float32[3], %x: float32[3]) {
+      %xs: float32[3], %ys: float32[*] = Loop<body=graph body(%i: int64[], %ci: bool[], %p: float32[*]) {
+        %co: bool[] = Identity(%ci)
+        %p_fp16: float16[*] = Cast<to=10>(%p)
+        %d_fp16: float16[3] = Cast<to=10>(%d)
+        %q_fp16: float16[3] = Add(%p_fp16, %d_fp16)
+        %q: float32[3] = Cast<to=1>(%q_fp16)
+        %r_fp16: float16[3] = Identity(%p_fp16)
+        %r: float32[3] = Cast<to=1>(%r_fp16)
+        return %co, %q, %r
+      }>(%n, %c, %x)
+      return %xs, %ys
+    })");
+  // The whole level-3 pipeline keeps the body's two reads apart and runs it right.
+  auto g = parse_graph_text(text);
+  for (const auto& n : g->nodes()) n->opset = 18;
+  OptimizeOptions o;
+  o.level = 3;
+  o.precision = Precision::kFloat16;
+  o.verify = true;
+  const FusionReport r = optimize(*g, o);
+  std::string ran;
+  for (const auto& p : r.passes)
+    if (p.changes) ran += p.name + " ";
+  Tensor n(DType::kInt64, {}), c(DType::kBool, {}), x(DType::kFloat32, {3}), d(DType::kFloat32, {3});
+  *n.data<int64_t>() = 2;
+  *c.data<bool>() = true;
+  for (int i = 0; i < 3; ++i) x.data<float>()[i] = float(i), d.data<float>()[i] = 10.0f * float(i + 1);
+  Executor ex;
+  auto out = ex.run_graph(*g, {n, c, d, x}, nullptr);
+  ASSERT_EQ(out.size(), 2u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(out[0].data<float>()[i], float(i) + 20.0f * float(i + 1)) << ran << g->to_text();
+}
+
 TEST(PrecisionLowering, WeightsSaturateInsteadOfOverflowing) {
   // float32's lowest as a mask value: -inf would turn 0 * mask into NaN.
   auto g = parse_graph_text(lower(R"(graph main(%x: float32[3]) {
