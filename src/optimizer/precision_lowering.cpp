@@ -21,8 +21,10 @@
 // Range guard: an elementwise op whose output feeds a normalization or
 // Softmax stays in float32 too, so the residual stream of a transformer
 // (Add before LayerNorm) and the masked scores before Softmax (Add/Where with
-// float32-min masks) neither overflow nor lose their bits; for float16, Exp
-// stays float32 (it overflows above 11).
+// float32-min masks) neither overflow nor lose their bits; so does the op
+// feeding an Exp (the x - max(x) of a hand-written softmax, where x may be far
+// beyond 16-bit precision); for float16, Exp itself stays float32 too (it
+// overflows above 11).
 //
 // The decision depends only on op types and on which values are float32, so a
 // second run changes nothing: lowered nodes no longer touch float32, kept ones
@@ -150,6 +152,18 @@ class Lowering {
            n.outputs.size() == 1 && n.outputs[0] && n.outputs[0]->dtype == DType::kFloat32;
   }
 
+  // Whether v is read by a normalization, Softmax or Exp, directly or through
+  // Casts between float types (after a first run, a lowered Exp reads a Cast
+  // of v: a second run must decide the same).
+  bool feeds_range_sensitive(const Value* v, int depth = 0) const {
+    if (!v || depth > 2) return false;
+    for (const Use& u : uses_.uses(v)) {
+      if (is_range_sensitive(*u.node) || opt::is_op(*u.node, "Exp")) return true;
+      if (is_float_cast(*u.node) && feeds_range_sensitive(u.node->outputs[0], depth + 1)) return true;
+    }
+    return false;
+  }
+
   // Readers of a value's shape only, which take any type.
   static bool is_shape_reader(const Node& n) { return opt::is_op(n, "Shape") || opt::is_op(n, "Size"); }
 
@@ -164,9 +178,7 @@ class Lowering {
       if (!a.graphs.empty()) return false;
     if (is_elementwise(n))
       for (const Value* v : n.outputs)
-        if (v)
-          for (const Use& u : uses_.uses(v))
-            if (is_range_sensitive(*u.node)) return false;
+        if (feeds_range_sensitive(v)) return false;
     return true;
   }
 

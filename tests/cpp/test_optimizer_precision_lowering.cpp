@@ -198,6 +198,49 @@ TEST(PrecisionLowering, ReductionsAndOpsWithoutKernelsStayFloat32) {
     })");
 }
 
+TEST(PrecisionLowering, HandWrittenSoftmaxKeepsXMinusMaxFloat32) {
+  // x - max(x) before Exp: x may be 10000 + small, far beyond 16-bit
+  // precision, while the difference is small. The Sub stays float32; Exp
+  // lowers for bfloat16 only, and the Div after the reduction lowers.
+  const char* text = R"(graph main(%x: float32[n,4]) {
+      %ax: int64[1] = const[1]
+      %m: float32[n,1] = ReduceMax(%x, %ax)
+      %d: float32[n,4] = Sub(%x, %m)
+      %e: float32[n,4] = Exp(%d)
+      %s: float32[n,1] = ReduceSum(%e, %ax)
+      %y: float32[n,4] = Div(%e, %s)
+      return %y
+    })";
+  EXPECT_LOWERED(Precision::kFloat16, text, R"(graph main(%x: float32[n,4]) {
+      %ax: int64[1] = const[1]
+      %m: float32[n,1] = ReduceMax(%x, %ax)
+      %d: float32[n,4] = Sub(%x, %m)
+      %e: float32[n,4] = Exp(%d)
+      %s: float32[n,1] = ReduceSum(%e, %ax)
+      %e_fp16: float16[n,4] = Cast<to=10>(%e)
+      %s_fp16: float16[n,1] = Cast<to=10>(%s)
+      %y_fp16: float16[n,4] = Div(%e_fp16, %s_fp16)
+      %y: float32[n,4] = Cast<to=1>(%y_fp16)
+      return %y
+    })");
+  EXPECT_LOWERED(Precision::kBFloat16, text, R"(graph main(%x: float32[n,4]) {
+      %ax: int64[1] = const[1]
+      %m: float32[n,1] = ReduceMax(%x, %ax)
+      %d: float32[n,4] = Sub(%x, %m)
+      %d_bf16: bfloat16[n,4] = Cast<to=16>(%d)
+      %e_bf16: bfloat16[n,4] = Exp(%d_bf16)
+      %e: float32[n,4] = Cast<to=1>(%e_bf16)
+      %s: float32[n,1] = ReduceSum(%e, %ax)
+      %s_bf16: bfloat16[n,1] = Cast<to=16>(%s)
+      %y_bf16: bfloat16[n,4] = Div(%e_bf16, %s_bf16)
+      %y: float32[n,4] = Cast<to=1>(%y_bf16)
+      return %y
+    })");
+  // Decided again on the lowered graph (where Exp reads a Cast of %d), the same.
+  const std::string once = lower(text, Precision::kBFloat16);
+  EXPECT_EQ(lower(once, Precision::kBFloat16), once);
+}
+
 TEST(PrecisionLowering, IntegerCastsAreRetargetedWhenAllReadersLower) {
   EXPECT_LOWERED(Precision::kFloat16, R"(graph main(%m: int64[n,4], %x: float32[n,4]) {
       %one: float32[] = const[1]
