@@ -254,8 +254,8 @@ class Fuser {
   // Whether producer p of one of gr's inputs, joining gr, provably computes
   // the root's whole shape (so the kernel can write it as an output).
   bool fills_root(const Group& gr, const Node* p) const;
-  // Positions of the reads of v outside gr (INT_MAX: a graph output); nullopt
-  // when v is read only by gr's internal members.
+  // Positions of the reads of v outside gr (INT_MAX: a graph output); empty
+  // when v is read only by gr's internal and materialized members.
   std::vector<int> outside_reads(const Group& gr, const Value* v) const;
   Group grow(Node* root);
   void rewrite(const Group& gr);

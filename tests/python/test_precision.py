@@ -83,6 +83,7 @@ def test_level3_fp32_matches_level0(name, small_models, tmp_path):
     meta0, _ = convert(src, tmp_path / "l0.de", "fp32", 0)
     meta3, _ = convert(src, tmp_path / "l3.de", "fp32", 3)
     assert meta3["fusion"]["level"] == 3 and meta3["math_mode"] == "ieee"
+    assert meta3["fusion"]["fixed_point"], meta3["fusion"]["rounds"]
     _, feeds, ref = run(tmp_path / "l0.de")
     engine, _, got = run(tmp_path / "l3.de", feeds)
     assert meta3["nodes"] < meta0["nodes"]
@@ -99,6 +100,7 @@ def test_low_precision_matches_fp32(name, precision, small_models, tmp_path):
     _, w32 = convert(src, tmp_path / "fp32.de", "fp32", 3)
     meta, w16 = convert(src, tmp_path / f"{precision}.de", precision, 3)
     assert meta["precision"] == precision
+    assert meta["fusion"]["fixed_point"], meta["fusion"]["rounds"]
     assert meta["fusion"]["precision"] == {"fp16": "float16", "bf16": "bfloat16"}[precision]
     lowering = next(p for p in meta["fusion"]["passes"] if p["name"] == "precision_lowering")
     assert lowering["counters"]["lowered"] > 0
