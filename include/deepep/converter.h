@@ -7,7 +7,10 @@
 namespace deepep {
 
 struct ConvertOptions {
-  std::string precision = "fp32";  // fp32 | tf32 | fp16 | bf16
+  // fp32 | tf32 (a GPU math mode: the graph stays float32, the metadata says
+  // "math_mode": "tf32") | fp16 | bf16 (lowered by the level-3 optimizer:
+  // needs fusion_level 3; inputs and outputs stay float32).
+  std::string precision = "fp32";
   int fusion_level = 2;            // 0 none, 1 clean-up, 2 pattern fusions, 3 aggressive
   // Progress: (stage, fraction done in [0, 1]).
   std::function<void(const std::string&, double)> progress;

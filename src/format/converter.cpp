@@ -29,11 +29,19 @@ void check_options(const ConvertOptions& o) {
   const std::string& p = o.precision;
   DEEPEP_CHECK(p == "fp32" || p == "tf32" || p == "fp16" || p == "bf16", "unknown precision '", p,
                "': choose fp32, tf32, fp16 or bf16");
-  DEEPEP_CHECK(p == "fp32" || p == "tf32", "precision '", p,
-               "' needs the optimizer's precision lowering, which this build does not have yet; "
-               "use fp32 or tf32");
   DEEPEP_CHECK(o.fusion_level >= 0 && o.fusion_level <= 3, "fusion level ", o.fusion_level,
                " is out of range: choose 0 (none) to 3 (aggressive)");
+  DEEPEP_CHECK(p == "fp32" || p == "tf32" || o.fusion_level == 3, "precision '", p,
+               "' is applied by the level-3 optimizer (precision lowering): use fusion level 3, not ",
+               o.fusion_level);
+}
+
+// The optimizer's precision for a precision option. tf32 is a GPU math mode
+// for float32 matrix products: the graph stays float32 and the metadata says so.
+Precision optimizer_precision(const std::string& p) {
+  if (p == "fp16") return Precision::kFloat16;
+  if (p == "bf16") return Precision::kBFloat16;
+  return Precision::kFloat32;
 }
 }  // namespace
 
@@ -49,6 +57,7 @@ ConvertResult convert_model(const std::string& input_path, const std::string& ou
   progress("optimize", 0);
   OptimizeOptions oo;
   oo.level = options.fusion_level;
+  oo.precision = optimizer_precision(options.precision);
   const FusionReport report = optimize(*m.graph, oo);
   progress("optimize", 1);
 
@@ -58,6 +67,7 @@ ConvertResult convert_model(const std::string& input_path, const std::string& ou
                     {"producer", m.producer},
                     {"opset", m.opset}};
   meta["precision"] = options.precision;
+  meta["math_mode"] = options.precision == "tf32" ? "tf32" : "ieee";
   meta["fusion_level"] = options.fusion_level;
   meta["nodes"] = m.graph->nodes().size();
   meta["fusion"] = nlohmann::json::parse(report.to_json(-1, false));

@@ -12,6 +12,7 @@
 // outputs computed alike both stay).
 // Why: exporters repeat shape computations and constants per layer; merged,
 // they fold and fuse once.
+#include <cstdint>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -52,10 +53,12 @@ int64_t merge_constants(Graph& g) {
 
 std::string node_key(const Node& n) {
   std::string key = detail::concat(n.domain, '|', n.op_type, '|', n.outputs.size());
-  std::vector<int> ids;
-  for (const Value* v : n.inputs) ids.push_back(v ? v->id : -1);
+  // Inputs by identity, not by index: a subgraph node may read a value of an
+  // enclosing graph, whose index can equal that of one of the subgraph's own.
+  std::vector<uintptr_t> ids;
+  for (const Value* v : n.inputs) ids.push_back(reinterpret_cast<uintptr_t>(v));
   if (n.def && (n.def->flags & kCommutative) && ids.size() == 2 && ids[1] < ids[0]) std::swap(ids[0], ids[1]);
-  for (int id : ids) {
+  for (uintptr_t id : ids) {
     key += '|';
     key += std::to_string(id);
   }

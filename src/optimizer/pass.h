@@ -71,5 +71,8 @@ std::unique_ptr<Pass> make_skip_layer_norm_fusion();
 std::unique_ptr<Pass> make_attention_fusion();
 std::unique_ptr<Pass> make_matmul_bias_activation_fusion();
 std::unique_ptr<Pass> make_conv_activation_fusion();
+// Level 3: aggressive.
+std::unique_ptr<Pass> make_precision_lowering();
+std::unique_ptr<Pass> make_elementwise_fusion();
 
 }  // namespace deepep

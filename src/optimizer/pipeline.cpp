@@ -48,9 +48,16 @@ const char* precision_name(Precision p) {
 //     2-D MatMul+Add is a Gemm by then) and 7 (Gelu exists to be taken), and
 //     12 after the BatchNorm fold 5 (BN and per-channel affines go into the
 //     weights, not the epilogue).
-// 13. common_subexpression_elimination near the end: after no-ops are gone,
+// 13. precision_lowering (level 3) after the pattern fusions, which match
+//     float32 weights, and before elementwise fusion, so the Casts it puts
+//     around float32-kept ops (LayerNorm, Softmax, reductions) are fused
+//     into the neighbouring elementwise chains.
+// 14. elementwise_fusion (level 3) last of the fusions: it takes the
+//     elementwise/broadcast ops the pattern fusions left (a bias Add that
+//     became part of a Gemm epilogue is not an elementwise op any more).
+// 15. common_subexpression_elimination near the end: after no-ops are gone,
 //     x and Identity(x) are one value, and fused nodes can merge too.
-// 14. dead_code_elimination last: sweeps every node and constant the passes
+// 16. dead_code_elimination last: sweeps every node and constant the passes
 //     before it left unused.
 std::vector<std::unique_ptr<Pass>> default_pipeline() {
   std::vector<std::unique_ptr<Pass>> p;
@@ -66,6 +73,8 @@ std::vector<std::unique_ptr<Pass>> default_pipeline() {
   p.push_back(make_attention_fusion());
   p.push_back(make_matmul_bias_activation_fusion());
   p.push_back(make_conv_activation_fusion());
+  p.push_back(make_precision_lowering());
+  p.push_back(make_elementwise_fusion());
   p.push_back(make_common_subexpression_elimination());
   p.push_back(make_dead_code_elimination());
   return p;
