@@ -70,6 +70,9 @@ struct Node {
   std::vector<Value*> outputs;  // nullptr: optional output not requested
   const OpDef* def = nullptr;
   int id = -1;
+  // Optimizer bookkeeping (not serialized): the op types, with counts, of the
+  // source nodes a fused node stands for; empty for a node as loaded.
+  std::map<std::string, int64_t> absorbed;
 
   bool has_attr(const std::string& k) const { return attrs.count(k) != 0; }
   int64_t attr_int(const std::string& k, int64_t dflt) const;

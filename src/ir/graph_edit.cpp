@@ -156,6 +156,15 @@ Node* insert_node_before(Graph& g, const Node* before, const std::string& op_typ
 
 // ---- removing ------------------------------------------------------------
 
+void absorb(Node& fused, const Node& n) {
+  if (&fused == &n) return;
+  if (n.absorbed.empty()) {
+    ++fused.absorbed[n.op_type];
+    return;
+  }
+  for (const auto& [op, count] : n.absorbed) fused.absorbed[op] += count;
+}
+
 void remove_nodes(Graph& g, const std::unordered_set<const Node*>& dead) {
   if (dead.empty()) return;
   for (const Node* n : dead)

@@ -73,6 +73,10 @@ void make_constant(Value* v, Tensor t);
 Node* insert_node_before(Graph& g, const Node* before, const std::string& op_type,
                          std::vector<Value*> inputs, std::vector<Value*> outputs,
                          const std::string& domain = "");
+// Records that `fused` now computes what `n` did: n's absorbed op counts, or
+// n itself when it is a source node. The fusion report sums these over the
+// final graph (which source ops ended up inside fused kernels).
+void absorb(Node& fused, const Node& n);
 // Removes the nodes, forgets them as producers, then prunes (see below).
 void remove_nodes(Graph& g, const std::unordered_set<const Node*>& dead);
 // Removes values of g that nothing refers to: no node (of g or a subgraph)

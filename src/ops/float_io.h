@@ -46,4 +46,53 @@ inline void store_doubles(Tensor& t, const std::vector<double>& v, const char* w
   });
 }
 
+// A float32 copy of a float16/bfloat16 tensor.
+inline Tensor widened_to_float32(const Tensor& t) {
+  Tensor w(DType::kFloat32, t.shape());
+  float* out = w.data<float>();
+  dispatch_float(t.dtype(), "widen", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* in = t.data<T>();
+    for (int64_t i = 0, n = t.numel(); i < n; ++i) out[i] = float(in[i]);
+  });
+  return w;
+}
+
+// Wraps a float32 kernel so it also takes float16/bfloat16 tensors, the way
+// precision lowering hands them to the GEMM/conv fused ops: 16-bit inputs are
+// widened to float32, the kernel accumulates in float32, and its float32
+// outputs are rounded once to the 16-bit type of input 0.
+inline KernelFn with_float32_compute(KernelFn kernel) {
+  return [kernel = std::move(kernel)](KernelContext& ctx) {
+    const DType low = ctx.has_input(0) ? ctx.input(0).dtype() : DType::kFloat32;
+    if (low != DType::kFloat16 && low != DType::kBFloat16) return kernel(ctx);
+    std::vector<Tensor> wide(size_t(ctx.num_inputs()));
+    KernelContext sub{ctx.node, ctx.inputs, {}, ctx.subgraphs, nullptr};
+    for (int i = 0; i < ctx.num_inputs(); ++i) {
+      if (!ctx.has_input(i)) continue;
+      const DType dt = ctx.input(i).dtype();
+      if (dt != DType::kFloat16 && dt != DType::kBFloat16) continue;
+      wide[size_t(i)] = widened_to_float32(ctx.input(i));
+      sub.inputs[size_t(i)] = &wide[size_t(i)];
+    }
+    sub.outputs.resize(ctx.outputs.size());
+    kernel(sub);
+    for (size_t i = 0; i < sub.outputs.size(); ++i) {
+      const Tensor& r = sub.outputs[i];
+      if (!r.defined()) continue;
+      if (r.dtype() != DType::kFloat32) {
+        ctx.set_output(int(i), r);
+        continue;
+      }
+      Tensor& y = ctx.output(int(i), low, r.shape());
+      const float* in = r.data<float>();
+      dispatch_float(low, ctx.op(), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        T* out = y.data<T>();
+        for (int64_t k = 0, n = r.numel(); k < n; ++k) out[k] = T(in[k]);
+      });
+    }
+  };
+}
+
 }  // namespace deepep::ops

@@ -11,6 +11,7 @@
 // bias, the activation and the residual then cost one threaded pass over Y
 // where the unfused chain makes up to three (bias, activation, Add), each
 // with its own output buffer.
+#include "ops/float_io.h"
 #include "ops/fused_epilogue.h"
 #include "ops/gemm_util.h"
 
@@ -72,7 +73,7 @@ DEEPEP_DEFINE_FUSED_OP(FusedConv) {
     static const OpDef* conv = find_op("Conv");
     if (conv && conv->infer) conv->infer(ctx);
   };
-  def.reference = fused_conv_kernel;
+  def.reference = with_float32_compute(fused_conv_kernel);
   def.cost = [](const Node& n, const std::vector<Shape>& in, const std::vector<Shape>& out) {
     static const OpDef* conv = find_op("Conv");
     return conv && conv->cost ? conv->cost(n, in, out) : Cost{};

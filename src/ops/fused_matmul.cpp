@@ -11,6 +11,7 @@
 // sgemm of gemm_util.h, split over threads into row (or column) strips; each
 // strip runs its epilogue right after its GEMM, so the chain's separate
 // passes over the output (bias, activation, residual) cost one pass here.
+#include "ops/float_io.h"
 #include "ops/fused_epilogue.h"
 #include "ops/gemm_util.h"
 
@@ -145,7 +146,7 @@ using namespace deepep::ops;
 
 DEEPEP_DEFINE_FUSED_OP(FusedMatMul) {
   def.infer = fused_matmul_infer;
-  def.reference = fused_matmul_kernel;
+  def.reference = with_float32_compute(fused_matmul_kernel);
   def.cost = [](const Node&, const std::vector<Shape>& in, const std::vector<Shape>& out) {
     Cost c;
     c.bytes = bytes_moved(in, out);

@@ -463,6 +463,7 @@ bool pack_qkv(Graph& g, Node& att, const UseIndex& uses, PassContext& ctx) {
   att.inputs[0] = packed;
   att.inputs[1] = att.inputs[2] = nullptr;
   set_attr(&att, "qkv_hidden_sizes", std::vector<int64_t>{n[0], n[1], n[2]});
+  for (const Node* f : {fq, fk, fv}) absorb(*mm, *f);
   remove_nodes(g, {fq, fk, fv});
   ctx.count("packed.matmul");
   return true;

@@ -116,6 +116,8 @@ bool run(Graph& g, PassContext& ctx) {
     conv.outputs[0] = z;
     z->producer = &conv;
     next->outputs[0] = nullptr;
+    if (conv.absorbed.empty()) conv.absorbed[conv.op_type] = 1;  // the Conv is a source op too
+    absorb(conv, *next);
     dead.insert(next);
     ctx.count("folded." + next->op_type);
   }

@@ -479,6 +479,8 @@ void Fuser::rewrite(const Group& gr) {
   f->name = name;
   f->opset = 1;
   prog.to_node(*f);
+  for (Node* m : members)  // a recomputed member also stays as its own node
+    if (gr.mode.at(m) != Mode::kRecomputed) absorb(*f, *m);
   int recomputed = 0, materialized = 0;
   for (Node* m : members) {
     recomputed += gr.mode.at(m) == Mode::kRecomputed;

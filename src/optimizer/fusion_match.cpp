@@ -92,6 +92,7 @@ Node* replace_chain(Graph& g, Node* last, const std::string& op, const std::stri
   last->outputs[0] = nullptr;
   Node* n = insert_node_before(g, last, op, std::move(inputs), {out}, domain);
   n->name = last->name;
+  for (const Node* d : dead) absorb(*n, *d);
   remove_nodes(g, dead);
   return n;
 }

@@ -50,6 +50,8 @@ bool run(Graph& g, PassContext& ctx) {
     add->outputs[0] = nullptr;
     Node* gemm = insert_node_before(g, add, "Gemm", {a, mm.inputs[1], bias}, {z});
     gemm->name = mm.name.empty() ? add->name : mm.name;
+    absorb(*gemm, mm);
+    absorb(*gemm, *add);
     dead.insert(&mm);
     dead.insert(add);
     ctx.count("fused");

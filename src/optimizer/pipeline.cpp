@@ -92,6 +92,20 @@ int64_t count_nodes(const Graph& g) {
   return n;
 }
 
+// Sums the absorbed source ops of g's fused nodes (and its subgraphs').
+void count_fused(const Graph& g, FusionReport& r) {
+  for (const auto& node : g.nodes()) {
+    int64_t n = 0;
+    for (const auto& [op, count] : node->absorbed) n += count;
+    if (n >= 2) {
+      ++r.fused_nodes;
+      for (const auto& [op, count] : node->absorbed) r.fused_ops[op] += count;
+    }
+    for (const auto& [k, a] : node->attrs)
+      for (const auto& sg : a.graphs) count_fused(*sg, r);
+  }
+}
+
 // Runs `pass` on g, then on the subgraphs of the nodes g has afterwards.
 bool run_everywhere(Pass& pass, Graph& g, PassContext& ctx) {
   bool changed = pass.run(g, ctx);
@@ -138,6 +152,9 @@ std::string FusionReport::to_json(int indent, bool timings) const {
     for (const auto& [k, v] : p.counters) q["counters"][k] = v;
     j["passes"].push_back(std::move(q));
   }
+  j["fused_nodes"] = fused_nodes;
+  j["fused_ops"] = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : fused_ops) j["fused_ops"][k] = v;
   return j.dump(indent);
 }
 
@@ -189,6 +206,7 @@ FusionReport optimize_with(Graph& g, const std::vector<std::unique_ptr<Pass>>& p
     if (changed) report.fixed_point = false;
   }
   report.nodes_after = count_nodes(g);
+  count_fused(g, report);
   return report;
 }
 

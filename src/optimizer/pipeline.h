@@ -44,11 +44,15 @@ struct FusionReport {
   std::vector<int> rounds;  // rounds run at each level 1..level
   bool fixed_point = true;  // false: some level hit max_iterations
   std::vector<PassReport> passes;  // in pipeline order
+  // Source ops, by type, inside the final graph's fused nodes (nodes standing
+  // for two or more source ops; subgraphs included), and how many such nodes.
+  std::map<std::string, int64_t> fused_ops;
+  int64_t fused_nodes = 0;
 
   const PassReport* pass(const std::string& name) const;
   // {"level":2,"precision":"float32","nodes_before":..,"nodes_after":..,
   //  "rounds":[..],"fixed_point":true,"passes":[{"name":..,"level":..,"runs":..,
-  //  "changes":..,"ms":..,"counters":{..}}, ...]}. Without timings ("ms" left
+  //  "changes":..,"ms":..,"counters":{..}}, ...],"fused_nodes":..,"fused_ops":{..}}. Without timings ("ms" left
   // out) the text is the same on every run, e.g. for a .de file's metadata.
   std::string to_json(int indent = -1, bool timings = true) const;
 };

@@ -3,7 +3,8 @@
 // model keeps float32 inputs and outputs.
 //
 // Rewrites: each node on the lowering list (ops whose kernels run float16 and
-// bfloat16: elementwise math, MatMul/Gemm/Conv, pooling, data movement) that
+// bfloat16: elementwise math, MatMul/Gemm/Conv and deepep.FusedMatMul/
+// FusedConv, pooling, data movement) that
 // reads or writes float32 gets its float32 inputs in the target type (constant
 // weights converted once, saturating to the type's finite range; computed
 // values through one shared Cast, placed before their first lowered reader)
@@ -15,8 +16,9 @@
 // Keeps in float32 (Casts go around them): reductions (Reduce*, ArgMax...),
 // normalizations (LayerNormalization, RMSNormalization, BatchNormalization,
 // InstanceNormalization, GroupNormalization, MeanVarianceNormalization,
-// LpNormalization), Softmax/LogSoftmax/Hardmax, every op not on the list
-// (its kernel may lack the type; e.g. Resize, RNNs, DeepEP fused ops), and
+// LpNormalization), Softmax/LogSoftmax/Hardmax, deepep.SkipLayerNorm and
+// deepep.Attention, every op not on the list (its kernel may lack the type;
+// e.g. Resize, RNNs), and
 // Casts from a float type (explicit conversions stay as written).
 // Range guard: an elementwise op whose output feeds a normalization or
 // Softmax stays in float32 too, so the residual stream of a transformer
@@ -69,7 +71,8 @@ bool is_range_sensitive(const Node& n) {
   static const std::unordered_set<std::string> kOps = {
       "LayerNormalization", "RMSNormalization", "BatchNormalization", "InstanceNormalization",
       "GroupNormalization", "MeanVarianceNormalization", "LpNormalization", "Softmax", "LogSoftmax"};
-  return n.domain.empty() && kOps.count(n.op_type);
+  static const std::unordered_set<std::string> kFused = {"SkipLayerNorm", "Attention"};
+  return n.domain.empty() ? kOps.count(n.op_type) > 0 : n.domain == kDeepepDomain && kFused.count(n.op_type) > 0;
 }
 
 bool is_elementwise(const Node& n) {
@@ -172,7 +175,13 @@ class Lowering {
   }
 
   bool lowerable(const Node& n) const {
-    if (!n.domain.empty() || !lowerable_ops().count(n.op_type)) return false;
+    if (n.domain == kDeepepDomain) {
+      // The GEMM/conv fused ops take 16-bit tensors and accumulate in float32;
+      // SkipLayerNorm and Attention (a norm, a softmax) stay float32.
+      if (n.op_type != "FusedMatMul" && n.op_type != "FusedConv") return false;
+    } else if (!n.domain.empty() || !lowerable_ops().count(n.op_type)) {
+      return false;
+    }
     if (to_ == DType::kFloat16 && n.op_type == "Exp") return false;
     for (const auto& [k, a] : n.attrs)
       if (!a.graphs.empty()) return false;

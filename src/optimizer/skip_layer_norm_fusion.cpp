@@ -85,6 +85,7 @@ bool fuse(Graph& g, Node& ln, const UseIndex& uses, PassContext& ctx) {
     add->outputs[0] = nullptr;
     n = insert_node_before(g, add, "SkipLayerNorm", ins, {y, s}, kDeepepDomain);
     n->name = ln.name;
+    for (const Node* d : dead) absorb(*n, *d);
     remove_nodes(g, dead);
   }
   for (const char* k : {"axis", "epsilon"})

@@ -177,3 +177,36 @@ TEST(OptimizerPipeline, ReportAsJson) {
   auto h = parse_graph_text(kMixed);
   EXPECT_EQ(optimize(*h).to_json(2, false), r.to_json(2, false));
 }
+
+// The report's fused_ops: the source ops inside the final graph's fused nodes,
+// through nested fusions (decomposed GELU -> Gelu -> FusedMatMul epilogue).
+TEST(Pipeline, FusedOpsCountSourceOpsThroughNestedFusions) {
+  auto g = parse_graph_text(R"(graph main(%x: float32[4,3]) {
+      %w: float32[3,2] = const[1, 2, 3, 4, 5, 6]
+      %b: float32[2] = const[0.5, -0.5]
+      %half: float32[] = const[0.5]
+      %one: float32[] = const[1]
+      %rs2: float32[] = const[0.70710677]
+      %m: float32[4,2] = MatMul(%x, %w)
+      %a: float32[4,2] = Add(%m, %b)
+      %d: float32[4,2] = Mul(%a, %rs2)
+      %e: float32[4,2] = Erf(%d)
+      %p: float32[4,2] = Add(%e, %one)
+      %q: float32[4,2] = Mul(%a, %p)
+      %y: float32[4,2] = Mul(%q, %half)
+      return %y
+    })");
+  for (const auto& n : g->nodes()) n->opset = 18;
+  OptimizeOptions o;
+  o.level = 2;
+  o.verify = true;
+  const FusionReport r = optimize(*g, o);
+  ASSERT_EQ(g->nodes().size(), 1u) << g->to_text();
+  EXPECT_EQ(g->nodes()[0]->op_type, "FusedMatMul");
+  EXPECT_EQ(r.fused_nodes, 1);
+  const std::map<std::string, int64_t> want = {{"Add", 2}, {"Erf", 1}, {"MatMul", 1}, {"Mul", 3}};
+  EXPECT_EQ(r.fused_ops, want);
+  const auto j = nlohmann::json::parse(r.to_json());
+  EXPECT_EQ(j["fused_ops"]["Mul"], 3);
+  EXPECT_EQ(j["fused_nodes"], 1);
+}

@@ -478,3 +478,22 @@ TEST(PrecisionLowering, LoweredGraphsMatchFloat32) {
     }
   }
 }
+
+// The GEMM fused op is lowered (16-bit weights, float32 accumulation inside
+// its kernel); SkipLayerNorm, a norm, stays float32 with Casts around it.
+TEST(PrecisionLowering, FusedMatMulLowersSkipLayerNormStays) {
+  const char* text = R"(graph main(%x: float32[n,3], %r: float32[n,2]) {
+      %w: float32[3,2] = const[1, 2, 3, 4, 5, 6]
+      %b: float32[2] = const[0.5, -0.5]
+      %g: float32[2] = const[1, 2]
+      %m: float32[n,2] = deepep.FusedMatMul<activation="Relu">(%x, %w, %b)
+      %y: float32[n,2] = deepep.SkipLayerNorm<epsilon=1e-5>(%m, %r, %g)
+      return %y
+    })";
+  const std::string low = lower(text, Precision::kFloat16);
+  EXPECT_NE(low.find("%w_fp16: float16[3,2]"), std::string::npos) << low;
+  EXPECT_NE(low.find("float16[n,2] = deepep.FusedMatMul"), std::string::npos) << low;
+  EXPECT_NE(low.find("%y: float32[n,2] = deepep.SkipLayerNorm"), std::string::npos) << low;
+  for (Precision p : {Precision::kFloat16, Precision::kBFloat16})
+    for (double e : lowered_errors(text, p, {{5, 3}, {5, 2}})) EXPECT_LT(e, 1e-2);
+}

@@ -247,6 +247,10 @@ def test_graph_text_parser_on_fused_and_quoted_nodes():
     assert analysis.ops_in_fused_kernels({"passes": [{"name": "a", "counters": {"nodes_fused": 3}}]}, s) == 4
     assert analysis.ops_in_fused_kernels({"passes": [{"name": "a", "counters": {}}]}, s) == 4
     assert analysis.ops_in_fused_kernels({"passes": []}, analysis.GraphStats()) == 0
+    # The optimizer's fused_ops (source ops inside fused nodes): compute ops only.
+    report = {"passes": [], "fused_nodes": 2, "fused_ops": {"MatMul": 2, "Add": 3, "Reshape": 2, "Softmax": 1}}
+    assert analysis.ops_in_fused_kernels(report, s) == 6
+    assert analysis.fused_nodes(report, s) == 2 and analysis.fused_nodes({}, s) == 2
 
 
 def test_graph_text_parser_matches_engine_on_zoo_models(tmp_path):
