@@ -1,12 +1,17 @@
 """Fusion keeps the numbers: every small zoo model gives the same outputs at fusion levels
 0, 1, 2 and 3 (as level 0, and as onnxruntime, within 1e-4 relative), and levels 2 and 3 really fuse
 (the fused ops appear, the ops they replace are gone). The transformers also run at opset 16,
-where LayerNorm is exported decomposed, so layer_norm_fusion has work."""
+where LayerNorm is exported decomposed, so layer_norm_fusion has work. The onnx package's
+light models (CNNs) go through every level too."""
+import glob
+import os
+
 import numpy as np
 import pytest
 
 import deepep
 from deepep import zoo
+from deepep.conformance import onnx_test_data
 
 from test_zoo_models import max_relative_error, random_feeds
 
@@ -56,3 +61,34 @@ def test_fusion_levels_agree(name, opset, tmp_path):
                 assert f"= {op}" not in text, f"{op} left at level {level}"
             for op in MADE[name]:
                 assert f"= {op}" in text, f"no {op} at level {level}"
+
+
+LIGHT = sorted(os.path.basename(p)[len("light_"):-len(".onnx")]
+               for p in glob.glob(os.path.join(onnx_test_data(), "light", "light_*.onnx")))
+
+
+@pytest.mark.parametrize("name", LIGHT)
+def test_light_models_agree_at_every_level(name):
+    """The onnx package's light models (CNNs with their reference outputs) at levels
+    0-3: each level matches level 0 and onnxruntime within 1e-4 relative."""
+    import onnxruntime as ort
+
+    path = os.path.join(onnx_test_data(), "light", f"light_{name}.onnx")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+             for i in sess.get_inputs()}
+    ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    base = None
+    for level in (0, 1, 2, 3):
+        got = deepep.Engine(path, fusion_level=level).run(feeds)
+        for out in ref:
+            err = max_relative_error(got[out], ref[out])
+            assert err <= 1e-4, f"{name} level {level} {out}: {err:.2e} vs onnxruntime"
+            if base is not None:
+                err = max_relative_error(got[out], base[out])
+                assert err <= 1e-4, f"{name} level {level} {out}: {err:.2e} vs level 0"
+        if level == 0:
+            base = got
