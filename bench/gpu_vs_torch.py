@@ -22,7 +22,7 @@ Achieved TFLOP/s = model FLOPs / median latency, against a measured fp16
 8192^3 matmul (torch) on the same card.
 
     python bench/gpu_vs_torch.py                  # all cases (minutes)
-    python bench/gpu_vs_torch.py --quick          # resnet50 b1, bert-base s128 b1/b32
+    python bench/gpu_vs_torch.py --quick          # resnet50 b1, bert-base s128 b1/b32, gpt2 s512 b1
     python bench/gpu_vs_torch.py --no-compile     # skip torch.compile (slow to compile)
 Writes JSON and a text table to bench/results/gpu_<card>_<date>.{json,txt}.
 """
@@ -51,7 +51,7 @@ CASES = [
     ("bert-base", 1, 128), ("bert-base", 32, 128),
     ("gpt2", 1, 512), ("gpt2", 8, 512),
 ]
-QUICK = [("resnet50", 1, None), ("bert-base", 1, 128), ("bert-base", 32, 128)]
+QUICK = [("resnet50", 1, None), ("bert-base", 1, 128), ("bert-base", 32, 128), ("gpt2", 1, 512)]
 
 
 def onnx_flops(model) -> float:
@@ -228,7 +228,7 @@ def run_case(name, batch, seq, args, log):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="resnet50 b1, bert-base s128 b1 and b32")
+    ap.add_argument("--quick", action="store_true", help="resnet50 b1, bert-base s128 b1 and b32, gpt2 s512 b1")
     ap.add_argument("--small", action="store_true", help="the zoo's small configurations (smoke test)")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--case", action="append", metavar="MODEL:BATCH[:SEQ]", help="instead of the default list")

@@ -104,7 +104,7 @@ class CudaModel {
   std::vector<const GpuKernel*> kernel;  // by node index; nullptr: host node
   std::vector<char> host_known;          // by value id
   std::vector<char> on_device;           // by value id: some GPU node (or the output copy) reads it, or a GPU node makes it
-  std::vector<DType> exec;               // by value id: dtype on the device
+  std::vector<char> kept32;              // by value id: float32 stays float32 in fp16 mode
   std::vector<void*> weight;             // by value id: constants in the weight block
   void* weights = nullptr;
   uint64_t weights_bytes = 0;
@@ -126,14 +126,12 @@ void analyse(CudaModel& m) {
   const size_t nv = g.values().size();
   m.host_known.assign(nv, 0);
   m.on_device.assign(nv, 0);
-  m.exec.assign(nv, DType::kUndefined);
-  for (const auto& v : g.values()) {
+  for (const auto& v : g.values())
     if (v->data) m.host_known[size_t(v->id)] = 1;
-    m.exec[size_t(v->id)] = v->dtype;
-  }
   std::vector<std::string> missing;
   m.kernel.assign(g.nodes().size(), nullptr);
-  std::vector<char> kept32(nv, 0);
+  std::vector<char>& kept32 = m.kept32;
+  kept32.assign(nv, 0);
   for (const auto& v : g.values())
     if (v->data && m.opt.fp16 && !fits_half(*v->data)) kept32[size_t(v->id)] = 1;
   for (const auto& np : g.nodes()) {
@@ -174,9 +172,11 @@ void analyse(CudaModel& m) {
                                ": ", missing.size(), " node(s) have no CUDA kernel: ", list));
   }
   for (const Value* v : g.outputs) m.on_device[size_t(v->id)] = m.host_known[size_t(v->id)] ? 0 : 1;
-  if (m.opt.fp16)
-    for (const auto& v : g.values())
-      if (v->dtype == DType::kFloat32 && !kept32[size_t(v->id)]) m.exec[size_t(v->id)] = DType::kFloat16;
+}
+
+// The dtype a value of logical dtype `t` has on the device.
+DType device_dtype(const CudaModel& m, size_t id, DType t) {
+  return t == DType::kFloat32 && m.opt.fp16 && !m.kept32[id] ? DType::kFloat16 : t;
 }
 
 void upload_weights(CudaModel& m) {
@@ -187,12 +187,13 @@ void upload_weights(CudaModel& m) {
   for (const auto& v : g.values()) {
     if (!v->data || !m.on_device[size_t(v->id)]) continue;
     place.emplace_back(v.get(), total);
-    total += align_up(uint64_t(v->data->numel()) * dtype_size(m.exec[size_t(v->id)]));
+    total += align_up(uint64_t(v->data->numel()) * dtype_size(device_dtype(m, size_t(v->id), v->data->dtype())));
   }
   m.weights_bytes = total;
   if (total == 0) return;
   std::vector<uint8_t> host(total);
-  for (const auto& [v, off] : place) convert_host(*v->data, m.exec[size_t(v->id)], host.data() + off);
+  for (const auto& [v, off] : place)
+    convert_host(*v->data, device_dtype(m, size_t(v->id), v->data->dtype()), host.data() + off);
   DEEPEP_CUDA(cudaMalloc(&m.weights, total),
               detail::concat("uploading ", total, " bytes of weights to cuda:", m.opt.device));
   DEEPEP_CUDA(cudaMemcpy(m.weights, host.data(), total, cudaMemcpyHostToDevice), "uploading the weights");
@@ -253,6 +254,7 @@ struct Plan {
   std::vector<std::pair<DType, Shape>> signature;
   std::vector<Shape> shape;         // by value id
   std::vector<DType> dtype;         // logical, by value id
+  std::vector<DType> dev;           // on the device, by value id
   std::vector<Tensor> host;         // by value id: host-known values
   std::vector<void*> ptr;           // by value id: device bytes
   std::vector<GpuNode> nodes;       // GPU nodes in order
@@ -464,10 +466,9 @@ class CudaSessionImpl : public CudaSession {
     const size_t nv = g.values().size();
     const int nn = int(g.nodes().size());
     const int last_step = nn + 1;
-    auto dev_dtype = [&](size_t id) {
-      // fp16 mode holds float32 as float16 unless kept; other dtypes as they are.
-      return p.dtype[id] == DType::kFloat32 ? m_->exec[id] : p.dtype[id];
-    };
+    p.dev.assign(nv, DType::kUndefined);
+    for (size_t id = 0; id < nv; ++id) p.dev[id] = device_dtype(*m_, id, p.dtype[id]);
+    auto dev_dtype = [&](size_t id) { return p.dev[id]; };
     auto bytes_of = [&](size_t id) { return uint64_t(shape_numel(p.shape[id])) * dtype_size(dev_dtype(id)); };
     // Buffers: one per root value; views map to their input's root.
     std::vector<int> root(nv, -1), buffer(nv, -1);
@@ -633,7 +634,7 @@ class CudaSessionImpl : public CudaSession {
                                   cudaMemcpyHostToDevice, s),
                   "copying inputs to the GPU");
       if (in.convert) {
-        cuda::convert(in.raw, int(p.dtype[in.value]), p.ptr[in.value], int(m_->exec[in.value]),
+        cuda::convert(in.raw, int(p.dtype[in.value]), p.ptr[in.value], int(p.dev[in.value]),
                       shape_numel(p.shape[in.value]), s);
         DEEPEP_CUDA_LAUNCHED("converting inputs");
       }
@@ -651,7 +652,7 @@ class CudaSessionImpl : public CudaSession {
     for (const OutputSlot& o : p.outputs) {
       if (o.host || !o.bytes) continue;
       if (o.convert) {
-        cuda::convert(p.ptr[o.value], int(m_->exec[o.value]), o.raw, int(p.dtype[o.value]),
+        cuda::convert(p.ptr[o.value], int(p.dev[o.value]), o.raw, int(p.dtype[o.value]),
                       shape_numel(p.shape[o.value]), s);
         DEEPEP_CUDA_LAUNCHED("converting outputs");
       }

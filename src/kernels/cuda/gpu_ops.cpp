@@ -450,6 +450,7 @@ GpuKernel skip_layer_norm_kernel() {
     a.gamma = n.in[2].data;
     a.tparam = code(n.in[2].dtype);
     a.beta = n.has_input(3) ? n.in[3].data : nullptr;
+    if (a.beta) DEEPEP_CHECK(n.in[3].dtype == n.in[2].dtype, what_of(n), ": gamma and beta dtypes differ");
     a.y = y.data, a.ty = code(y.dtype);
     if (n.out.size() > 1 && n.out[1].defined()) {
       DEEPEP_CHECK(n.out[1].dtype == y.dtype, what_of(n), ": the sum output's dtype differs from Y's");
@@ -642,7 +643,7 @@ size_t prepare_matmul(GpuContext& ctx, GpuNode& n, const Mm& m) {
   // Epilogue: cuBLASLt for bias (+ReLU) when nothing else follows; otherwise our kernel.
   const bool simple_act = m.ep.act == ops::Act::kNone || m.ep.act == ops::Act::kRelu;
   const bool lt_bias = m.bias && m.bias->dtype == A.dtype && m.bias->numel() == N && !m.res && simple_act &&
-                       st->a_off.empty();
+                       st->a_off.empty() && g.batch == 1;
   const bool lt_relu = m.ep.act == ops::Act::kRelu && !m.res && (lt_bias || !m.bias) && st->a_off.empty();
   if (lt_bias) g.bias = true;
   if (lt_relu) g.relu = true;
