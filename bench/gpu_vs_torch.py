@@ -18,8 +18,9 @@ equal work (FLOPs counted from the ONNX graph), not of outputs. DeepEP's
 correctness is checked in the same run: its fp16 and fp32 GPU outputs against
 its CPU reference on the case's inputs (relative L2 error printed).
 
-Achieved TFLOP/s = model FLOPs / median latency, against a measured fp16
-8192^3 matmul (torch) on the same card.
+Achieved TFLOP/s = model FLOPs (torch.utils.flop_counter on the PyTorch model;
+the ONNX graph's MatMul/Gemm/Conv count when that fails) / DeepEP's median
+latency, against a measured fp16 8192^3 matmul (torch) on the same card.
 
     python bench/gpu_vs_torch.py                  # all cases (minutes)
     python bench/gpu_vs_torch.py --quick          # resnet50 b1, bert-base s128 b1/b32, gpt2 s512 b1
@@ -126,6 +127,23 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a - b) / (d if d else 1.0))
 
 
+def profile_kernels(fn, runs=5):
+    """GPU time per kernel name over `runs` calls (torch.profiler / CUPTI sees DeepEP's kernels too)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(runs):
+            fn()
+    rows = []
+    for e in prof.key_averages():
+        t = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+        if t:
+            rows.append({"name": e.key, "us": t / runs, "calls": e.count // runs})
+    rows.sort(key=lambda r: -r["us"])
+    return rows[:20]
+
+
 def matmul_tflops():
     import torch
 
@@ -185,6 +203,10 @@ def run_case(name, batch, seq, args, log):
                 row[f"deepep_{prec}_err"] = max(rel_l2(out[k], ref[k]) for k in ref)
             if prec == "fp16":
                 row["deepep-fp16"] = median_ms(lambda: gpu.run(feeds), args.warmup, args.iterations)
+                if args.profile:
+                    row["deepep_kernels"] = profile_kernels(lambda: gpu.run(feeds))
+                    for k in row["deepep_kernels"][:8]:
+                        log(f"    {k['us']:9.1f} us  x{k['calls']:<4} {k['name'][:90]}")
             del gpu
         except deepep.Error as e:
             row[f"deepep_{prec}_error"] = str(e)[:300]
@@ -207,6 +229,12 @@ def run_case(name, batch, seq, args, log):
         return f
 
     try:
+        # FLOPs of one inference, counted by PyTorch on the same architecture.
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as fc:
+            call(m.float(), torch.float32)()
+        row["gflop"] = fc.get_total_flops() / 1e9
         row["torch-fp32"] = median_ms(call(m.float(), torch.float32), args.warmup, args.iterations)
         mh = m.half()
         row["torch-fp16"] = median_ms(call(mh, torch.float16), args.warmup, args.iterations)
@@ -234,6 +262,7 @@ def main():
     ap.add_argument("--case", action="append", metavar="MODEL:BATCH[:SEQ]", help="instead of the default list")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--profile", action="store_true", help="print DeepEP's top GPU kernels per case (torch.profiler)")
     ap.add_argument("--check-all", action="store_true", help="check DeepEP against its CPU reference at every batch")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args()

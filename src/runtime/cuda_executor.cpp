@@ -44,6 +44,7 @@ using cuda::GpuTensor;
 
 namespace {
 constexpr uint64_t kAlign = 256;
+constexpr uint64_t kDirectCopyBytes = uint64_t(4) << 20;
 uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 bool env_on(const char* name) {
@@ -248,6 +249,7 @@ struct OutputSlot {
   size_t pin_off = 0;
   bool convert = false;
   bool host = false;  // a host-known output: copied from the plan's host tensor
+  bool direct = false;  // large: copied after the run straight into the result (no pinned hop)
 };
 
 struct Plan {
@@ -325,13 +327,15 @@ class CudaSessionImpl : public CudaSession {
         throw Error(detail::concat(m_->g.nodes()[size_t(id)]->describe(), ": an index is out of range"));
     std::vector<Tensor> outs;
     for (const OutputSlot& o : p->outputs) {
-      const Value* v = m_->g.values()[o.value].get();
       if (o.host) {
         outs.push_back(p->host[o.value].clone());
         continue;
       }
-      Tensor t(v->dtype, p->shape[o.value]);
-      if (o.bytes) std::memcpy(t.raw(), static_cast<const uint8_t*>(p->pin_out.p) + o.pin_off, o.bytes);
+      Tensor t(p->dtype[o.value], p->shape[o.value]);
+      if (o.bytes && o.direct)  // large: one copy from the device straight into the result
+        DEEPEP_CUDA(cudaMemcpy(t.raw(), o.raw, o.bytes, cudaMemcpyDeviceToHost), "copying outputs from the GPU");
+      else if (o.bytes)
+        std::memcpy(t.raw(), static_cast<const uint8_t*>(p->pin_out.p) + o.pin_off, o.bytes);
       outs.push_back(std::move(t));
     }
     return outs;
@@ -574,8 +578,14 @@ class CudaSessionImpl : public CudaSession {
         s.bytes = uint64_t(shape_numel(p.shape[id])) * dtype_size(p.dtype[id]);
         s.convert = out_stage[i] >= 0;
         s.raw = s.convert ? base + mp.offsets[size_t(out_stage[i])] : p.ptr[id];
-        s.pin_off = pin_out;
-        pin_out += align_up(s.bytes);
+        // Small outputs ride the graph into pinned memory (lowest latency); large
+        // ones are copied once, after the run, into the result tensor: a pinned
+        // hop would cost a second pass over the bytes on the host.
+        s.direct = s.bytes >= kDirectCopyBytes;
+        if (!s.direct) {
+          s.pin_off = pin_out;
+          pin_out += align_up(s.bytes);
+        }
       }
       p.outputs.push_back(s);
     }
@@ -656,8 +666,10 @@ class CudaSessionImpl : public CudaSession {
                       shape_numel(p.shape[o.value]), s);
         DEEPEP_CUDA_LAUNCHED("converting outputs");
       }
-      DEEPEP_CUDA(cudaMemcpyAsync(static_cast<uint8_t*>(p.pin_out.p) + o.pin_off, o.raw, o.bytes, cudaMemcpyDeviceToHost, s),
-                  "copying outputs from the GPU");
+      if (!o.direct)
+        DEEPEP_CUDA(cudaMemcpyAsync(static_cast<uint8_t*>(p.pin_out.p) + o.pin_off, o.raw, o.bytes,
+                                    cudaMemcpyDeviceToHost, s),
+                    "copying outputs from the GPU");
     }
     DEEPEP_CUDA(cudaMemcpyAsync(pin_flags_.p, flags_.p, flags_.bytes, cudaMemcpyDeviceToHost, s), "reading error flags");
   }

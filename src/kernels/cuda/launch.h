@@ -125,9 +125,14 @@ struct AttnArgs {
   float mask_fill = 0;
   int64_t m_sb = 0, m_sh = 0, m_sq = 0, m_sk = 0;
 };
+// Head sizes up to 128: a tiled kernel (64 query rows x 64 keys per step,
+// online softmax, float32 math from shared memory). Larger heads: one block per
+// query row with all scores in shared memory (attention_rowwise).
 void attention(const AttnArgs& a, cudaStream_t s);
-// Scratch floats attention() needs per launch (0: none).
+// Dynamic shared memory attention() needs (the caller checks it against the device).
 size_t attention_smem_bytes(const AttnArgs& a);
+void attention_rowwise(const AttnArgs& a, cudaStream_t s);
+size_t attention_rowwise_smem_bytes(const AttnArgs& a);
 
 // Pooling over NCHW (2-D spatial; 1-D/3-D callers pad dims with 1s).
 struct PoolArgs {

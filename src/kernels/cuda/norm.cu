@@ -186,12 +186,12 @@ void layer_norm(const NormArgs& a, cudaStream_t s) {
   layer_norm_kernel<<<unsigned(a.rows), threads, 0, s>>>(a);
 }
 
-size_t attention_smem_bytes(const AttnArgs& a) { return size_t(a.D + a.Sk) * sizeof(float); }
+size_t attention_rowwise_smem_bytes(const AttnArgs& a) { return size_t(a.D + a.Sk) * sizeof(float); }
 
-void attention(const AttnArgs& a, cudaStream_t s) {
+void attention_rowwise(const AttnArgs& a, cudaStream_t s) {
   const int64_t blocks = a.B * a.H * a.Sq;
   if (blocks == 0 || a.Dv == 0) return;
-  const size_t smem = attention_smem_bytes(a);
+  const size_t smem = attention_rowwise_smem_bytes(a);
   if (smem > 48 * 1024) cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   attention_kernel<<<unsigned(blocks), kAttnThreads, smem, s>>>(a);
 }
