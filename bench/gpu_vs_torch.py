@@ -308,8 +308,9 @@ def main():
     with open(stem + ".json", "w") as f:
         json.dump({"card": card, "date": str(datetime.date.today()), "matmul_fp16_tflops": mm, "rows": rows,
                    "deepep_devices": devs, "torch": torch.__version__,
-                   "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                            text=True).stdout.strip()}, f, indent=2)
+                   "commit": os.environ.get("DEEPEP_COMMIT") or subprocess.run(
+                       ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()},
+                  f, indent=2)
     with open(stem + ".txt", "w") as f:
         f.write(table + "\n")
     out_dir = os.environ.get("OUT")

@@ -198,6 +198,9 @@ void upload_weights(CudaModel& m) {
   DEEPEP_CUDA(cudaMalloc(&m.weights, total),
               detail::concat("uploading ", total, " bytes of weights to cuda:", m.opt.device));
   DEEPEP_CUDA(cudaMemcpy(m.weights, host.data(), total, cudaMemcpyHostToDevice), "uploading the weights");
+  // A pageable copy may still be in flight when cudaMemcpy returns; sessions'
+  // streams do not wait for the default stream.
+  DEEPEP_CUDA(cudaDeviceSynchronize(), "uploading the weights");
   for (const auto& [v, off] : place) m.weight[size_t(v->id)] = static_cast<uint8_t*>(m.weights) + off;
 }
 
@@ -265,6 +268,7 @@ struct Plan {
   std::vector<OutputSlot> outputs;
   DeviceBuffer arena;
   PinnedBuffer pin_in, pin_out;
+  std::vector<std::vector<std::shared_ptr<PinnedBuffer>>> out_pool;  // per output: results handed out
   size_t workspace = 0;
   cudaGraphExec_t exec = nullptr;
   bool ran_once = false;
@@ -289,7 +293,8 @@ class CudaSessionImpl : public CudaSession {
     ctx_.allow_tf32 = m_->info.tf32 && !m_->opt.strict_fp32;
     ctx_.cc_major = m_->info.cc_major, ctx_.cc_minor = m_->info.cc_minor;
     flags_.allocate(sizeof(int) * std::max<size_t>(1, m_->g.nodes().size()), "allocating error flags");
-    DEEPEP_CUDA(cudaMemset(flags_.p, 0, flags_.bytes), "clearing error flags");
+    DEEPEP_CUDA(cudaMemsetAsync(flags_.p, 0, flags_.bytes, stream_), "clearing error flags");
+    DEEPEP_CUDA(cudaStreamSynchronize(stream_), "clearing error flags");
     ctx_.error_flag = static_cast<int*>(flags_.p);
     pin_flags_.reserve(flags_.bytes, "allocating pinned error flags");
     grow_workspace(size_t(32) << 20);
@@ -319,6 +324,18 @@ class CudaSessionImpl : public CudaSession {
     } else {
       enqueue(*p, debug_sync);
     }
+    // Large outputs: copied after the kernels into pinned buffers that become
+    // the results (one DMA, no host-side copy or page faults); a buffer the
+    // caller still holds from an earlier run is not reused.
+    std::vector<std::shared_ptr<PinnedBuffer>> direct(p->outputs.size());
+    for (size_t i = 0; i < p->outputs.size(); ++i) {
+      const OutputSlot& o = p->outputs[i];
+      if (o.host || !o.direct || !o.bytes) continue;
+      direct[i] = take_pinned(*p, i, o.bytes);
+      if (direct[i])
+        DEEPEP_CUDA(cudaMemcpyAsync(direct[i]->p, o.raw, o.bytes, cudaMemcpyDeviceToHost, stream_),
+                    "copying outputs from the GPU");
+    }
     DEEPEP_CUDA(cudaStreamSynchronize(stream_), "running the model on the GPU (set DEEPEP_CUDA_SYNC=1 to find the op)");
     p->ran_once = true;
     const int* flags = static_cast<const int*>(pin_flags_.p);
@@ -331,8 +348,14 @@ class CudaSessionImpl : public CudaSession {
         outs.push_back(p->host[o.value].clone());
         continue;
       }
+      const size_t i = outs.size();
+      if (direct[i]) {
+        outs.push_back(Tensor::wrap(p->dtype[o.value], p->shape[o.value], direct[i]->p,
+                                    std::static_pointer_cast<void>(direct[i])));
+        continue;
+      }
       Tensor t(p->dtype[o.value], p->shape[o.value]);
-      if (o.bytes && o.direct)  // large: one copy from the device straight into the result
+      if (o.bytes && o.direct)  // every pooled buffer is still held: a plain copy
         DEEPEP_CUDA(cudaMemcpy(t.raw(), o.raw, o.bytes, cudaMemcpyDeviceToHost), "copying outputs from the GPU");
       else if (o.bytes)
         std::memcpy(t.raw(), static_cast<const uint8_t*>(p->pin_out.p) + o.pin_off, o.bytes);
@@ -345,6 +368,20 @@ class CudaSessionImpl : public CudaSession {
 
  private:
   static constexpr size_t kMaxPlans = 8;
+
+  // A pinned buffer of output `i` that no earlier result still uses (at most
+  // kPinnedPerOutput per output; nullptr when all are held).
+  static constexpr size_t kPinnedPerOutput = 3;
+  std::shared_ptr<PinnedBuffer> take_pinned(Plan& p, size_t i, size_t bytes) {
+    if (p.out_pool.size() <= i) p.out_pool.resize(p.outputs.size());
+    for (auto& b : p.out_pool[i])
+      if (b.use_count() == 1) return b;
+    if (p.out_pool[i].size() >= kPinnedPerOutput) return nullptr;
+    auto b = std::make_shared<PinnedBuffer>();
+    b->reserve(bytes, "allocating pinned output memory");
+    p.out_pool[i].push_back(b);
+    return b;
+  }
 
   Plan* find(const std::vector<std::pair<DType, Shape>>& sig) {
     for (auto it = plans_.begin(); it != plans_.end(); ++it)
@@ -534,8 +571,12 @@ class CudaSessionImpl : public CudaSession {
                                  " bytes, memory_pool_size allows ", cap));
     p.arena.allocate(mp.arena_bytes, detail::concat("allocating the ", mp.arena_bytes, "-byte activation arena on cuda:",
                                                      m_->opt.device));
-    if (m_->opt.poison || env_on("DEEPEP_CUDA_POISON"))
-      DEEPEP_CUDA(cudaMemset(p.arena.p, 0xFF, mp.arena_bytes), "poisoning the arena");
+    // On this session's stream (non-blocking: it does not wait for the legacy
+    // default stream, so a plain cudaMemset could land after the inputs' copy).
+    if (m_->opt.poison || env_on("DEEPEP_CUDA_POISON")) {
+      DEEPEP_CUDA(cudaMemsetAsync(p.arena.p, 0xFF, mp.arena_bytes, stream_), "poisoning the arena");
+      DEEPEP_CUDA(cudaStreamSynchronize(stream_), "poisoning the arena");
+    }
     uint8_t* base = static_cast<uint8_t*>(p.arena.p);
     p.ptr.assign(nv, nullptr);
     for (size_t id = 0; id < nv; ++id) {
@@ -552,7 +593,9 @@ class CudaSessionImpl : public CudaSession {
         if (h.dtype() == DType::kFloat32 && dev_dtype(id) == DType::kFloat16) convert_host(h, DType::kFloat16, bytes.data());
         else std::memcpy(bytes.data(), h.raw(), h.nbytes());
         if (!bytes.empty())
-          DEEPEP_CUDA(cudaMemcpy(p.ptr[id], bytes.data(), bytes.size(), cudaMemcpyHostToDevice), "uploading shape values");
+          DEEPEP_CUDA(cudaMemcpyAsync(p.ptr[id], bytes.data(), bytes.size(), cudaMemcpyHostToDevice, stream_),
+                      "uploading shape values");
+        DEEPEP_CUDA(cudaStreamSynchronize(stream_), "uploading shape values");
       }
     // Staging.
     size_t pin_in = 0, pin_out = 0;

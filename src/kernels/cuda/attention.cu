@@ -12,14 +12,21 @@ namespace deepep::cuda {
 namespace {
 
 constexpr int kTQ = 64, kTK = 64, kThreads = 256, kMaxHead = 128;
-constexpr int kKeysPerThread = kTK / 4;     // 16
-constexpr int kColsPerThread = kMaxHead / 4;  // 32
+constexpr int kKeysPerThread = kTK / 4;  // 16
+
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
 
 __host__ __device__ inline size_t tiled_smem_floats(int64_t D, int64_t Dv) {
   return size_t(kTQ * (D + 1) + kTK * (D + 1) + kTK * Dv + kTQ * (kTK + 1));
 }
 
+// T: the dtype of Q, K and V; kCols: output columns per thread (Dv <= 4 * kCols).
+template <class T, int kColsPerThread>
 __global__ void __launch_bounds__(kThreads) attention_tiled_kernel(AttnArgs a) {
+  const T* q = static_cast<const T*>(a.q);
+  const T* kp = static_cast<const T*>(a.k);
+  const T* vp = static_cast<const T*>(a.v);
   extern __shared__ float sm[];
   const int D = int(a.D), Dv = int(a.Dv);
   float* Qs = sm;                  // kTQ x (D+1)
@@ -35,7 +42,7 @@ __global__ void __launch_bounds__(kThreads) attention_tiled_kernel(AttnArgs a) {
   const int64_t vo = b * a.v_sb + h * a.v_sh;
   for (int i = threadIdx.x; i < kTQ * D; i += kThreads) {
     const int r = i / D, d = i % D;
-    Qs[r * (D + 1) + d] = r0 + r < a.Sq ? ldf(a.q, a.t, qo + (r0 + r) * a.q_ld + d) * a.scale : 0.f;
+    Qs[r * (D + 1) + d] = r0 + r < a.Sq ? to_f(q[qo + (r0 + r) * a.q_ld + d]) * a.scale : 0.f;
   }
   const int r = threadIdx.x >> 2;  // row of the tile
   const int g = threadIdx.x & 3;   // this thread's keys g, g+4, ...; columns g, g+4, ...
@@ -51,13 +58,13 @@ __global__ void __launch_bounds__(kThreads) attention_tiled_kernel(AttnArgs a) {
       const int k = i / D, d = i % D;
       const int64_t kk = k0 + k;
       float v = 0.f;
-      if (kk < a.Sk) v = ldf(a.k, a.t, a.k_t ? ko + int64_t(d) * a.k_ld + kk : ko + kk * a.k_ld + d);
+      if (kk < a.Sk) v = to_f(kp[a.k_t ? ko + int64_t(d) * a.k_ld + kk : ko + kk * a.k_ld + d]);
       Ks[k * (D + 1) + d] = v;
     }
     for (int i = threadIdx.x; i < kTK * Dv; i += kThreads) {
       const int k = i / Dv, d = i % Dv;
       const int64_t kk = k0 + k;
-      Vs[i] = kk < a.Sk ? ldf(a.v, a.t, vo + kk * a.v_ld + d) : 0.f;
+      Vs[i] = kk < a.Sk ? to_f(vp[vo + kk * a.v_ld + d]) : 0.f;
     }
     __syncthreads();
     float s[kKeysPerThread];
@@ -127,7 +134,20 @@ __global__ void __launch_bounds__(kThreads) attention_tiled_kernel(AttnArgs a) {
   }
 }
 
-bool tiled(const AttnArgs& a) { return a.D <= kMaxHead && a.Dv <= kMaxHead && a.D > 0; }
+bool tiled(const AttnArgs& a) {
+  return a.D <= kMaxHead && a.Dv <= kMaxHead && a.D > 0 && (a.t == kF32 || a.t == kF16);
+}
+
+template <class T, int kCols>
+void launch_tiled(const AttnArgs& a, int64_t blocks, size_t smem, cudaStream_t s) {
+  // First use of a size happens on an eager (uncaptured) run.
+  static size_t raised = 48 * 1024;
+  if (smem > raised) {
+    cudaFuncSetAttribute(attention_tiled_kernel<T, kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    raised = smem;
+  }
+  attention_tiled_kernel<T, kCols><<<unsigned(blocks), kThreads, smem, s>>>(a);
+}
 
 }  // namespace
 
@@ -140,13 +160,14 @@ void attention(const AttnArgs& a, cudaStream_t s) {
   const int64_t blocks = a.B * a.H * ((a.Sq + kTQ - 1) / kTQ);
   if (blocks == 0 || a.Dv == 0) return;
   const size_t smem = attention_smem_bytes(a);
-  // First use of a size happens on an eager (uncaptured) run.
-  static size_t raised = 48 * 1024;
-  if (smem > raised) {
-    cudaFuncSetAttribute(attention_tiled_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-    raised = smem;
+  const bool narrow = a.Dv <= 64;  // half the accumulators: fewer registers, more blocks per SM
+  if (a.t == kF16) {
+    if (narrow) launch_tiled<__half, 16>(a, blocks, smem, s);
+    else launch_tiled<__half, 32>(a, blocks, smem, s);
+  } else {
+    if (narrow) launch_tiled<float, 16>(a, blocks, smem, s);
+    else launch_tiled<float, 32>(a, blocks, smem, s);
   }
-  attention_tiled_kernel<<<unsigned(blocks), kThreads, smem, s>>>(a);
 }
 
 }  // namespace deepep::cuda

@@ -125,6 +125,12 @@ size_t prepare_conv(GpuContext& ctx, GpuNode& n, bool fused) {
       e.res_first = ep.residual_first;
     }
     e.act = int(ep.act), e.p0 = ep.p0, e.p1 = ep.p1;
+    int64_t spatial = 1;
+    for (size_t i = 2; i < Y.shape.size(); ++i) spatial *= Y.shape[i];
+    e.cols = spatial;  // rows are (n, c): bias by row % C
+    e.bias_per_row = true;
+    e.bias_mod = Y.shape[1];
+    e.res_dense = true;  // checked: the residual has Y's shape
     s->epilogue = true;
   }
   n.state = s;

@@ -2,6 +2,7 @@
 // Cast, Where, the fused bias/activation/residual epilogue, strided copies
 // (Expand, Transpose, Slice), Concat, Gather, Range and fills. All compute in
 // float (int64 in integer paths) and load/store any supported dtype.
+#include <algorithm>
 #include <cfloat>
 
 #include "kernels/cuda/device_util.cuh"
@@ -225,6 +226,35 @@ __global__ void epilogue_kernel(EpilogueArgs a) {
   }
 }
 
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+template <class T>
+__device__ __forceinline__ T from_f(float v);
+template <>
+__device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+
+// The epilogue over rows x cols with typed loads: bias by column or by row.
+template <class T>
+__global__ void epilogue_2d_kernel(T* y, const T* bias, const T* res, int64_t rows, int64_t cols, int64_t bias_mod,
+                                   bool bias_per_row, bool res_first, int act, float p0, float p1) {
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const float brow = (bias && bias_per_row) ? to_f(bias[r % bias_mod]) : 0.f;
+    T* yr = y + r * cols;
+    const T* rr = res ? res + r * cols : nullptr;
+    for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
+      float v = to_f(yr[c]);
+      if (bias) v += bias_per_row ? brow : to_f(bias[c]);
+      const float rv = rr ? to_f(rr[c]) : 0.f;
+      if (rr && res_first) v += rv;
+      v = apply_act(act, v, p0, p1);
+      if (rr && !res_first) v += rv;
+      yr[c] = from_f<T>(v);
+    }
+  }
+}
+
 template <class T>
 __global__ void strided_copy_kernel(const T* x, T* out, Indexer ix, int64_t n) {
   DEEPEP_GRID_STRIDE(i, n) {
@@ -310,6 +340,22 @@ void where(const void* cond, const void* a, const void* b, int t, void* out, int
 
 void epilogue(const EpilogueArgs& a, cudaStream_t s) {
   if (a.n == 0) return;
+  const bool typed = (a.ty == kF32 || a.ty == kF16) && (!a.bias || a.tbias == a.ty) && (!a.res || a.tres == a.ty);
+  if (a.cols > 0 && typed && (!a.res || a.res_dense)) {
+    const int64_t rows = a.n / a.cols;
+    const int threads = a.cols >= 256 ? 256 : (a.cols >= 128 ? 128 : 64);
+    const unsigned gx = unsigned(std::min<int64_t>((a.cols + threads - 1) / threads, 64));
+    const unsigned gy = unsigned(std::min<int64_t>(rows, 65535));
+    if (a.ty == kF32)
+      epilogue_2d_kernel<float><<<dim3(gx, gy), threads, 0, s>>>(
+          static_cast<float*>(a.y), static_cast<const float*>(a.bias), static_cast<const float*>(a.res), rows, a.cols,
+          a.bias_mod, a.bias_per_row, a.res_first, a.act, a.p0, a.p1);
+    else
+      epilogue_2d_kernel<__half><<<dim3(gx, gy), threads, 0, s>>>(
+          static_cast<__half*>(a.y), static_cast<const __half*>(a.bias), static_cast<const __half*>(a.res), rows,
+          a.cols, a.bias_mod, a.bias_per_row, a.res_first, a.act, a.p0, a.p1);
+    return;
+  }
   epilogue_kernel<<<blocks_for(a.n, kThreads), kThreads, 0, s>>>(a);
 }
 

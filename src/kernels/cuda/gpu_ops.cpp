@@ -662,6 +662,8 @@ size_t prepare_matmul(GpuContext& ctx, GpuNode& n, const Mm& m) {
       e.res_first = m.ep.residual_first;
     }
     e.act = int(m.ep.act), e.p0 = m.ep.p0, e.p1 = m.ep.p1;
+    e.cols = N;  // rows of N columns; bias by column
+    e.res_dense = m.res && m.res->shape == Y.shape;
     st->epilogue_kernel = true;
   }
   size_t ws = 0;

@@ -98,6 +98,12 @@ struct EpilogueArgs {
   int act = 0;  // ops::Act as int
   float p0 = 0, p1 = 0;
   int64_t n = 0;
+  // Fast path (y viewed as rows x cols, no index division per element):
+  // cols > 0; bias by column (GEMM) or by row % bias_mod (NCHW conv, rows =
+  // N*C); a residual must then be dense with y's shape (res_dense).
+  int64_t cols = 0;
+  bool bias_per_row = false;
+  bool res_dense = false;
 };
 void epilogue(const EpilogueArgs& a, cudaStream_t s);
 
