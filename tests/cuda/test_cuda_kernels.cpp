@@ -308,3 +308,51 @@ TEST(CudaKernels, Fp16Elementwise) {
   c.inputs = {ints({2, 9}, 67, 0, 1), rnd({2, 9}, 68)};
   expect_match(c, 1e-3, {true, false});
 }
+
+TEST(CudaRuntime, LargeOutputsSurviveLaterRuns) {
+  REQUIRE_GPU();
+  // Outputs of 4 MB and more come back in pooled pinned buffers: one the
+  // caller still holds must not be overwritten by a later run.
+  auto g = parse_graph_text(graph("%x: float32[1100,1000]", "  %y = Neg(%x)\n  %z = Relu(%x)", "%y, %z"));
+  auto model = cuda_load(*g, {});
+  auto session = cuda_session(model);
+  const Tensor a = rnd({1100, 1000}, 70), b = rnd({1100, 1000}, 71);
+  auto check = [](const std::vector<Tensor>& r, const Tensor& x, const char* what) {
+    ASSERT_EQ(r.size(), 2u) << what;
+    for (int64_t i = 0; i < x.numel(); i += 997) {
+      ASSERT_EQ(r[0].data<float>()[i], -x.data<float>()[i]) << what << " element " << i;
+      ASSERT_EQ(r[1].data<float>()[i], std::max(0.f, x.data<float>()[i])) << what << " element " << i;
+    }
+  };
+  std::vector<Tensor> ra = session->run({a});
+  std::vector<Tensor> rb = session->run({b});  // graph replay
+  std::vector<Tensor> rc = session->run({a});
+  std::vector<Tensor> rd = session->run({b});  // every pooled buffer held: plain copies
+  check(ra, a, "first");
+  check(rb, b, "second");
+  check(rc, a, "third");
+  check(rd, b, "fourth");
+  ra.clear(), rb.clear(), rc.clear(), rd.clear();
+  for (int i = 0; i < 4; ++i)  // buffers back in the pool, reused
+    check(session->run({i % 2 ? a : b}), i % 2 ? a : b, "reused");
+}
+
+TEST(CudaRuntime, ShapeSignaturesAndMemoryReport) {
+  REQUIRE_GPU();
+  auto c = make(graph("%x: float32[batch,5], %w: float32[5,3]", "  %m = MatMul(%x, %w)\n  %y = Sigmoid(%m)"),
+                {{"w", rnd({5, 3}, 72)}});
+  CudaOptions o;
+  o.strict_fp32 = true;
+  auto model = cuda_load(*c.g, o);
+  auto session = cuda_session(model);
+  for (int64_t b : {3, 7, 1, 3, 7}) {
+    const Tensor x = rnd({b, 5}, uint32_t(73 + b));
+    const std::vector<Tensor> want = run_cpu(*c.g, {x});
+    const std::vector<Tensor> got = session->run({x});
+    std::string why;
+    EXPECT_LE(rel_err(got[0], want[0], &why), 1e-6) << "batch " << b << " " << why;
+    const MemoryReport r = session->memory_report();
+    EXPECT_GT(r.planned_bytes, 0u);
+    EXPECT_EQ(r.weights_bytes, 256u);  // 15 floats, one aligned slot
+  }
+}
