@@ -211,6 +211,19 @@ def run_case(name, batch, seq, args, log):
         except deepep.Error as e:
             row[f"deepep_{prec}_error"] = str(e)[:300]
             log(f"  deepep {prec}: {e}")
+    if args.wmma:  # the opt-in tensor-core attention kernel (src/kernels/cuda/attention_wmma.cu)
+        os.environ["DEEPEP_CUDA_ATTENTION"] = "wmma"
+        try:
+            gpu = deepep.Engine(path, device="cuda:0", precision="fp16")
+            out = gpu.run(feeds)
+            if ref is not None:
+                row["deepep_wmma_err"] = max(rel_l2(out[k], ref[k]) for k in ref)
+            row["deepep-wmma"] = median_ms(lambda: gpu.run(feeds), args.warmup, args.iterations)
+            del gpu
+        except deepep.Error as e:
+            row["deepep_wmma_error"] = str(e)[:300]
+        finally:
+            del os.environ["DEEPEP_CUDA_ATTENTION"]
     # PyTorch.
     m = torch_model(name, args.small).eval().cuda()
     tfeeds = {}
@@ -262,6 +275,7 @@ def main():
     ap.add_argument("--case", action="append", metavar="MODEL:BATCH[:SEQ]", help="instead of the default list")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--wmma", action="store_true", help="also time DeepEP with DEEPEP_CUDA_ATTENTION=wmma")
     ap.add_argument("--profile", action="store_true", help="print DeepEP's top GPU kernels per case (torch.profiler)")
     ap.add_argument("--check-all", action="store_true", help="check DeepEP against its CPU reference at every batch")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -285,7 +299,7 @@ def main():
         t0 = time.time()
         rows.append(run_case(name, batch, seq, args, lambda s: print(s, flush=True)))
         print(f"  {json.dumps(rows[-1])} ({time.time() - t0:.0f} s)", flush=True)
-    cols = ["deepep-fp16", "torch-fp32", "torch-fp16", "compile-fp16"]
+    cols = ["deepep-fp16"] + (["deepep-wmma"] if args.wmma else []) + ["torch-fp32", "torch-fp16", "compile-fp16"]
     lines = [f"DeepEP fp16 vs PyTorch on {card}, {datetime.date.today()} (median ms per call, host arrays in and out;"
              f" fp16 matmul ceiling {mm:.0f} TFLOP/s)",
              f"{'case':22}" + "".join(f"{c:>14}" for c in cols) + f"{'vs eager16':>10}{'vs comp16':>10}{'TFLOP/s':>9}{'err16':>9}"]
@@ -296,7 +310,9 @@ def main():
         tf = f"{r['gflop'] / r['deepep-fp16']:9.1f}" if "deepep-fp16" in r else f"{'-':>9}"
         err = f"{r['deepep_fp16_err']:9.1e}" if "deepep_fp16_err" in r else f"{'-':>9}"
         lines.append(f"{case:22}{cells}{ratio('torch-fp16')}{ratio('compile-fp16')}{tf}{err}")
-        for k in ("deepep_fp16_error", "deepep_fp32_error", "torch_error"):
+        if "deepep_wmma_err" in r:
+            lines.append(f"    deepep-wmma err16 {r['deepep_wmma_err']:.1e}")
+        for k in ("deepep_fp16_error", "deepep_fp32_error", "deepep_wmma_error", "torch_error"):
             if k in r:
                 lines.append(f"    {k}: {r[k]}")
     lines.append("ratios > 1: DeepEP faster; TFLOP/s: DeepEP's achieved rate; err16: DeepEP fp16 vs its CPU fp32"

@@ -5,6 +5,7 @@
 #include "cuda_test_util.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "kernels/cuda/gpu_kernels.h"
 
@@ -189,6 +190,22 @@ TEST(CudaKernels, Attention) {
     c.inputs = {rnd({B, s, 3 * N}, 33), m};
     SCOPED_TRACE(s);
     expect_match(c, 1e-5);
+    expect_match(c, 5e-3, {true, false});  // float16: the tiled kernel
+    setenv("DEEPEP_CUDA_ATTENTION", "wmma", 1);
+    expect_match(c, 5e-3, {true, false});  // float16 on tensor cores (WMMA)
+    unsetenv("DEEPEP_CUDA_ATTENTION");
+  }
+  // Tensor-core attention at BERT-base's head size (64), 70 rows: two query tiles, a partial key tile.
+  {
+    auto c = make(graph("%q: float32[2,70,384], %m: float32[2,1,70,70]",
+                        "  %y = deepep.Attention<num_heads=2, qkv_hidden_sizes=[128,128,128], scale=0.125>(%q, _, _, %m)"));
+    Tensor m = rnd({2, 1, 70, 70}, 74);
+    for (int64_t i = 0; i < m.numel(); ++i) m.data<float>()[i] = m.data<float>()[i] > 0.3f ? -10000.f : 0.f;
+    c.inputs = {rnd({2, 70, 384}, 75), m};
+    expect_match(c, 5e-3, {true, false});
+    setenv("DEEPEP_CUDA_ATTENTION", "wmma", 1);
+    expect_match(c, 5e-3, {true, false});
+    unsetenv("DEEPEP_CUDA_ATTENTION");
   }
   // 3-D separate Q, K, V with different lengths and a causal boolean keep-mask (GPT-2).
   auto k = make(graph("%q: float32[2,5,32], %k: float32[2,9,32], %v: float32[2,9,24], %m: bool[1,1,5,9]",

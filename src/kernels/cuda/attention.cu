@@ -5,6 +5,8 @@
 // sum of V accumulated in registers (4 threads per row, each owning every
 // 4th output column). Float32 math; Q/K/V/Y of any float dtype.
 #include <cfloat>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/device_util.cuh"
 
@@ -134,6 +136,11 @@ __global__ void __launch_bounds__(kThreads) attention_tiled_kernel(AttnArgs a) {
   }
 }
 
+bool wmma_chosen(const AttnArgs& a) {
+  const char* v = std::getenv("DEEPEP_CUDA_ATTENTION");
+  return v && std::strcmp(v, "wmma") == 0 && attention_wmma_fits(a);
+}
+
 bool tiled(const AttnArgs& a) {
   return a.D <= kMaxHead && a.Dv <= kMaxHead && a.D > 0 && (a.t == kF32 || a.t == kF16);
 }
@@ -152,10 +159,12 @@ void launch_tiled(const AttnArgs& a, int64_t blocks, size_t smem, cudaStream_t s
 }  // namespace
 
 size_t attention_smem_bytes(const AttnArgs& a) {
+  if (wmma_chosen(a)) return attention_wmma_smem_bytes(a);
   return tiled(a) ? tiled_smem_floats(a.D, a.Dv) * sizeof(float) : attention_rowwise_smem_bytes(a);
 }
 
 void attention(const AttnArgs& a, cudaStream_t s) {
+  if (wmma_chosen(a)) return attention_wmma(a, s);
   if (!tiled(a)) return attention_rowwise(a, s);
   const int64_t blocks = a.B * a.H * ((a.Sq + kTQ - 1) / kTQ);
   if (blocks == 0 || a.Dv == 0) return;
