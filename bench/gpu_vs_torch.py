@@ -25,6 +25,8 @@ latency, against a measured fp16 8192^3 matmul (torch) on the same card.
     python bench/gpu_vs_torch.py                  # all cases (minutes)
     python bench/gpu_vs_torch.py --quick          # resnet50 b1, bert-base s128 b1/b32, gpt2 s512 b1
     python bench/gpu_vs_torch.py --no-compile     # skip torch.compile (slow to compile)
+The whole list with torch.compile takes over 10 minutes on an H200 (compiles
+dominate): where commands are time-limited, split it with --case.
 Writes JSON and a text table to bench/results/gpu_<card>_<date>.{json,txt}.
 """
 from __future__ import annotations
@@ -294,11 +296,15 @@ def main():
     mm = matmul_tflops()
     print(f"measured fp16 matmul 8192^3: {mm:.0f} TFLOP/s", flush=True)
     rows = []
+    partial = os.path.join(os.environ.get("OUT") or args.out, "gpu_vs_torch_partial.json")
+    os.makedirs(os.path.dirname(partial), exist_ok=True)
     for name, batch, seq in cases:
         print(f"case {name} b{batch}" + (f" s{seq}" if seq else ""), flush=True)
         t0 = time.time()
         rows.append(run_case(name, batch, seq, args, lambda s: print(s, flush=True)))
         print(f"  {json.dumps(rows[-1])} ({time.time() - t0:.0f} s)", flush=True)
+        with open(partial, "w") as f:  # what is done so far survives a time limit
+            json.dump({"card": card, "rows": rows}, f, indent=2)
     cols = ["deepep-fp16"] + (["deepep-wmma"] if args.wmma else []) + ["torch-fp32", "torch-fp16", "compile-fp16"]
     lines = [f"DeepEP fp16 vs PyTorch on {card}, {datetime.date.today()} (median ms per call, host arrays in and out;"
              f" fp16 matmul ceiling {mm:.0f} TFLOP/s)",
