@@ -84,6 +84,70 @@ __global__ void layer_norm_kernel(NormArgs a) {
   }
 }
 
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+__device__ __forceinline__ void from_f(float v, float* p) { *p = v; }
+__device__ __forceinline__ void from_f(float v, __half* p) { *p = __float2half_rn(v); }
+
+// LayerNorm with the row held in registers (kVpt values per thread, 128
+// threads): one read of x (and skip), typed loads, for rows up to 128 * kVpt.
+constexpr int kLnThreads = 128;
+template <class T, int kVpt>
+__global__ void __launch_bounds__(kLnThreads) layer_norm_regs_kernel(NormArgs a) {
+  __shared__ float scratch[33];
+  const T* x = static_cast<const T*>(a.x);
+  const T* skip = static_cast<const T*>(a.skip);
+  const T* gamma = static_cast<const T*>(a.gamma);
+  const T* beta = static_cast<const T*>(a.beta);
+  T* y = static_cast<T*>(a.y);
+  T* sum_out = static_cast<T*>(a.sum_out);
+  const int64_t row = blockIdx.x;
+  const int64_t base = row * a.cols;
+  const int64_t sbase = a.skip_rows ? (row % a.skip_rows) * a.cols : 0;
+  float v[kVpt];
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < kVpt; ++i) {
+    const int64_t j = threadIdx.x + int64_t(i) * kLnThreads;
+    v[i] = 0.f;
+    if (j < a.cols) {
+      v[i] = to_f(x[base + j]);
+      if (a.skip_rows) v[i] += to_f(skip[sbase + j]);
+      s += v[i];
+    }
+  }
+  const float mean = a.rms ? 0.f : block_reduce<false>(s, scratch) / float(a.cols);
+  float q = 0.f;
+#pragma unroll
+  for (int i = 0; i < kVpt; ++i) {
+    const int64_t j = threadIdx.x + int64_t(i) * kLnThreads;
+    if (j < a.cols) q += (v[i] - mean) * (v[i] - mean);
+  }
+  const float rstd = rsqrtf(block_reduce<false>(q, scratch) / float(a.cols) + a.eps);
+#pragma unroll
+  for (int i = 0; i < kVpt; ++i) {
+    const int64_t j = threadIdx.x + int64_t(i) * kLnThreads;
+    if (j >= a.cols) continue;
+    if (sum_out) from_f(v[i], sum_out + base + j);
+    float o = (v[i] - mean) * rstd;
+    if (gamma) o *= to_f(gamma[j]);
+    if (beta) o += to_f(beta[j]);
+    from_f(o, y + base + j);
+  }
+}
+
+template <class T>
+bool layer_norm_regs(const NormArgs& a, cudaStream_t st) {
+  const int64_t per = (a.cols + kLnThreads - 1) / kLnThreads;
+  const unsigned g = unsigned(a.rows);
+  if (per <= 2) layer_norm_regs_kernel<T, 2><<<g, kLnThreads, 0, st>>>(a);
+  else if (per <= 4) layer_norm_regs_kernel<T, 4><<<g, kLnThreads, 0, st>>>(a);
+  else if (per <= 8) layer_norm_regs_kernel<T, 8><<<g, kLnThreads, 0, st>>>(a);
+  else if (per <= 16) layer_norm_regs_kernel<T, 16><<<g, kLnThreads, 0, st>>>(a);
+  else return false;
+  return true;
+}
+
 // One block of 4 warps per (b, h, query row): scores in shared memory.
 constexpr int kAttnThreads = 128;
 __global__ void attention_kernel(AttnArgs a) {
@@ -182,6 +246,12 @@ void softmax(const void* x, int tx, void* out, int64_t rows, int64_t cols, bool 
 
 void layer_norm(const NormArgs& a, cudaStream_t s) {
   if (a.rows == 0 || a.cols == 0) return;
+  // Typed, one pass: every operand of one float dtype, rows up to 2048 values.
+  const bool same = (!a.skip_rows || a.tskip == a.tx) && (!a.gamma || a.tparam == a.tx) && a.ty == a.tx;
+  if (same && a.rows <= 0x7fffffff) {
+    if (a.tx == kF32 && layer_norm_regs<float>(a, s)) return;
+    if (a.tx == kF16 && layer_norm_regs<__half>(a, s)) return;
+  }
   const int threads = a.cols >= 1024 ? 512 : (a.cols >= 256 ? 256 : 128);
   layer_norm_kernel<<<unsigned(a.rows), threads, 0, s>>>(a);
 }
