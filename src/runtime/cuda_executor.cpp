@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <list>
@@ -318,7 +319,13 @@ class CudaSessionImpl : public CudaSession {
     for (size_t i = 0; i < p->inputs.size(); ++i)
       if (p->inputs[i].bytes) std::memcpy(static_cast<uint8_t*>(p->pin_in.p) + p->inputs[i].pin_off, inputs[i].raw(), p->inputs[i].bytes);
     const bool debug_sync = env_on("DEEPEP_CUDA_SYNC");
-    if (p->ran_once && m_->opt.graphs && !debug_sync && !p->exec && p->graph_error.empty()) capture(*p);
+    if (p->ran_once && m_->opt.graphs && !debug_sync && !p->exec && p->graph_error.empty()) {
+      capture(*p);
+      if (env_on("DEEPEP_CUDA_VERBOSE"))
+        std::fprintf(stderr, "deepep cuda: plan of %zu GPU nodes, arena %llu bytes, workspace %zu bytes: %s\n",
+                     p->nodes.size(), static_cast<unsigned long long>(p->report.planned_bytes), workspace_.bytes,
+                     p->exec ? "CUDA graph captured" : ("runs eagerly: " + p->graph_error).c_str());
+    }
     if (p->exec) {
       DEEPEP_CUDA(cudaGraphLaunch(p->exec, stream_), "launching the CUDA graph");
     } else {
