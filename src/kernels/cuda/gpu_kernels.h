@@ -63,9 +63,6 @@ struct GpuKernel {
   // Output 0 is a view of input 0's bytes (Reshape, Flatten, Squeeze, ...):
   // no work, no buffer of its own.
   bool view = false;
-  // Float inputs it reads as float32 regardless of the execution precision
-  // (bit i: input i); the executor keeps them float32.
-  unsigned fp32_inputs = 0;
 };
 
 // nullptr when the CUDA backend has no kernel for the op.

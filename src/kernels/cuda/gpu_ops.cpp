@@ -465,7 +465,6 @@ GpuKernel skip_layer_norm_kernel() {
 
 GpuKernel attention_kernel() {
   GpuKernel k;
-  k.fp32_inputs = 1u << 3;  // an additive mask keeps float32 (it may hold -3.4e38)
   k.run = [](GpuContext& ctx, GpuNode& n) {
     const GpuTensor& Q = n.in[0];
     const bool packed = !n.has_input(1) && !n.has_input(2);
