@@ -30,7 +30,15 @@ struct TensorInfo {
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct EngineOptions {
+  // "cpu", or "cuda" / "cuda:N" in a build with the CUDA backend (docs/CUDA.md).
   std::string device = "cpu";
+  // Execution precision on a GPU: "fp32" (float32 GEMMs and convolutions may
+  // use TF32 tensor cores on compute capability >= 8.0), "fp32-strict" (no
+  // TF32), or "fp16" (float32 weights and activations held as float16, fp32
+  // accumulation; inputs and outputs stay float32). The CPU takes "fp32".
+  std::string precision = "fp32";
+  // GPU: capture one CUDA graph per input-shape signature and replay it.
+  bool cuda_graphs = true;
   // Graph optimization applied when loading an ONNX model (a .de file is
   // already optimized): 0 none, 1 clean-up, 2 pattern fusions, 3 aggressive.
   int fusion_level = 2;

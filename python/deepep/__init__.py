@@ -3,6 +3,8 @@
     import deepep
     engine = deepep.Engine("model.onnx")
     outputs = engine.run({"input": array})   # {name: numpy array}
+    gpu = deepep.Engine("model.onnx", device="cuda:0", precision="fp16")
+    deepep.devices()                         # the CPU and the GPUs, probed
 
     from deepep import Converter             # ONNX / PyTorch -> .de engine file
     c = Converter(input_model="model.onnx")
@@ -11,7 +13,8 @@
 """
 from deepep._deepep import Error, InputError
 from deepep.converter import ConversionResult, Converter
+from deepep.devices import devices
 from deepep.engine import Engine, Session
 
-__all__ = ["Engine", "Session", "Converter", "ConversionResult", "Error", "InputError"]
+__all__ = ["Engine", "Session", "Converter", "ConversionResult", "Error", "InputError", "devices"]
 __version__ = "0.1.0"

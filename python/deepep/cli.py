@@ -224,6 +224,17 @@ def cmd_convert(args) -> int:
 
 
 def cmd_inspect(args) -> int:
+    if args.device == "probe" or args.model is None:
+        # `deepep inspect --device`: the hardware probe (CPU ISA, GPUs).
+        if args.model is None and args.device != "probe":
+            raise SystemExit("deepep inspect: give a model, or --device alone for the hardware probe")
+        from deepep.devices import describe, devices
+
+        if args.json:
+            print(json.dumps(devices(), indent=2))
+        else:
+            print(describe())
+        return 0
     r = analysis.inspect_model(args.model, shapes=_shapes(args.shape, "--shape"), dims=_sym_dims(args.dim),
                                fusion_level=args.fusion_level, device=args.device, seed=args.seed)
     if args.json:
@@ -260,7 +271,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_bench(args) -> int:
     engine = deepep.Engine(args.model, device=args.device, memory_pool_size=args.memory_pool_size,
-                           fusion_level=args.fusion_level)
+                           fusion_level=args.fusion_level, precision=args.precision)
     shapes = analysis.input_shapes(engine, _shapes(args.shape, "--shape"), _sym_dims(args.dim))
     feeds = analysis.random_feeds(engine, shapes, args.seed)
     session = engine.create_session()
@@ -280,7 +291,7 @@ def cmd_bench(args) -> int:
 
 def cmd_run(args) -> int:
     engine = deepep.Engine(args.model, device=args.device, memory_pool_size=args.memory_pool_size,
-                           fusion_level=args.fusion_level)
+                           fusion_level=args.fusion_level, precision=args.precision)
     files = _parse_pairs(args.input, "--input")
     dims = {k: int(v) for k, v in _parse_pairs(args.dim, "--dim").items()}
     rng = np.random.default_rng(args.seed)
@@ -336,7 +347,9 @@ def main(argv=None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--iterations", type=int, default=1, help="runs to time (default 1)")
     run.add_argument("--output-dir", help="write each output to DIR/NAME.npy")
-    run.add_argument("--device", default="cpu")
+    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    run.add_argument("--precision", choices=("fp32", "fp32-strict", "fp16"), default="fp32",
+                     help="GPU execution precision (default fp32: TF32 allowed on compute capability >= 8.0)")
     run.add_argument("--fusion-level", type=_fusion_level, default=2, metavar="N",
                      help="optimization of an ONNX model: 0-3 or none/basic/standard/aggressive (default 2)")
     run.add_argument("--memory-pool-size", type=_pool_size, default=0, metavar="SIZE",
@@ -363,14 +376,15 @@ def main(argv=None) -> int:
     conv.set_defaults(fn=cmd_convert)
 
     ins = sub.add_parser("inspect", help="fusion report, kernels, fusion rate and memory plan of a model")
-    ins.add_argument("model", help=".onnx or .de")
+    ins.add_argument("model", nargs="?", help=".onnx or .de (omit with --device alone: the hardware probe)")
     ins.add_argument("--shape", action="append", metavar="NAME=D1,D2,...", help="an input's concrete shape")
     ins.add_argument("--dim", action="append", metavar="SYMBOL=N", help="size of a symbolic dimension")
     ins.add_argument("--fusion-level", type=_fusion_level, default=2, metavar="N",
                      help="optimization of an ONNX model (a .de file keeps its own): 0-3 (default 2)")
     ins.add_argument("--json", action="store_true", help="print the report as JSON")
     ins.add_argument("--seed", type=int, default=0)
-    ins.add_argument("--device", default="cpu")
+    ins.add_argument("--device", nargs="?", const="probe", default="cpu",
+                     help="the device to plan for; alone (no value, no model): list the CPU and GPUs")
     ins.set_defaults(fn=cmd_inspect)
 
     bn = sub.add_parser("bench", help="latency percentiles and throughput on random inputs")
@@ -383,7 +397,9 @@ def main(argv=None) -> int:
     bn.add_argument("--memory-pool-size", type=_pool_size, default=0, metavar="SIZE")
     bn.add_argument("--json", action="store_true", help="print the statistics as JSON")
     bn.add_argument("--seed", type=int, default=0)
-    bn.add_argument("--device", default="cpu")
+    bn.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    bn.add_argument("--precision", choices=("fp32", "fp32-strict", "fp16"), default="fp32",
+                     help="GPU execution precision (default fp32: TF32 allowed on compute capability >= 8.0)")
     bn.set_defaults(fn=cmd_bench)
     args = ap.parse_args(argv)
     try:

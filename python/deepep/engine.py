@@ -97,12 +97,19 @@ class Session:
 class Engine:
     """A model loaded for inference on one device.
 
-    `path` is an ONNX model or a .de engine file. `device` is "cpu".
+    `path` is an ONNX model or a .de engine file. `device` is "cpu", or
+    "cuda" / "cuda:N" in a build with the CUDA backend (see deepep.devices()).
     `memory_pool_size` caps the activation arena ("8G", "512M" or bytes).
-    `fusion_level` (0-3) is the optimization applied to an ONNX model at load."""
+    `fusion_level` (0-3) is the optimization applied to an ONNX model at load.
+    `precision` (GPU only): "fp32" (TF32 tensor cores allowed on compute
+    capability >= 8.0), "fp32-strict", or "fp16" (float16 weights and
+    activations, fp32 accumulation; inputs and outputs stay float32).
+    `cuda_graphs` (GPU only): capture and replay one CUDA graph per input shapes."""
 
-    def __init__(self, path, device: str = "cpu", memory_pool_size=None, fusion_level: int = 2):
-        self._engine = _deepep._Engine.load(str(path), device, parse_size(memory_pool_size), fusion_level)
+    def __init__(self, path, device: str = "cpu", memory_pool_size=None, fusion_level: int = 2,
+                 precision: str = "fp32", cuda_graphs: bool = True):
+        self._engine = _deepep._Engine.load(str(path), device, parse_size(memory_pool_size), fusion_level, True,
+                                            precision, cuda_graphs)
         self._session = Session(self._engine.create_session())
 
     @property

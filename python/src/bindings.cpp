@@ -16,6 +16,7 @@
 
 #include "deepep/converter.h"
 #include "deepep/engine.h"
+#include "runtime/cuda_runtime.h"
 #include "runtime/session_debug.h"
 
 namespace nb = nanobind;
@@ -152,9 +153,11 @@ NB_MODULE(_deepep, m) {
       .def_static(
           "load",
           [](const std::string& path, const std::string& device, uint64_t pool, int fusion_level,
-             bool plan_memory) {
+             bool plan_memory, const std::string& precision, bool cuda_graphs) {
             EngineOptions o;
             o.device = device;
+            o.precision = precision;
+            o.cuda_graphs = cuda_graphs;
             o.memory_pool_bytes = pool;
             o.fusion_level = fusion_level;
             o.plan_memory = plan_memory;
@@ -162,7 +165,8 @@ NB_MODULE(_deepep, m) {
             return Engine::load(path, o);
           },
           nb::arg("path"), nb::arg("device") = "cpu", nb::arg("memory_pool_bytes") = 0,
-          nb::arg("fusion_level") = 2, nb::arg("plan_memory") = true)
+          nb::arg("fusion_level") = 2, nb::arg("plan_memory") = true, nb::arg("precision") = "fp32",
+          nb::arg("cuda_graphs") = true)
       .def_prop_ro("inputs", [](const Engine& e) { return infos(e.inputs()); })
       .def_prop_ro("outputs", [](const Engine& e) { return infos(e.outputs()); })
       .def_prop_ro("device", &Engine::device)
@@ -174,6 +178,43 @@ NB_MODULE(_deepep, m) {
         s->session = e.create_session();
         return s;
       });
+
+  // The hardware probe (src/runtime/cuda_probe.cpp); python/deepep/devices.py adds the CPU.
+  m.def("cuda_built", &cuda_built);
+  m.def("cuda_devices", []() {
+    std::string why;
+    std::vector<GpuDeviceInfo> devs;
+    {
+      nb::gil_scoped_release release;
+      devs = cuda_devices(&why);
+    }
+    nb::list out;
+    for (const GpuDeviceInfo& g : devs) {
+      nb::dict d;
+      d["device"] = "cuda:" + std::to_string(g.index);
+      d["name"] = g.name;
+      d["compute_capability"] = std::to_string(g.cc_major) + "." + std::to_string(g.cc_minor);
+      d["tensor_cores"] = g.tensor_cores;
+      d["sm_count"] = g.sm_count;
+      d["clock_mhz"] = g.clock_khz / 1000.0;
+      d["memory_bytes"] = g.memory_bytes;
+      d["memory_bus_bits"] = g.memory_bus_bits;
+      d["memory_clock_mhz"] = g.memory_clock_khz / 1000.0;
+      d["memory_bandwidth_gbs"] = g.memory_bandwidth_gbs;
+      d["l2_bytes"] = g.l2_bytes;
+      d["shared_memory_per_block_optin"] = g.smem_per_block_optin;
+      d["shared_memory_per_sm"] = g.smem_per_sm;
+      d["fp32_cores_per_sm"] = g.fp32_cores_per_sm;
+      d["peak_fp32_tflops"] = g.peak_fp32_tflops;
+      d["peak_fp16_tensor_tflops"] = g.peak_fp16_tflops;
+      d["tf32"] = g.tf32;
+      d["bf16"] = g.bf16;
+      d["driver_version"] = g.driver_version;
+      d["runtime_version"] = g.runtime_version;
+      out.append(d);
+    }
+    return nb::make_tuple(out, why);
+  });
 
   m.def(
       "convert_model",

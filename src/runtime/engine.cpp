@@ -7,6 +7,7 @@
 #include "format/de_file.h"
 #include "frontend/onnx_loader.h"
 #include "optimizer/pipeline.h"
+#include "runtime/cuda_runtime.h"
 #include "runtime/executor.h"
 #include "runtime/session_debug.h"
 
@@ -29,6 +30,7 @@ struct Engine::Impl {
   std::string metadata_json = "{}";
   std::string device;
   std::vector<TensorInfo> inputs, outputs;
+  std::shared_ptr<CudaModel> cuda;  // set when the device is a GPU
 };
 
 namespace {
@@ -73,8 +75,15 @@ void validate_input(const TensorInfo& spec, const Tensor& t, std::map<std::strin
 }  // namespace
 
 std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options) {
-  DEEPEP_CHECK(options.device == "cpu", "device '", options.device,
-               "' is not available: this build runs on the CPU only (use device='cpu')");
+  const int cuda_device = parse_device(options.device);
+  DEEPEP_CHECK(options.precision == "fp32" || options.precision == "fp32-strict" || options.precision == "fp16",
+               "precision '", options.precision, "' is not known: choose fp32, fp32-strict or fp16");
+  DEEPEP_CHECK(cuda_device >= 0 || options.precision == "fp32", "precision '", options.precision,
+               "' applies to GPU devices; on the CPU convert the model instead (deepep convert --precision)");
+  if (cuda_device >= 0 && !cuda_built())
+    throw Error(detail::concat("device '", options.device,
+                               "' is not available: this build of DeepEP has no CUDA backend (use device='cpu', or "
+                               "rebuild with -DDEEPEP_WITH_CUDA=ON)"));
   auto impl = std::make_shared<Impl>();
   if (is_de_file(path)) {
     DeFile de = load_de_file(path);
@@ -90,8 +99,17 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
     FusionReport r = optimize(*impl->model.graph, o);
     impl->metadata_json = "{\"fusion\": " + r.to_json(-1, false) + "}";
   }
-  impl->device = options.device;
+  impl->device = cuda_device < 0 ? std::string("cpu") : "cuda:" + std::to_string(cuda_device);
   impl->options = options;
+  if (cuda_device >= 0) {
+    CudaOptions co;
+    co.device = cuda_device;
+    co.fp16 = options.precision == "fp16";
+    co.strict_fp32 = options.precision == "fp32-strict";
+    co.graphs = options.cuda_graphs;
+    co.memory_pool_bytes = options.memory_pool_bytes;
+    impl->cuda = cuda_load(*impl->model.graph, co);
+  }
   for (const Value* v : impl->model.graph->inputs) impl->inputs.push_back(info_of(v));
   for (const Value* v : impl->model.graph->outputs) impl->outputs.push_back(info_of(v));
   return std::make_shared<Engine>(std::move(impl));
@@ -120,6 +138,7 @@ struct Session::PlanCache {
     std::shared_ptr<void> arena;
   };
   std::list<Entry> entries;
+  std::unique_ptr<CudaSession> cuda;  // runs the model when the engine is on a GPU
   MemoryReport last;
   const Entry* last_entry = nullptr;
   size_t last_inplace_hits = 0, last_fallbacks = 0, last_copied_views = 0;  // of the last replay
@@ -135,10 +154,14 @@ struct Session::PlanCache {
 };
 
 Session::Session(std::shared_ptr<Engine::Impl> impl)
-    : impl_(std::move(impl)), plans_(std::make_unique<PlanCache>()) {}
+    : impl_(std::move(impl)), plans_(std::make_unique<PlanCache>()) {
+  if (impl_->cuda) plans_->cuda = cuda_session(impl_->cuda);
+}
 Session::~Session() = default;
 
-MemoryReport Session::memory_report() const { return plans_->last; }
+MemoryReport Session::memory_report() const {
+  return plans_->cuda ? plans_->cuda->memory_report() : plans_->last;
+}
 
 std::vector<Tensor> Session::bind_inputs(const NamedTensors& inputs) const {
   std::map<std::string, const Tensor*> given;
@@ -189,7 +212,9 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
   }
   Executor ex;
   std::vector<Tensor> outs;
-  if (!impl_->options.plan_memory) {
+  if (plans_->cuda) {
+    outs = plans_->cuda->run(bound);
+  } else if (!impl_->options.plan_memory) {
     outs = ex.run_graph(g, bound, nullptr);
   } else {
     std::vector<std::pair<DType, Shape>> sig;

@@ -1,0 +1,168 @@
+#include "kernels/cuda/conv.h"
+
+#include <algorithm>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.h"
+#include "ops/fused_epilogue.h"
+
+namespace deepep::cuda {
+namespace {
+
+struct ConvState {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnConvolutionFwdAlgo_t algo{};
+  size_t workspace = 0;
+  bool epilogue = false;
+  EpilogueArgs epi;
+  ~ConvState() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+  }
+};
+
+size_t prepare_conv(GpuContext& ctx, GpuNode& n, bool fused) {
+  const std::string what = n.node.describe();
+  const GpuTensor &X = n.in[0], &W = n.in[1];
+  GpuTensor& Y = n.out[0];
+  DEEPEP_CHECK(X.dtype == W.dtype && X.dtype == Y.dtype && (X.dtype == DType::kFloat32 || X.dtype == DType::kFloat16),
+               what, ": X, W and Y must share a float32 or float16 dtype on the CUDA backend");
+  DEEPEP_CHECK(X.shape.size() == 3 || X.shape.size() == 4, what,
+               ": the CUDA backend runs 1-D and 2-D convolutions (N, C, ...), got X ", shape_str(X.shape));
+  DEEPEP_CHECK(W.shape.size() == X.shape.size(), what, ": W rank does not match X");
+  const bool one_d = X.shape.size() == 3;
+  const int nsp = int(X.shape.size()) - 2;
+  const int64_t group = n.node.attr_int("group", 1);
+  auto ks = n.node.attr_ints("kernel_shape", {});
+  if (ks.empty()) ks.assign(W.shape.begin() + 2, W.shape.end());
+  auto st = n.node.attr_ints("strides", std::vector<int64_t>(size_t(nsp), 1));
+  auto dl = n.node.attr_ints("dilations", std::vector<int64_t>(size_t(nsp), 1));
+  auto pads = n.node.attr_ints("pads", std::vector<int64_t>(size_t(nsp) * 2, 0));
+  const std::string ap = n.node.attr_string("auto_pad", "NOTSET");
+  if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+    for (int i = 0; i < nsp; ++i) {
+      const int64_t in = X.shape[size_t(2 + i)], out = Y.shape[size_t(2 + i)];
+      const int64_t total = std::max<int64_t>(0, (out - 1) * st[size_t(i)] + (ks[size_t(i)] - 1) * dl[size_t(i)] + 1 - in);
+      pads[size_t(i)] = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
+      pads[size_t(i + nsp)] = total - pads[size_t(i)];
+    }
+  } else if (ap == "VALID") {
+    std::fill(pads.begin(), pads.end(), 0);
+  }
+  for (int i = 0; i < nsp; ++i)
+    DEEPEP_CHECK(pads[size_t(i)] == pads[size_t(i + nsp)], what,
+                 ": asymmetric padding is not supported by the CUDA backend's cuDNN path");
+  auto s = std::make_shared<ConvState>();
+  const cudnnDataType_t dt = X.dtype == DType::kFloat16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+  auto dims4 = [&](const Shape& sh) {
+    return one_d ? std::vector<int>{int(sh[0]), int(sh[1]), 1, int(sh[2])}
+                 : std::vector<int>{int(sh[0]), int(sh[1]), int(sh[2]), int(sh[3])};
+  };
+  const auto xd = dims4(X.shape), yd = dims4(Y.shape), wd = dims4(W.shape);
+  DEEPEP_CUDA(cudnnCreateTensorDescriptor(&s->x), what);
+  DEEPEP_CUDA(cudnnCreateTensorDescriptor(&s->y), what);
+  DEEPEP_CUDA(cudnnCreateFilterDescriptor(&s->w), what);
+  DEEPEP_CUDA(cudnnCreateConvolutionDescriptor(&s->conv), what);
+  DEEPEP_CUDA(cudnnSetTensor4dDescriptor(s->x, CUDNN_TENSOR_NCHW, dt, xd[0], xd[1], xd[2], xd[3]), what);
+  DEEPEP_CUDA(cudnnSetTensor4dDescriptor(s->y, CUDNN_TENSOR_NCHW, dt, yd[0], yd[1], yd[2], yd[3]), what);
+  DEEPEP_CUDA(cudnnSetFilter4dDescriptor(s->w, dt, CUDNN_TENSOR_NCHW, wd[0], wd[1], wd[2], wd[3]), what);
+  const int ph = one_d ? 0 : int(pads[0]), pw = int(pads[size_t(nsp - 1)]);
+  const int sh = one_d ? 1 : int(st[0]), sw = int(st[size_t(nsp - 1)]);
+  const int dh = one_d ? 1 : int(dl[0]), dw = int(dl[size_t(nsp - 1)]);
+  DEEPEP_CUDA(cudnnSetConvolution2dDescriptor(s->conv, ph, pw, sh, sw, dh, dw, CUDNN_CROSS_CORRELATION,
+                                              X.dtype == DType::kFloat16 ? CUDNN_DATA_FLOAT : CUDNN_DATA_FLOAT),
+              what);
+  DEEPEP_CUDA(cudnnSetConvolutionGroupCount(s->conv, int(group)), what);
+  const cudnnMathType_t math = X.dtype == DType::kFloat16 ? CUDNN_TENSOR_OP_MATH
+                               : ctx.allow_tf32            ? CUDNN_DEFAULT_MATH
+                                                           : CUDNN_FMA_MATH;
+  DEEPEP_CUDA(cudnnSetConvolutionMathType(s->conv, math), what);
+  int out_dims[4];
+  DEEPEP_CUDA(cudnnGetConvolution2dForwardOutputDim(s->conv, s->x, s->w, &out_dims[0], &out_dims[1], &out_dims[2], &out_dims[3]),
+              what);
+  for (int i = 0; i < 4; ++i)
+    DEEPEP_CHECK(out_dims[i] == yd[size_t(i)], what, ": cuDNN's output shape differs from the model's ", shape_str(Y.shape));
+  cudnnConvolutionFwdAlgoPerf_t perf[8];
+  int got = 0;
+  DEEPEP_CUDA(cudnnGetConvolutionForwardAlgorithm_v7(ctx.dnn, s->x, s->w, s->conv, s->y, 8, &got, perf), what);
+  bool found = false;
+  for (int i = 0; i < got; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (perf[i].memory > (size_t(512) << 20)) continue;
+    if (!ctx.allow_tf32 && X.dtype == DType::kFloat32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+    s->algo = perf[i].algo;
+    s->workspace = perf[i].memory;
+    found = true;
+    break;
+  }
+  DEEPEP_CHECK(found, what, ": cuDNN offers no forward algorithm for X ", shape_str(X.shape), ", W ", shape_str(W.shape));
+  // Bias, activation and residual in one pass after the convolution.
+  const GpuTensor* bias = n.has_input(2) ? &n.in[2] : nullptr;
+  const GpuTensor* res = fused && n.has_input(3) ? &n.in[3] : nullptr;
+  ops::Epilogue ep;
+  if (fused) ep = ops::read_epilogue(n.node);
+  if (bias || res || ep.act != ops::Act::kNone) {
+    EpilogueArgs& e = s->epi;
+    e.ty = int(Y.dtype);
+    e.n = Y.numel();
+    if (bias) {
+      DEEPEP_CHECK(bias->numel() == Y.shape[1], what, ": B must hold one value per output channel");
+      e.bias = bias->data, e.tbias = int(bias->dtype);
+      int64_t spatial = 1;
+      for (size_t i = 2; i < Y.shape.size(); ++i) spatial *= Y.shape[i];
+      e.bias_div = spatial, e.bias_mod = Y.shape[1];
+    }
+    if (res) {
+      DEEPEP_CHECK(res->shape == Y.shape, what, ": residual must have Y's shape ", shape_str(Y.shape));
+      e.res = res->data, e.tres = int(res->dtype);
+      e.res_ix.rank = 1;
+      e.res_ix.dims[0] = Y.numel();
+      e.res_ix.strides[0][0] = 1;
+      e.res_first = ep.residual_first;
+    }
+    e.act = int(ep.act), e.p0 = ep.p0, e.p1 = ep.p1;
+    int64_t spatial = 1;
+    for (size_t i = 2; i < Y.shape.size(); ++i) spatial *= Y.shape[i];
+    e.cols = spatial;  // rows are (n, c): bias by row % C
+    e.bias_per_row = true;
+    e.bias_mod = Y.shape[1];
+    e.res_dense = true;  // checked: the residual has Y's shape
+    s->epilogue = true;
+  }
+  n.state = s;
+  return s->workspace;
+}
+
+void run_conv(GpuContext& ctx, GpuNode& n) {
+  auto* s = static_cast<ConvState*>(n.state.get());
+  const std::string what = n.node.describe();
+  GpuTensor& Y = n.out[0];
+  if (Y.numel() == 0) return;
+  const float one = 1.f, zero = 0.f;
+  DEEPEP_CUDA(cudnnConvolutionForward(ctx.dnn, &one, s->x, n.in[0].data, s->w, n.in[1].data, s->conv, s->algo,
+                                      ctx.workspace, s->workspace, &zero, s->y, Y.data),
+              what);
+  if (s->epilogue) {
+    EpilogueArgs e = s->epi;
+    e.y = Y.data;
+    if (e.bias) e.bias = n.in[2].data;
+    if (e.res) e.res = n.in[3].data;
+    epilogue(e, ctx.stream);
+    DEEPEP_CUDA_LAUNCHED(what);
+  }
+}
+
+}  // namespace
+
+GpuKernel conv_kernel(bool fused) {
+  GpuKernel k;
+  k.prepare = [fused](GpuContext& ctx, GpuNode& n) { return prepare_conv(ctx, n, fused); };
+  k.run = [](GpuContext& ctx, GpuNode& n) { run_conv(ctx, n); };
+  return k;
+}
+
+}  // namespace deepep::cuda

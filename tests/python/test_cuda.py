@@ -1,0 +1,77 @@
+"""The CUDA backend as seen from Python on any machine: the hardware probe,
+device names, and clear errors where no GPU (or no CUDA build) is present.
+GPU runs themselves are tested by tests/cuda (scripts/gpu-check)."""
+import numpy as np
+import pytest
+
+import deepep
+from deepep import _deepep
+from deepep import cli
+
+
+def _gpus():
+    return [d for d in deepep.devices() if d["device"] != "cpu"]
+
+
+def test_devices_lists_the_cpu_first_with_isa_features():
+    devs = deepep.devices()
+    assert devs[0]["device"] == "cpu"
+    assert devs[0]["cores"] >= 1
+    assert isinstance(devs[0]["isa_features"], list)
+    for g in devs[1:]:
+        assert g["device"].startswith("cuda:")
+        assert g["sm_count"] > 0 and g["memory_bandwidth_gbs"] > 0 and g["peak_fp32_tflops"] > 0
+        assert g["tensor_cores"] or g["compute_capability"] < "7.0"
+
+
+def test_inspect_device_prints_the_probe(capsys):
+    assert cli.main(["inspect", "--device"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cpu ")
+    if not _gpus():
+        assert "gpu        none:" in out
+
+
+def test_inspect_without_model_or_device_is_an_error():
+    with pytest.raises(SystemExit):
+        cli.main(["inspect"])
+
+
+@pytest.mark.parametrize("device", ["cuda:x", "cuda:", "gpu:1x", "tpu"])
+def test_bad_device_names_are_input_errors(relu_add_model, device):
+    with pytest.raises(deepep.InputError, match="unknown device"):
+        deepep.Engine(relu_add_model, device=device)
+
+
+def test_gpu_precision_on_cpu_is_an_error(relu_add_model):
+    with pytest.raises(deepep.Error, match="applies to GPU devices"):
+        deepep.Engine(relu_add_model, precision="fp16")
+    with pytest.raises(deepep.Error, match="not known"):
+        deepep.Engine(relu_add_model, device="cuda", precision="fp8")
+
+
+@pytest.mark.skipif(bool(_gpus()), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_clear_error(relu_add_model):
+    with pytest.raises(deepep.Error, match="device 'cuda:0' is not available"):
+        deepep.Engine(relu_add_model, device="cuda:0")
+    # ... and the CPU still works in the same process.
+    x = np.ones((2, 3), np.float32)
+    assert deepep.Engine(relu_add_model).run({"x": x})
+
+
+@pytest.mark.skipif(not _gpus(), reason="no GPU")
+def test_gpu_engine_matches_cpu(relu_add_model):
+    rng = np.random.default_rng(0)
+    cpu = deepep.Engine(relu_add_model)
+    gpu = deepep.Engine(relu_add_model, device="cuda:0")
+    assert gpu.device == "cuda:0"
+    for shape in [(3, 3), (1, 3), (5, 3), (3, 3)]:  # new signatures, then a replay
+        x = rng.standard_normal(shape).astype(np.float32)
+        want = cpu.run({"x": x})
+        got = gpu.run({"x": x})
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6)
+
+
+def test_cuda_built_flag_is_a_bool():
+    assert _deepep.cuda_built() in (True, False)
