@@ -277,7 +277,11 @@ void Batcher::loop(Worker& w) {
       if (deadline != Clock::time_point::max())
         remaining = std::min(remaining, secs(deadline - now) - kLatencySafety * model_.predict(pol.max_batch));
       const double rate = arrival_rate(now);
-      if (remaining > 0 && rate > 0) {
+      // Waiting only pays when dispatching batches this small could not keep
+      // up with the arrivals (utilisation over one half); otherwise run now.
+      const double util = rate * model_.predict(int(std::max<int64_t>(rows, 1))) / double(std::max<int64_t>(rows, 1)) /
+                          double(opt_.workers);
+      if (remaining > 0 && rate > 0 && util > 0.5) {
         const double wait = std::min(remaining, double(pol.max_batch - rows) / rate);
         if (rate * wait >= 1.0) {
           cv_.wait_until(lk, now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait)));

@@ -82,20 +82,24 @@ def make_mlp(path):
     return path
 
 
-def make_slow(path, reps=12, n=256):
-    """A chain of n x n MatMuls: slow enough (tens of ms) to fill a queue."""
+def make_slow(path, reps=6, n=256, rows=128):
+    """x[batch, n] broadcast to [batch, rows, n], then a chain of n x n MatMuls and
+    a mean over the rows: tens of ms per request, enough to fill a queue. With
+    W = I/2 + 1/(2n) a row of ones stays ones."""
     w = (np.eye(n, dtype=np.float32) * 0.5 + 0.5 / n).astype(np.float32)
-    nodes, prev = [], "x"
+    nodes = [helper.make_node("Unsqueeze", ["x", "ax1"], ["u"]), helper.make_node("Expand", ["u", "rows"], ["e"])]
+    prev = "e"
     for i in range(reps):
         nodes.append(helper.make_node("MatMul", [prev, "W"], [f"m{i}"]))
         prev = f"m{i}"
-    nodes.append(helper.make_node("Identity", [prev], ["y"]))
+    nodes.append(helper.make_node("ReduceMean", [prev], ["y"], axes=[1], keepdims=0))
     g = helper.make_graph(
         nodes,
         "slow",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n])],
-        [numpy_helper.from_array(w, "W")],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+         numpy_helper.from_array(np.array([1, rows, 1], np.int64), "rows")],
     )
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
@@ -332,7 +336,7 @@ def test_metrics(mlp):
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory):
     path = make_slow(tmp_path_factory.mktemp("serve") / "slow.onnx")
-    s = Server(path, "--batch-size", 1, "--max-queue", 2)
+    s = Server(path, "--batch-size", 1, "--max-queue", 3)
     yield s
     s.stop()
 
