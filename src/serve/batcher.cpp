@@ -18,11 +18,23 @@ LatencyModel::LatencyModel(int max_batch, double alpha)
 
 void LatencyModel::observe(int b, double s) {
   if (b < 1 || b > max_ || !(s >= 0) || !std::isfinite(s)) return;
+  // A run the OS preempted can take many times longer: one sample moves the
+  // estimate by at most alpha x (2 x estimate), so spikes do not stall batching.
+  if (est_[b] >= 0) s = std::min(s, 2 * est_[b]);
   est_[b] = est_[b] < 0 ? s : (1 - alpha_) * est_[b] + alpha_ * s;
 }
 
 double LatencyModel::predict(int b) const {
   b = std::clamp(b, 1, max_);
+  // A batch is never slower than a larger one: a noisy estimate for a small
+  // size is capped by the measured larger sizes.
+  double v = raw_predict(b);
+  for (int h = b + 1; h <= max_; ++h)
+    if (est_[h] >= 0) v = std::min(v, est_[h]);
+  return v;
+}
+
+double LatencyModel::raw_predict(int b) const {
   if (est_[b] >= 0) return est_[b];
   int lo = b - 1, hi = b + 1;
   while (lo >= 1 && est_[lo] < 0) --lo;
@@ -93,8 +105,9 @@ NamedTensors Batcher::zero_inputs(int64_t rows) const {
   return in;
 }
 
-NamedTensors Batcher::run_on(Worker& w, const NamedTensors& in, int64_t rows) {
+NamedTensors Batcher::run_on(Worker& w, const NamedTensors& in, int64_t rows, bool* planned) {
   auto& s = w.sessions[rows];
+  if (planned) *planned = !s;
   if (!s) s = engine_->create_session();
   return s->run(in);
 }
@@ -121,8 +134,9 @@ void Batcher::start() {
       run_on(*workers_[0], in, b);
       ts.push_back(secs(Clock::now() - t1));
     }
-    std::sort(ts.begin(), ts.end());
-    model_.observe(int(b), ts[ts.size() / 2]);
+    // The fastest run: noise only ever adds time, and an optimistic start is
+    // corrected by the first real batches of that size (the EWMA).
+    model_.observe(int(b), *std::min_element(ts.begin(), ts.end()));
     profiled.push_back(b);
     if (secs(Clock::now() - t_start) > opt_.profile_budget_s) break;
   }
@@ -258,7 +272,12 @@ void Batcher::loop(Worker& w) {
     if (metrics_) metrics_->queue_depth = int64_t(queue_.size());
     if (queue_.empty()) continue;
 
-    const BatchPolicy pol = policy_;
+    BatchPolicy pol = policy_;
+    // Exploration: with a backlog beyond the cap, every 32nd batch may take a
+    // quarter more rows than the cap, so a size whose estimate is stale (too
+    // pessimistic after noise) gets measured again and the cap can grow back.
+    if (spec_.batched && pol.max_batch < opt_.max_batch && queue_rows_ > pol.max_batch && ++explore_tick_ % 32 == 0)
+      pol.max_batch = std::min(opt_.max_batch, pol.max_batch + std::max(1, pol.max_batch / 4));
     std::vector<std::shared_ptr<Job>> pick;
     int64_t rows = 0;
     Clock::time_point deadline = Clock::time_point::max();
@@ -337,8 +356,9 @@ void Batcher::run_batch(Worker& w, std::vector<std::shared_ptr<Job>>& jobs, int6
     }
   }
   NamedTensors out;
+  bool planned = false;  // the first run of a size makes its plan: not a timing sample
   try {
-    out = run_on(w, in, rows);
+    out = run_on(w, in, rows, &planned);
   } catch (const std::exception& e) {
     if (jobs.size() > 1) {
       // One request may be at fault: run each alone so the others still succeed.
@@ -360,7 +380,7 @@ void Batcher::run_batch(Worker& w, std::vector<std::shared_ptr<Job>>& jobs, int6
     metrics_->compute_seconds.observe(compute);
     metrics_->batch_size.observe(double(rows));
   }
-  {
+  if (!planned) {
     std::lock_guard<std::mutex> l(mu_);
     observe(rows, compute);
   }

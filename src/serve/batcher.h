@@ -11,8 +11,11 @@
 // batch already running ahead of it, fits the latency target with a safety
 // margin; half the slack that remains is the most a request waits for others.
 // A worker waits only while the measured arrival rate says more rows will
-// arrive in time. Admission refuses (503) a request whose estimated latency
-// (batches queued ahead of it) already exceeds the target.
+// arrive in time and dispatching now could not keep up with them. With a
+// backlog, every 32nd batch may take a quarter more rows than the cap, to
+// re-measure sizes the model may misjudge after noise. Admission refuses
+// (503) a request whose estimated latency (batches queued ahead of it)
+// already exceeds the target.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -35,7 +38,8 @@ namespace deepep::serve {
 using Clock = std::chrono::steady_clock;
 
 // Compute seconds per batch size: measured points (EWMA), linear
-// interpolation between them, proportional extrapolation above the largest.
+// interpolation between them, proportional extrapolation above the largest;
+// never more than a measured larger size.
 class LatencyModel {
  public:
   explicit LatencyModel(int max_batch, double alpha = 0.2);
@@ -46,6 +50,7 @@ class LatencyModel {
   int max_batch() const { return max_; }
 
  private:
+  double raw_predict(int batch) const;
   int max_;
   double alpha_;
   std::vector<double> est_;  // by batch size; < 0: not measured
@@ -123,7 +128,7 @@ class Batcher {
   };
   void loop(Worker& w);
   void run_batch(Worker& w, std::vector<std::shared_ptr<Job>>& jobs, int64_t rows);
-  NamedTensors run_on(Worker& w, const NamedTensors& in, int64_t rows);
+  NamedTensors run_on(Worker& w, const NamedTensors& in, int64_t rows, bool* planned = nullptr);
   NamedTensors zero_inputs(int64_t rows) const;
   void observe(int64_t rows, double seconds);  // needs mu_
   double arrival_rate(Clock::time_point now) const;  // rows/s, needs mu_
@@ -140,6 +145,7 @@ class Batcher {
   std::deque<std::shared_ptr<Job>> queue_;
   int64_t queue_rows_ = 0;
   int busy_ = 0;
+  uint64_t explore_tick_ = 0;
   bool stop_ = false;
   std::atomic<bool> draining_{false};
   LatencyModel model_;

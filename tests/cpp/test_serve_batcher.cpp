@@ -39,13 +39,18 @@ TEST(ServeLatencyModel, InterpolatesAndExtrapolates) {
   EXPECT_DOUBLE_EQ(m.predict(1), 1.0);
   EXPECT_DOUBLE_EQ(m.predict(4), 4.0);   // linear between 1 and 8
   EXPECT_DOUBLE_EQ(m.predict(16), 16.0); // proportional above 8
-  m.observe(8, 18.0);                    // EWMA, alpha 0.2
-  EXPECT_DOUBLE_EQ(m.predict(8), 10.0);
-  EXPECT_EQ(m.points().size(), 2u);
+  m.observe(8, 10.0);                    // EWMA, alpha 0.2
+  EXPECT_DOUBLE_EQ(m.predict(8), 8.4);
+  m.observe(8, 1000.0);                  // a preempted run: clipped to 2x the estimate
+  EXPECT_DOUBLE_EQ(m.predict(8), 0.8 * 8.4 + 0.2 * 16.8);
+  // A small size measured slower than a larger one is capped by it.
+  m.observe(2, 50.0);
+  EXPECT_DOUBLE_EQ(m.predict(2), m.predict(8));
+  EXPECT_EQ(m.points().size(), 3u);
   m.observe(0, 5.0);   // out of range: ignored
   m.observe(33, 5.0);
   m.observe(2, -1.0);
-  EXPECT_EQ(m.points().size(), 2u);
+  EXPECT_EQ(m.points().size(), 3u);
 }
 
 TEST(ServeLatencyModel, PolicyMeetsTarget) {
