@@ -196,7 +196,7 @@ def profile_l1(log):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--target-ms", type=float, default=50.0)
+    ap.add_argument("--target-ms", type=float, default=100.0)
     ap.add_argument("--duration", type=float, default=6.0, help="seconds per rate")
     ap.add_argument("--multipliers", default="0.5,0.8,1.0,1.25,1.6,2.0,2.5,3.2,4.0",
                     help="rates as multiples of 1/(batch-1 compute latency)")

@@ -92,6 +92,8 @@ Batcher::Batcher(std::shared_ptr<Engine> engine, BatchSpec spec, BatcherOptions 
   policy_ = choose_policy(model_, opt_.max_batch, opt_.latency_target_ms / 1000.0, opt_.realtime, opt_.workers);
 }
 
+double Batcher::effective_target() const { return opt_.latency_target_ms / 1000.0 * headroom_; }
+
 Batcher::~Batcher() { stop(); }
 
 NamedTensors Batcher::zero_inputs(int64_t rows) const {
@@ -193,7 +195,10 @@ std::shared_ptr<Job> Batcher::make_job(NamedTensors inputs, int64_t rows) const 
   std::string key;
   for (const auto& [n, t] : inputs) {
     key += std::to_string(int(t.dtype()));
-    for (int i = spec_.batched ? 1 : 0; i < t.rank(); ++i) key += "," + std::to_string(t.dim(i));
+    for (int i = spec_.batched ? 1 : 0; i < t.rank(); ++i) {
+      key += ',';
+      key += std::to_string(t.dim(i));
+    }
     key += ";";
   }
   j->key = std::move(key);
@@ -215,7 +220,7 @@ Rejection Batcher::submit(const std::shared_ptr<Job>& job) {
   if (queue_.size() >= opt_.max_queue)
     return {"queue_full", detail::concat("the queue is full (", queue_.size(), " requests waiting, --max-queue ",
                                          opt_.max_queue, ")")};
-  const double target = opt_.latency_target_ms / 1000.0;
+  const double target = effective_target();
   if (target > 0 && model_.predict(1) > 0) {
     // Batches ahead of this request (its own included), spread over the
     // workers, plus one running batch when every worker is busy.
@@ -289,19 +294,24 @@ void Batcher::loop(Worker& w) {
       rows += j->rows;
       deadline = std::min(deadline, j->deadline);
     }
-    // Wait for the batch to fill only while the arrival rate says more rows
-    // will come within the wait the policy allows.
+    // Wait for the batch to fill only as far as the load needs: to the
+    // smallest batch size whose throughput keeps up with the measured arrival
+    // rate (25% margin), within the policy's wait and the requests' deadlines.
     if (spec_.batched && !stop_ && !draining_ && !opt_.realtime && rows < pol.max_batch && pol.max_wait_s > 0) {
+      const double rate = arrival_rate(now);
+      int need = pol.max_batch;
+      for (int b = 1; b <= pol.max_batch; ++b) {
+        const double l = model_.predict(b);
+        if (l <= 0 || double(b) * double(opt_.workers) / l >= 1.25 * rate) {
+          need = b;
+          break;
+        }
+      }
       double remaining = pol.max_wait_s - secs(now - pick.front()->arrival);
       if (deadline != Clock::time_point::max())
         remaining = std::min(remaining, secs(deadline - now) - kLatencySafety * model_.predict(pol.max_batch));
-      const double rate = arrival_rate(now);
-      // Waiting only pays when dispatching batches this small could not keep
-      // up with the arrivals (utilisation over one half); otherwise run now.
-      const double util = rate * model_.predict(int(std::max<int64_t>(rows, 1))) / double(std::max<int64_t>(rows, 1)) /
-                          double(opt_.workers);
-      if (remaining > 0 && rate > 0 && util > 0.5) {
-        const double wait = std::min(remaining, double(pol.max_batch - rows) / rate);
+      if (rows < need && remaining > 0 && rate > 0) {
+        const double wait = std::min(remaining, double(need - rows) / rate);
         if (rate * wait >= 1.0) {
           cv_.wait_until(lk, now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait)));
           continue;
@@ -413,6 +423,36 @@ void Batcher::run_batch(Worker& w, std::vector<std::shared_ptr<Job>>& jobs, int6
     }
     off += j->rows;
     finish(*j, std::move(r));
+  }
+  if (opt_.latency_target_ms > 0) {
+    const auto done = Clock::now();
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& j : jobs) feedback(secs(done - j->arrival));
+  }
+}
+
+// Closes the loop on what the model does not see (HTTP work, other load on
+// the machine): when the p99 of the last 256 requests is over the target,
+// admission plans for 15% less of it; under 80% of the target, 5% more, back
+// up to the real target. Only admission: a smaller batch cap would cut
+// throughput exactly when the queue needs it most.
+void Batcher::feedback(double latency_s) {
+  recent_.push_back(latency_s);
+  if (recent_.size() > 256) recent_.pop_front();
+  if (++since_adjust_ < 64 || recent_.size() < 64) return;
+  since_adjust_ = 0;
+  const double target = opt_.latency_target_ms / 1000.0;
+  std::vector<double> v(recent_.begin(), recent_.end());
+  const size_t k = std::min(v.size() - 1, size_t(double(v.size()) * 0.99));
+  std::nth_element(v.begin(), v.begin() + ptrdiff_t(k), v.end());
+  const double p99 = v[k];
+  if (p99 > target) headroom_ = std::max(0.5, headroom_ * 0.85);
+  else if (p99 < 0.8 * target) headroom_ = std::min(1.0, headroom_ * 1.05);
+  policy_ = choose_policy(model_, opt_.max_batch, opt_.latency_target_ms / 1000.0, opt_.realtime, opt_.workers);
+  if (metrics_) {
+    metrics_->batch_limit = policy_.max_batch;
+    metrics_->max_wait_seconds = policy_.max_wait_s;
+    metrics_->target_headroom = headroom_;
   }
 }
 

@@ -10,12 +10,14 @@
 // updated online (EWMA). The cap is the largest batch whose compute, plus a
 // batch already running ahead of it, fits the latency target with a safety
 // margin; half the slack that remains is the most a request waits for others.
-// A worker waits only while the measured arrival rate says more rows will
-// arrive in time and dispatching now could not keep up with them. With a
+// A worker waits only for as many rows as the load needs: the smallest batch
+// whose throughput keeps up with the measured arrival rate. With a
 // backlog, every 32nd batch may take a quarter more rows than the cap, to
 // re-measure sizes the model may misjudge after noise. Admission refuses
 // (503) a request whose estimated latency (batches queued ahead of it)
-// already exceeds the target.
+// already exceeds the target. Feedback: the measured p99 of recent requests
+// (queue + compute) scales the target admission plans for (down 15% when it
+// is over, up 5% when under 80%), covering what the model does not see.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -131,6 +133,8 @@ class Batcher {
   NamedTensors run_on(Worker& w, const NamedTensors& in, int64_t rows, bool* planned = nullptr);
   NamedTensors zero_inputs(int64_t rows) const;
   void observe(int64_t rows, double seconds);  // needs mu_
+  void feedback(double latency_s);             // needs mu_
+  double effective_target() const;             // seconds; needs mu_
   double arrival_rate(Clock::time_point now) const;  // rows/s, needs mu_
   static void finish(Job& j, JobResult r);
 
@@ -146,6 +150,9 @@ class Batcher {
   int64_t queue_rows_ = 0;
   int busy_ = 0;
   uint64_t explore_tick_ = 0;
+  std::deque<double> recent_;  // queue + compute seconds of the last requests
+  int since_adjust_ = 0;
+  double headroom_ = 1.0;      // the share of the target the policy plans for
   bool stop_ = false;
   std::atomic<bool> draining_{false};
   LatencyModel model_;

@@ -115,6 +115,8 @@ std::string Metrics::render() const {
   o += "deepep_batch_limit{" + m + "} " + std::to_string(batch_limit.load()) + "\n";
   o += "# HELP deepep_batch_max_wait_seconds Current adaptive wait for a batch to fill.\n# TYPE deepep_batch_max_wait_seconds gauge\n";
   o += "deepep_batch_max_wait_seconds{" + m + "} " + num(max_wait_seconds.load()) + "\n";
+  o += "# HELP deepep_latency_target_headroom Share of the latency target the batcher plans for (feedback from measured p99).\n# TYPE deepep_latency_target_headroom gauge\n";
+  o += "deepep_latency_target_headroom{" + m + "} " + num(target_headroom.load()) + "\n";
   o += "# HELP deepep_batch_compute_estimate_seconds Estimated compute time per batch size (EWMA of measurements).\n";
   o += "# TYPE deepep_batch_compute_estimate_seconds gauge\n";
   {

@@ -37,6 +37,7 @@ class Metrics {
   std::atomic<int64_t> inflight{0};         // infer requests being handled
   std::atomic<int64_t> batch_limit{0};      // current adaptive batch cap
   std::atomic<double> max_wait_seconds{0};  // current adaptive wait
+  std::atomic<double> target_headroom{1};   // share of the latency target planned for
 
   void success();
   // reason: bad_request, not_found, queue_full, overloaded, timeout, shutting_down, internal

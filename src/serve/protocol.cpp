@@ -340,7 +340,9 @@ InferRequest parse_infer_request(const std::string& body, std::optional<size_t> 
     const size_t nbytes = size_t(numel) * dtype_size(dt);
     const json* ip = in.contains("parameters") ? &in["parameters"] : nullptr;
     if (ip && !ip->is_object()) bad("input '", name, "': 'parameters' must be an object");
-    Tensor t(dt, shape);
+    // The tensor is allocated only once its size is known to match the bytes
+    // or elements actually sent, so a huge declared shape cannot allocate.
+    Tensor t;
     if (ip && ip->contains("binary_data_size")) {
       const json& v = (*ip)["binary_data_size"];
       if (!v.is_number_integer() || v.get<int64_t>() < 0)
@@ -355,16 +357,17 @@ InferRequest parse_infer_request(const std::string& body, std::optional<size_t> 
       if (size > body.size() - binary_offset)
         bad("input '", name, "': binary_data_size ", size, " runs past the end of the body (",
             body.size() - binary_offset, " binary bytes left)");
+      t = Tensor(dt, shape);
       if (size) std::memcpy(t.raw(), body.data() + binary_offset, size);
       binary_offset += size;
     } else {
       if (!in.contains("data")) bad("input '", name, "' has neither 'data' nor parameters.binary_data_size");
       std::vector<const json*> leaves;
-      leaves.reserve(size_t(numel));
       flatten(in["data"], leaves, name, 0);
       if (int64_t(leaves.size()) != numel)
         bad("input '", name, "': 'data' has ", leaves.size(), " elements but shape ", shape_str(shape),
             " needs ", numel);
+      t = Tensor(dt, shape);
       fill_json(t, leaves, name);
     }
     given.emplace_back(name, std::move(t));

@@ -125,6 +125,13 @@ TEST(ServeProtocol, ParsesJsonAndBinaryAndNamesProblems) {
   expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,"a",4]}]})", {}, "element 2");
   expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[9,4],"data":[]}]})", {}, "has 0 elements");
   expect_bad(R"({"inputs":[{"name":"x","datatype":"BYTES","shape":[1,4],"data":[1,2,3,4]}]})", {}, "not supported");
+  // Huge declared shapes are refused before anything is allocated.
+  expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1000000000,4],"data":[1]}]})", {}, "has 1 elements");
+  expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1099511627776,4],"data":[1]}]})", {}, "too large");
+  {
+    std::string h = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1000000000,4],"parameters":{"binary_data_size":16}}]})";
+    expect_bad(h + std::string(16, '\0'), h.size(), "needs 16000000000");
+  }
   expect_bad(body, hdr.size() + 4, "binary_data_size");       // header claims more JSON than there is
   expect_bad(body + "xx", hdr.size(), "add up to 16");         // stray bytes after the tensors
   expect_bad(body.substr(0, body.size() - 4), hdr.size(), "runs past the end");
