@@ -178,15 +178,34 @@ def pct(lat, q):
     return float(np.percentile(lat, q) * 1e3) if np.isfinite(lat).all() else float("inf")
 
 
-def batch_metrics(port):
+def scrape(port):
     import urllib.request
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    def get(name):
-        m = re.search(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M)
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+
+def histogram(text, name):
+    """Cumulative bucket counts {le: count} of a histogram in /metrics."""
+    return {float(m.group(1)): float(m.group(2))
+            for m in re.finditer(rf'^{name}_bucket{{[^}}]*le="([^"]+)"}} (\S+)$', text, re.M)}
+
+
+def batch_metrics(port, before=None):
+    """Batching counters of the run (differences from `before`, a scrape taken
+    before it) and the server-side p99 (arrival to response, successful
+    requests; the upper bound of its histogram bucket)."""
+    text = scrape(port)
+    def get(name, t):
+        m = re.search(rf"^{name}{{[^}}]*}} (\S+)$", t, re.M)
         return float(m.group(1)) if m else 0.0
-    cnt = get("deepep_batch_size_count")
-    return {"batches": cnt, "mean_batch": get("deepep_batch_size_sum") / cnt if cnt else 0,
-            "batch_limit": get("deepep_batch_limit"), "max_wait_ms": get("deepep_batch_max_wait_seconds") * 1e3}
+    b = before or ""
+    cnt = get("deepep_batch_size_count", text) - get("deepep_batch_size_count", b)
+    rows = get("deepep_batch_size_sum", text) - get("deepep_batch_size_sum", b)
+    h1, h0 = histogram(text, "deepep_request_duration_seconds"), histogram(b, "deepep_request_duration_seconds")
+    d = {le: c - h0.get(le, 0) for le, c in h1.items()}
+    total = d.get(float("inf"), 0)
+    p99 = next((le for le in sorted(d) if total and d[le] >= 0.99 * total), float("nan"))
+    return {"batches": cnt, "mean_batch": rows / cnt if cnt else 0, "batch_limit": get("deepep_batch_limit", text),
+            "max_wait_ms": get("deepep_batch_max_wait_seconds", text) * 1e3, "server_p99_ms": p99 * 1e3}
 
 
 def profile_l1(log):
@@ -237,12 +256,14 @@ def main():
             for name, srv in servers.items():
                 if name in saturated:
                     continue
+                before = scrape(srv.port)
                 res = asyncio.run(run_load(srv.port, r, a.duration, payloads, expected, target, seed=i))
-                res.update(batch_metrics(srv.port))
+                res.update(batch_metrics(srv.port, before))
                 sweeps[name].append(res)
                 log(f"{name:9s} rate {r:7.1f}/s  thr {res['throughput']:7.1f}  good {res['goodput']:7.1f}  "
                     f"p50 {res['p50_ms']:7.1f}  p99 {res['p99_ms']:8.1f} ms  rej {res['rejected']:5d}  "
-                    f"wrong {res['wrong']}  err {res['errors']}  mean batch {res['mean_batch']:.1f}", a)
+                    f"wrong {res['wrong']}  err {res['errors']}  mean batch {res['mean_batch']:.1f}  "
+                    f"server p99 <= {res['server_p99_ms']:.0f} ms", a)
                 if res["p99_ms"] > 8 * a.target_ms and res["rejected"] == 0:
                     saturated.add(name)  # no admission control: higher rates only queue more
         for name, rows in sweeps.items():
@@ -256,13 +277,14 @@ def main():
         sus = results["configs"]["adaptive"]["sustainable_rate"]
         if sus:
             srv = servers["adaptive"]
+            before = scrape(srv.port)
             over = asyncio.run(run_load(srv.port, 2 * sus, a.duration, payloads, expected, target, seed=99))
-            over.update(batch_metrics(srv.port))
+            over.update(batch_metrics(srv.port, before))
             over["server_up"] = urllib_ok(srv.port)
             results["overload"] = over
             log(f"overload  rate {over['rate']:7.1f}/s  thr {over['throughput']:7.1f}  good {over['goodput']:7.1f}  "
                 f"p99 {over['p99_ms']:7.1f} ms  rej {over['rejected']} of {over['sent']}  wrong {over['wrong']}  "
-                f"err {over['errors']}  up {over['server_up']}", a)
+                f"err {over['errors']}  up {over['server_up']}  server p99 <= {over['server_p99_ms']:.0f} ms", a)
     finally:
         for name, srv in servers.items():
             results["configs"].setdefault(name, {})["exit_code"] = srv.stop()
@@ -312,11 +334,11 @@ def report(r, a):
                 f"vs fixed cap: {r['ratio_adaptive_vs_fixed'] or 0:.2f}x.", ""]
     for k, v in r["configs"].items():
         out += [f"## {k} (`{' '.join(v.get('args', []))}`)", "",
-                "| rate/s | thr/s | goodput/s | p50 ms | p90 ms | p99 ms | 503 | errors | wrong | mean batch |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "| rate/s | thr/s | goodput/s | p50 ms | p90 ms | p99 ms | server p99 <= ms | 503 | errors | wrong | mean batch |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in v.get("sweep", []):
             out.append(f"| {s['rate']:.0f} | {s['throughput']:.0f} | {s['goodput']:.0f} | {s['p50_ms']:.1f} | "
-                       f"{s['p90_ms']:.1f} | {s['p99_ms']:.1f} | {s['rejected']} | {s['errors']} | {s['wrong']} | "
+                       f"{s['p90_ms']:.1f} | {s['p99_ms']:.1f} | {s['server_p99_ms']:.0f} | {s['rejected']} | {s['errors']} | {s['wrong']} | "
                        f"{s['mean_batch']:.1f} |")
         out.append(f"\nexit code after SIGTERM: {v.get('exit_code')}\n")
     o = r.get("overload")
@@ -324,7 +346,8 @@ def report(r, a):
         out += ["## Overload: adaptive at 2x its sustainable rate", "",
                 f"rate {o['rate']:.0f}/s: {o['ok']} answered, {o['rejected']} refused with 503, {o['errors']} errors, "
                 f"{o['wrong']} wrong; admitted p50 {o['p50_ms']:.1f} ms, p99 {o['p99_ms']:.1f} ms "
-                f"({o['p99_ms'] / r['target_ms']:.2f}x target); goodput {o['goodput']:.0f}/s; server up: {o['server_up']}.", ""]
+                f"({o['p99_ms'] / r['target_ms']:.2f}x target; server side, arrival to response: p99 <= {o['server_p99_ms']:.0f} ms); "
+                f"goodput {o['goodput']:.0f}/s; server up: {o['server_up']}.", ""]
     return "\n".join(out)
 
 

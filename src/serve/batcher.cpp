@@ -233,6 +233,15 @@ Rejection Batcher::submit(const std::shared_ptr<Job>& job) {
       return {"overloaded", detail::concat("overloaded: the estimated latency ", int(est * 1e3 + 0.5),
                                            " ms exceeds the target ", opt_.latency_target_ms, " ms (",
                                            queue_.size(), " requests queued)")};
+    // What the model cannot see (a starved CPU): the oldest queued request
+    // has already waited most of the target.
+    if (!queue_.empty()) {
+      const double waited = secs(job->arrival - queue_.front()->arrival);
+      if (waited + model_.predict(int(std::min<int64_t>(B, queue_rows_))) > target)
+        return {"overloaded", detail::concat("overloaded: the oldest queued request has waited ",
+                                             int(waited * 1e3 + 0.5), " ms of the ", opt_.latency_target_ms,
+                                             " ms target")};
+    }
   }
   arrivals_.emplace_back(job->arrival, job->rows);
   if (arrivals_.size() > 64) arrivals_.pop_front();
