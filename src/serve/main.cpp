@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"deepep-serve: serve a DeepEP model over HTTP (KServe v2 / Open Inference Protocol) with adaptive batching"};
   std::string model_path, host = "127.0.0.1", model_name, device = "cpu", pool = "0", max_req = "64M";
-  int port = 8080, batch_size = 32, fusion_level = 2, threads = 1, http_threads = 64;
+  int port = 8080, batch_size = 32, fusion_level = 2, threads = 1, http_threads = 64, http_nice = 5;
   double latency_target_ms = 0, drain_timeout_s = 30;
   bool realtime = false;
   size_t max_queue = 1024;
@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--http-threads", http_threads, "HTTP connection threads (each keep-alive connection holds one)")
       ->check(CLI::Range(2, 4096))->capture_default_str();
+  app.add_option("--http-nice", http_nice, "connection threads run this much nicer than the compute workers (0: same)")
+      ->check(CLI::Range(0, 19))->capture_default_str();
   app.add_option("--fusion-level", fusion_level, "graph optimization for .onnx models: 0 none .. 3 aggressive")
       ->check(CLI::Range(0, 3))->capture_default_str();
   app.add_option("--memory-pool-size", pool, "cap on each session's activation arena (e.g. 8G; 0: none)");
@@ -160,6 +162,7 @@ int main(int argc, char** argv) {
   so.model_name = model_name;
   so.max_request_bytes = size_t(max_req_bytes);
   so.http_threads = http_threads;
+  so.http_nice = http_nice;
   HttpServer server(engine, batcher, metrics, so);
   const int bound = server.bind();
   if (bound <= 0) {

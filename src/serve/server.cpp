@@ -1,8 +1,14 @@
 #include "serve/server.h"
 
 #include <httplib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace deepep::serve {
 
@@ -40,13 +46,60 @@ json tensor_config(const TensorInfo& t, bool batched) {
 }
 
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// httplib's ThreadPool, with each connection thread's nice value raised by
+// `nice`: when the CPU is short, the compute workers (the bottleneck) run
+// first and handling connections, answering 503s included, waits.
+class NicePool : public httplib::TaskQueue {
+ public:
+  NicePool(size_t n, int nice) {
+    for (size_t i = 0; i < n; ++i)
+      threads_.emplace_back([this, nice] {
+        if (nice > 0) setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), std::min(19, getpriority(PRIO_PROCESS, 0) + nice));
+        for (;;) {
+          std::function<void()> fn;
+          {
+            std::unique_lock<std::mutex> l(mu_);
+            cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
+            if (stop_ && jobs_.empty()) return;
+            fn = std::move(jobs_.front());
+            jobs_.pop_front();
+          }
+          fn();
+        }
+      });
+  }
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      jobs_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  std::vector<std::thread> threads_;
+  std::deque<std::function<void()>> jobs_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+};
 }  // namespace
 
 HttpServer::HttpServer(std::shared_ptr<Engine> engine, Batcher& batcher, Metrics& metrics, ServerOptions options)
     : engine_(std::move(engine)), batcher_(batcher), metrics_(metrics), opt_(std::move(options)),
       http_(std::make_unique<httplib::Server>()) {
   const int threads = std::max(2, opt_.http_threads);
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  const int nice = opt_.http_nice;
+  http_->new_task_queue = [threads, nice] { return new NicePool(size_t(threads), nice); };
   http_->set_payload_max_length(opt_.max_request_bytes);
   http_->set_keep_alive_max_count(100000);
   http_->set_keep_alive_timeout(5);

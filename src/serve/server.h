@@ -21,6 +21,7 @@ struct ServerOptions {
   std::string model_name;
   size_t max_request_bytes = size_t(64) << 20;
   int http_threads = 64;
+  int http_nice = 5;  // connection threads run this much nicer than the compute workers
 };
 
 class HttpServer {

@@ -412,3 +412,18 @@ def test_load_failure_exits_nonzero(tmp_path):
     bad.write_bytes(b"this is not a model")
     p = subprocess.run([serve_binary(), "--model", str(bad), "--port", "0"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "cannot load" in p.stderr and "broken.onnx" in p.stderr
+
+
+def test_realtime_mode_plans_every_size(tmp_path):
+    s = Server(make_mlp(tmp_path / "rt.onnx"), "--batch-size", 6, "--realtime-mode", "--latency-target-ms", 200)
+    try:
+        log = "".join(s.log)
+        assert "(realtime: no waiting)" in log and "plans made for 6 batch size(s)" in log, log
+        cfg = s.client().get_model_config("rt")["dynamic_batching"]
+        assert cfg["realtime"] is True and cfg["current_max_queue_delay_microseconds"] == 0
+        x = rng.standard_normal((5, 16)).astype(np.float32)
+        h = np.ones((5, 4), np.float16)
+        r = s.client().infer("rt", infer_inputs(x, h, True))
+        np.testing.assert_allclose(r.as_numpy("y"), mlp_ref(x), rtol=1e-4, atol=1e-4)
+    finally:
+        assert s.stop() == 0
