@@ -214,8 +214,7 @@ double Batcher::arrival_rate(Clock::time_point now) const {
   return span > 0 ? double(rows) / span : 0;
 }
 
-Rejection Batcher::submit(const std::shared_ptr<Job>& job) {
-  std::lock_guard<std::mutex> l(mu_);
+Rejection Batcher::admit(int64_t rows, Clock::time_point arrival) const {
   if (draining_ || stop_) return {"shutting_down", "the server is shutting down"};
   if (queue_.size() >= opt_.max_queue)
     return {"queue_full", detail::concat("the queue is full (", queue_.size(), " requests waiting, --max-queue ",
@@ -225,9 +224,9 @@ Rejection Batcher::submit(const std::shared_ptr<Job>& job) {
     // Batches ahead of this request (its own included), spread over the
     // workers, plus one running batch when every worker is busy.
     const int64_t B = policy_.max_batch;
-    const int64_t batches = (queue_rows_ + job->rows + B - 1) / B;
+    const int64_t batches = (queue_rows_ + rows + B - 1) / B;
     const int64_t rounds = (batches + opt_.workers - 1) / opt_.workers;
-    const double est = model_.predict(int(std::min<int64_t>(B, queue_rows_ + job->rows))) *
+    const double est = model_.predict(int(std::min<int64_t>(B, queue_rows_ + rows))) *
                        double(rounds + (busy_ >= opt_.workers ? 1 : 0));
     if (est > target)
       return {"overloaded", detail::concat("overloaded: the estimated latency ", int(est * 1e3 + 0.5),
@@ -236,13 +235,25 @@ Rejection Batcher::submit(const std::shared_ptr<Job>& job) {
     // What the model cannot see (a starved CPU): the oldest queued request
     // has already waited most of the target.
     if (!queue_.empty()) {
-      const double waited = secs(job->arrival - queue_.front()->arrival);
+      const double waited = secs(arrival - queue_.front()->arrival);
       if (waited + model_.predict(int(std::min<int64_t>(B, queue_rows_))) > target)
         return {"overloaded", detail::concat("overloaded: the oldest queued request has waited ",
                                              int(waited * 1e3 + 0.5), " ms of the ", opt_.latency_target_ms,
                                              " ms target")};
     }
   }
+  return {};
+}
+
+Rejection Batcher::precheck(Clock::time_point arrival) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return admit(1, arrival);
+}
+
+Rejection Batcher::submit(const std::shared_ptr<Job>& job) {
+  std::lock_guard<std::mutex> l(mu_);
+  Rejection r = admit(job->rows, job->arrival);
+  if (!r.reason.empty()) return r;
   arrivals_.emplace_back(job->arrival, job->rows);
   if (arrivals_.size() > 64) arrivals_.pop_front();
   queue_.push_back(job);

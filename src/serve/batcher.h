@@ -110,6 +110,9 @@ class Batcher {
   std::shared_ptr<Job> make_job(NamedTensors inputs, int64_t rows) const;
   // Queues the job, or says why not (the caller answers 503).
   Rejection submit(const std::shared_ptr<Job>& job);
+  // Whether a one-row request arriving now would be refused: lets the server
+  // answer 503 before parsing the body when overloaded.
+  Rejection precheck(Clock::time_point arrival) const;
   // Refuse new jobs from now on; queued and running ones complete.
   void begin_drain();
   bool draining() const { return draining_.load(); }
@@ -132,6 +135,7 @@ class Batcher {
   void run_batch(Worker& w, std::vector<std::shared_ptr<Job>>& jobs, int64_t rows);
   NamedTensors run_on(Worker& w, const NamedTensors& in, int64_t rows, bool* planned = nullptr);
   NamedTensors zero_inputs(int64_t rows) const;
+  Rejection admit(int64_t rows, Clock::time_point arrival) const;  // needs mu_
   void observe(int64_t rows, double seconds);  // needs mu_
   void feedback(double latency_s);             // needs mu_
   double effective_target() const;             // seconds; needs mu_

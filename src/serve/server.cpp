@@ -209,9 +209,10 @@ void HttpServer::routes() {
       ~Inflight() { --m.inflight; }
     } inflight(metrics_);
     if (!model_ok(req, res)) return metrics_.failure("not_found");
-    if (batcher_.draining()) {
-      metrics_.failure("shutting_down");
-      return send_error(res, 503, "the server is shutting down");
+    if (Rejection pre = batcher_.precheck(arrival); !pre.reason.empty()) {
+      // Overloaded (or shutting down): refuse before spending CPU on the body.
+      metrics_.failure(pre.reason);
+      return send_error(res, 503, pre.message);
     }
     InferRequest ir;
     try {
