@@ -452,28 +452,28 @@ void Batcher::run_batch(Worker& w, std::vector<std::shared_ptr<Job>>& jobs, int6
 }
 
 // Closes the loop on what the model does not see (HTTP work, other load on
-// the machine): when the p99 of the last 256 requests is over the target,
-// admission plans for 15% less of it; under 80% of the target, 5% more, back
-// up to the real target. Only admission: a smaller batch cap would cut
-// throughput exactly when the queue needs it most.
+// the machine): every 100 ms, when the p99 of the last second's requests is
+// over the target, admission plans for 15% less of it (down to half); under
+// 80% of the target, 10% more, back up to the real target. Time-based, so a
+// trickle of admitted requests cannot hold the server in a tight setting long
+// after a transient. Only admission: a smaller batch cap would cut throughput
+// exactly when the queue needs it most.
 void Batcher::feedback(double latency_s) {
-  recent_.push_back(latency_s);
-  if (recent_.size() > 256) recent_.pop_front();
-  if (++since_adjust_ < 64 || recent_.size() < 64) return;
-  since_adjust_ = 0;
+  const auto now = Clock::now();
+  recent_.emplace_back(now, latency_s);
+  while (!recent_.empty() && now - recent_.front().first > std::chrono::seconds(1)) recent_.pop_front();
+  if (now - last_adjust_ < std::chrono::milliseconds(100) || recent_.size() < 16) return;
+  last_adjust_ = now;
   const double target = opt_.latency_target_ms / 1000.0;
-  std::vector<double> v(recent_.begin(), recent_.end());
+  std::vector<double> v;
+  v.reserve(recent_.size());
+  for (const auto& [t, l] : recent_) v.push_back(l);
   const size_t k = std::min(v.size() - 1, size_t(double(v.size()) * 0.99));
   std::nth_element(v.begin(), v.begin() + ptrdiff_t(k), v.end());
   const double p99 = v[k];
   if (p99 > target) headroom_ = std::max(0.5, headroom_ * 0.85);
-  else if (p99 < 0.8 * target) headroom_ = std::min(1.0, headroom_ * 1.05);
-  policy_ = choose_policy(model_, opt_.max_batch, opt_.latency_target_ms / 1000.0, opt_.realtime, opt_.workers);
-  if (metrics_) {
-    metrics_->batch_limit = policy_.max_batch;
-    metrics_->max_wait_seconds = policy_.max_wait_s;
-    metrics_->target_headroom = headroom_;
-  }
+  else if (p99 < 0.8 * target) headroom_ = std::min(1.0, headroom_ * 1.1);
+  if (metrics_) metrics_->target_headroom = headroom_;
 }
 
 void Batcher::observe(int64_t rows, double seconds) {

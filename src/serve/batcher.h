@@ -15,9 +15,10 @@
 // backlog, every 32nd batch may take a quarter more rows than the cap, to
 // re-measure sizes the model may misjudge after noise. Admission refuses
 // (503) a request whose estimated latency (batches queued ahead of it)
-// already exceeds the target. Feedback: the measured p99 of recent requests
-// (queue + compute) scales the target admission plans for (down 15% when it
-// is over, up 5% when under 80%), covering what the model does not see.
+// already exceeds the target. Feedback: the measured p99 of the last second's
+// requests (queue + compute) scales the target admission plans for (every
+// 100 ms: down 15% when over, up 10% when under 80%), covering what the model
+// does not see.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -154,8 +155,8 @@ class Batcher {
   int64_t queue_rows_ = 0;
   int busy_ = 0;
   uint64_t explore_tick_ = 0;
-  std::deque<double> recent_;  // queue + compute seconds of the last requests
-  int since_adjust_ = 0;
+  std::deque<std::pair<Clock::time_point, double>> recent_;  // (done, queue + compute seconds), last second
+  Clock::time_point last_adjust_{};
   double headroom_ = 1.0;      // the share of the target the policy plans for
   bool stop_ = false;
   std::atomic<bool> draining_{false};
