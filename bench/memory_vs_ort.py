@@ -17,6 +17,7 @@ bench/results/memory_<date>.md.
 """
 import argparse
 import datetime
+import glob
 import json
 import os
 import platform
@@ -75,9 +76,17 @@ def child(runtime, model, input_path, output_path, threads):
                       "file_kib": st["RssFile"], "load_s": t1 - t0, "run_s": t2 - t1, **extra}))
 
 
+def source_tree():
+    """The checkout's python/ folder when it holds a built extension (scripts/dev-build),
+    else None: the installed deepep (pip install .) is used."""
+    d = os.path.join(ROOT, "python")
+    return d if glob.glob(os.path.join(d, "deepep", "_deepep*.so")) else None
+
+
 def run_child(runtime, model, input_path, output_path, threads):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.join(ROOT, "python") + os.pathsep + env.get("PYTHONPATH", "")
+    if source_tree():
+        env["PYTHONPATH"] = source_tree() + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", runtime, model, input_path, output_path,
            "--threads", str(threads)]
@@ -101,7 +110,8 @@ def cpu_model():
 def prepare(model, batch, small, workdir):
     import numpy as np
 
-    sys.path.insert(0, os.path.join(ROOT, "python"))
+    if source_tree():
+        sys.path.insert(0, source_tree())
     from deepep import zoo, _deepep
 
     os.makedirs(workdir, exist_ok=True)

@@ -134,7 +134,8 @@ def test_memory_bench_smoke(tmp_path):
     and agree, and the peaks are plausible."""
     cmd = [sys.executable, os.path.join(ROOT, "bench", "memory_vs_ort.py"), "--model", "mobilenetv2", "--small",
            "--repeat", "1", "--json", "--workdir", str(tmp_path)]
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    # The deepep this test imported (a dev tree's python/ or the installed one).
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(deepep.__file__)))
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
