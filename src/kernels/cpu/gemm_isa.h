@@ -1,0 +1,41 @@
+// Internal: the per-ISA kernel table the GEMM driver (sgemm.cpp) calls. Each
+// ISA file (sgemm_avx512.cpp, sgemm_avx2.cpp) fills one, compiled with its
+// own -m flags; nothing here may be called unless cpu_features says so.
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/sgemm.h"
+
+namespace deepep::cpu {
+
+constexpr int kMaxMR = 8;
+constexpr int kMaxNV = 3;
+
+// c[0..mr) x [0..nr) (+)= a (mr of MR-strided rows) x b (NR-strided), kc steps.
+using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr,
+                             bool accumulate);
+// The epilogue on the tile at global row i0, column j0.
+using EpilogueFn = void (*)(const GemmEpi& e, float* c, int64_t ldc, int64_t i0, int64_t j0, int64_t mr,
+                            int64_t nr);
+// Depthwise 2-D conv of one plane (NCHW): y[oh, ow] = sum w[kh, kw] * x[...]
+// (no bias: the epilogue adds it).
+struct DwGeom {
+  int64_t ih, iw, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+using DepthwiseFn = void (*)(const float* x, const float* w, float* y, const DwGeom& g);
+
+struct IsaKernels {
+  Tile tile;
+  MicroKernel ukr[kMaxMR + 1][kMaxNV + 1] = {};  // [mr][number of vectors]
+  EpilogueFn epilogue = nullptr;
+  DepthwiseFn depthwise = nullptr;
+};
+
+#if defined(__x86_64__)
+const IsaKernels& avx512_kernels();
+const IsaKernels& avx2_kernels();
+#endif
+// nullptr for Isa::kNone.
+const IsaKernels* kernels_of(Isa isa);
+
+}  // namespace deepep::cpu

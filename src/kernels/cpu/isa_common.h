@@ -1,0 +1,214 @@
+// Internal: code shared by the ISA files, written once with GCC vector
+// extensions and compiled by each of them under its own flags. Include it
+// only from an ISA file, after defining DEEPEP_ISA_NS (the namespace that
+// keeps each ISA's copies apart: the same inline function compiled with two
+// sets of flags must never be merged by the linker) and DEEPEP_VW (floats
+// per vector). Uses nothing from the standard library that could be
+// instantiated with these flags and shared.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/gemm_isa.h"
+
+namespace deepep::cpu::DEEPEP_ISA_NS {
+namespace {
+
+constexpr int VW = DEEPEP_VW;
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+using ops::Act;
+
+inline vf splat(float x) { return vf{} + x; }
+// std::max / std::min, NaN behaviour included (the first argument wins
+// unless the second compares greater / less).
+inline vf vmax(vf a, vf b) { return a < b ? b : a; }
+inline vf vmin(vf a, vf b) { return b < a ? b : a; }
+inline vf vload(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
+
+// exp: Cody-Waite reduction to [-ln2/2, ln2/2], degree-6 polynomial (Cephes
+// expf), scaled by 2^n through the exponent bits. Relative error ~2 ulp.
+inline vf vexp(vf x) {
+  x = x < -87.33654f ? splat(-87.33654f) : x;  // NaN passes through
+  x = x > 88.37626f ? splat(88.37626f) : x;
+  vf fx = x * 1.44269504088896341f;
+  fx = (fx + 12582912.f) - 12582912.f;  // round to nearest
+  vf r = x - fx * 0.693359375f;
+  r = r + fx * 2.12194440e-4f;
+  vf y = splat(1.9875691500E-4f);
+  y = y * r + 1.3981999507E-3f;
+  y = y * r + 8.3334519073E-3f;
+  y = y * r + 4.1665795894E-2f;
+  y = y * r + 1.6666665459E-1f;
+  y = y * r + 5.0000001201E-1f;
+  y = y * r * r + r + 1.f;
+  const vi n = __builtin_convertvector(fx, vi);
+  const vi bits = (n + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+
+inline vf vabs(vf x) {
+  vi b;
+  std::memcpy(&b, &x, sizeof(b));
+  b &= 0x7fffffff;
+  vf r;
+  std::memcpy(&r, &b, sizeof(r));
+  return r;
+}
+
+// erf: Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7).
+inline vf verf(vf x) {
+  const vf ax = vabs(x);
+  const vf t = 1.f / (1.f + 0.3275911f * ax);
+  vf p = splat(1.061405429f);
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const vf y = 1.f - p * t * vexp(-ax * ax);
+  return x < 0.f ? -y : y;
+}
+
+// tanh = sign(x) (1 - 2 / (exp(2|x|) + 1)); absolute error ~1e-7.
+inline vf vtanh(vf x) {
+  const vf ax = vabs(x);
+  const vf y = 1.f - 2.f / (vexp(2.f * ax) + 1.f);
+  return x < 0.f ? -y : y;
+}
+
+inline vf vsigmoid(vf x) { return 1.f / (1.f + vexp(-x)); }
+
+template <Act A>
+inline vf vact(vf v, float p0, float p1) {
+  if constexpr (A == Act::kRelu) {
+    const vf r = v > 0.f ? v : splat(0.f);
+    return v != v ? v : r;  // NaN stays NaN
+  } else if constexpr (A == Act::kLeakyRelu) {
+    return v >= 0.f ? v : v * p0;
+  } else if constexpr (A == Act::kSigmoid) {
+    return vsigmoid(v);
+  } else if constexpr (A == Act::kTanh) {
+    return vtanh(v);
+  } else if constexpr (A == Act::kSiLU) {
+    return v * vsigmoid(v);
+  } else if constexpr (A == Act::kGelu) {
+    return 0.5f * v * (1.f + verf(v * 0.70710678118654752f));
+  } else if constexpr (A == Act::kGeluTanh) {
+    return 0.5f * v * (1.f + vtanh(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
+  } else if constexpr (A == Act::kClip) {
+    return v < p0 ? splat(p0) : (v > p1 ? splat(p1) : v);
+  } else if constexpr (A == Act::kHardSigmoid) {
+    return vmax(splat(0.f), vmin(splat(1.f), v * p0 + p1));
+  } else if constexpr (A == Act::kHardSwish) {
+    return v * vmax(splat(0.f), vmin(splat(1.f), v * (1.f / 6.f) + 0.5f));
+  } else {
+    return v;
+  }
+}
+
+template <Act A>
+void epilogue_impl(const GemmEpi& e, float* c, int64_t ldc, int64_t i0, int64_t j0, int64_t mr, int64_t nr) {
+  const bool per_row = e.bias_per_row;
+  for (int64_t i = 0; i < mr; ++i) {
+    float* ci = c + i * ldc;
+    const int64_t gi = i0 + i;
+    const float* res = nullptr;
+    if (e.res) res = e.res + (e.res_row_off ? e.res_row_off[gi] : gi * e.res_ld) + j0 * e.res_col_step;
+    const float* bias = e.bias ? (per_row ? e.bias + gi : e.bias + j0) : nullptr;
+    const int64_t rs = e.res_col_step;
+    for (int64_t j = 0; j < nr; j += VW) {
+      const int64_t n = nr - j < VW ? nr - j : VW;
+      alignas(64) float tmp[VW] = {};
+      vf v;
+      if (n == VW) v = vload(ci + j);
+      else {
+        for (int64_t t = 0; t < n; ++t) tmp[t] = ci[j + t];
+        v = vload(tmp);
+      }
+      v *= e.alpha;
+      if (bias) {
+        if (per_row) v += *bias;
+        else if (n == VW) v += vload(bias + j);
+        else {
+          for (int64_t t = 0; t < n; ++t) tmp[t] = bias[j + t];
+          v += vload(tmp);
+        }
+      }
+      vf r = {};
+      if (res) {
+        if (rs == 1 && n == VW) r = vload(res + j);
+        else if (rs == 0) r = splat(*res);
+        else {
+          for (int64_t t = 0; t < n; ++t) tmp[t] = res[(j + t) * rs];
+          for (int64_t t = n; t < VW; ++t) tmp[t] = 0.f;
+          r = vload(tmp);
+        }
+      }
+      if (res && e.res_first) v += r;
+      v = vact<A>(v, e.p0, e.p1);
+      if (res && !e.res_first) v += r;
+      if (n == VW) vstore(ci + j, v);
+      else {
+        vstore(tmp, v);
+        for (int64_t t = 0; t < n; ++t) ci[j + t] = tmp[t];
+      }
+    }
+  }
+}
+
+void epilogue(const GemmEpi& e, float* c, int64_t ldc, int64_t i0, int64_t j0, int64_t mr, int64_t nr) {
+  switch (e.act) {
+    case Act::kNone: return epilogue_impl<Act::kNone>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kRelu: return epilogue_impl<Act::kRelu>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kLeakyRelu: return epilogue_impl<Act::kLeakyRelu>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kSigmoid: return epilogue_impl<Act::kSigmoid>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kTanh: return epilogue_impl<Act::kTanh>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kSiLU: return epilogue_impl<Act::kSiLU>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kGelu: return epilogue_impl<Act::kGelu>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kGeluTanh: return epilogue_impl<Act::kGeluTanh>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kClip: return epilogue_impl<Act::kClip>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kHardSigmoid: return epilogue_impl<Act::kHardSigmoid>(e, c, ldc, i0, j0, mr, nr);
+    case Act::kHardSwish: return epilogue_impl<Act::kHardSwish>(e, c, ldc, i0, j0, mr, nr);
+  }
+}
+
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+// floor(a / b) for b > 0.
+inline int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Depthwise conv of one plane: for each output row, each kernel tap adds a
+// scaled input row segment (vectorized over the output row for stride 1).
+void depthwise(const float* x, const float* w, float* y, const DwGeom& g) {
+  for (int64_t oh = 0; oh < g.oh; ++oh) {
+    float* __restrict yr = y + oh * g.ow;
+    for (int64_t o = 0; o < g.ow; ++o) yr[o] = 0.f;
+    for (int64_t kh = 0; kh < g.kh; ++kh) {
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.ih) continue;
+      const float* __restrict xr = x + ih * g.iw;
+      for (int64_t kw = 0; kw < g.kw; ++kw) {
+        const float wv = w[kh * g.kw + kw];
+        const int64_t off = kw * g.dw - g.pw;  // input col = o * sw + off
+        // o with 0 <= o*sw + off < iw
+        const int64_t lo = imax(0, floordiv(-off + g.sw - 1, g.sw));
+        const int64_t hi = imin(g.ow, floordiv(g.iw - 1 - off, g.sw) + 1);
+        if (g.sw == 1) {
+          const float* __restrict xs = xr + off;
+          for (int64_t o = lo; o < hi; ++o) yr[o] += wv * xs[o];
+        } else {
+          for (int64_t o = lo; o < hi; ++o) yr[o] += wv * xr[o * g.sw + off];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace deepep::cpu::DEEPEP_ISA_NS
