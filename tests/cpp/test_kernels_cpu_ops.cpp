@@ -262,3 +262,23 @@ TEST(KernelsCpuOps, BadInputsStillGetTheReferenceErrors) {
     EXPECT_FALSE(fast);
   }
 }
+
+TEST(KernelsCpuOps, MaxPoolGeometriesAndNaN) {
+  const std::pair<Shape, std::string> cases[] = {
+      {{1, 3, 17, 19}, "kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]"},  // the ResNet stem pool
+      {{2, 4, 9, 8}, "kernel_shape=[2,2]"},
+      {{1, 2, 10, 11}, "kernel_shape=[3,2], strides=[2,3], ceil_mode=1"},
+      {{1, 2, 12, 12}, "kernel_shape=[3,3], dilations=[2,2], pads=[2,1,0,2]"},
+      {{1, 1, 7, 7}, "kernel_shape=[3,3], auto_pad=\"SAME_UPPER\", strides=[2,2]"},
+      {{1, 2, 1, 1}, "kernel_shape=[1,1]"},
+      {{0, 2, 5, 5}, "kernel_shape=[2,2]"},
+  };
+  uint32_t s = 500;
+  for (const auto& [xs, attrs] : cases) {
+    Tensor x = rnd(xs, s++);
+    if (x.numel() > 3) x.data<float>()[3] = std::nanf("");  // NaN inside some windows
+    check("MaxPool", attrs, {{"x", x}});
+  }
+  // Declined: 1-D pools (the reference runs).
+  check("MaxPool", "kernel_shape=[2]", {{"x", rnd({1, 2, 9}, 1)}}, false);
+}

@@ -11,6 +11,7 @@
 // Anything else (1-D/3-D convs, other dtypes, bad attributes) declines to the
 // reference, which also reports the errors.
 #include <algorithm>
+#include <vector>
 
 #include "deepep/error.h"
 #include "kernels/cpu/gemm_isa.h"
@@ -75,46 +76,63 @@ int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1)
 int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
 // im2col of image channels [c0, c0 + Cg) into one NR-wide B strip:
-// dst[k][t] for k = (c, ky, kx) and output pixels j0 + t.
+// dst[k][t] for k = (c, ky, kx) and output pixels j0 + t. The strip's pixels
+// read, for each tap (ky, kx), up to a few contiguous runs of one input row
+// (the same for every channel): those runs are worked out once per tap, then
+// each channel is a few short copies (and zero fills for the padding).
 void im2col_strip(const ConvPlan& p, const float* x, int64_t j0, int64_t cols, int NR, float* dst) {
-  const int64_t HW = p.H * p.W;
-  int64_t oy0 = j0 / p.OW, ox0 = j0 % p.OW;
-  int64_t k = 0;
+  const int64_t HW = p.H * p.W, taps = p.KH * p.KW;
+  struct Seg {
+    int64_t t0, len, src;  // dst[t0, t0+len) = plane[src + u * sw]
+  };
+  thread_local std::vector<Seg> segs;
+  thread_local std::vector<int64_t> first;  // segs of tap kk: [first[kk], first[kk+1])
+  thread_local std::vector<char> full;      // tap covers all NR entries (no zero fill)
+  segs.clear();
+  first.assign(size_t(taps + 1), 0);
+  full.assign(size_t(taps), 0);
+  const int64_t oy0 = j0 / p.OW, ox0 = j0 % p.OW;
+  for (int64_t ky = 0, kk = 0; ky < p.KH; ++ky)
+    for (int64_t kx = 0; kx < p.KW; ++kx, ++kk) {
+      first[size_t(kk)] = int64_t(segs.size());
+      int64_t covered = 0;
+      int64_t oy = oy0, ox = ox0, t = 0;
+      while (t < cols) {
+        const int64_t run = std::min(cols - t, p.OW - ox);
+        const int64_t iy = oy * p.sh - p.ph + ky * p.dh;
+        if (iy >= 0 && iy < p.H) {
+          const int64_t base = kx * p.dw - p.pw + ox * p.sw;  // input col of pixel u: u * sw + base
+          const int64_t lo = std::clamp<int64_t>(ceil_div(-base, p.sw), 0, run);
+          const int64_t hi = std::clamp<int64_t>(floor_div(p.W - 1 - base, p.sw) + 1, lo, run);
+          if (hi > lo) {
+            segs.push_back({t + lo, hi - lo, iy * p.W + base + lo * p.sw});
+            covered += hi - lo;
+          }
+        }
+        t += run;
+        ox = 0;
+        ++oy;
+      }
+      full[size_t(kk)] = covered == NR;
+    }
+  first[size_t(taps)] = int64_t(segs.size());
   for (int64_t c = 0; c < p.Cg; ++c) {
     const float* xc = x + c * HW;
-    for (int64_t ky = 0; ky < p.KH; ++ky)
-      for (int64_t kx = 0; kx < p.KW; ++kx, ++k) {
-        float* d = dst + k * NR;
-        int64_t oy = oy0, ox = ox0;
-        int64_t t = 0;
-        while (t < cols) {
-          // A run of pixels along one output row.
-          const int64_t run = std::min(cols - t, p.OW - ox);
-          const int64_t iy = oy * p.sh - p.ph + ky * p.dh;
-          if (iy < 0 || iy >= p.H) {
-            for (int64_t u = 0; u < run; ++u) d[t + u] = 0.f;
-          } else {
-            const float* xr = xc + iy * p.W;
-            const int64_t base = kx * p.dw - p.pw + ox * p.sw;  // input col of pixel u: u * sw + base
-            // Pixels u in [lo, hi) read inside the row; the rest are padding.
-            const int64_t lo = std::clamp<int64_t>(ceil_div(-base, p.sw), 0, run);
-            const int64_t hi = std::clamp<int64_t>(floor_div(p.W - 1 - base, p.sw) + 1, lo, run);
-            float* dt = d + t;
-            for (int64_t u = 0; u < lo; ++u) dt[u] = 0.f;
-            if (p.sw == 1) {
-              const float* src = xr + base;
-              for (int64_t u = lo; u < hi; ++u) dt[u] = src[u];
-            } else {
-              for (int64_t u = lo; u < hi; ++u) dt[u] = xr[u * p.sw + base];
-            }
-            for (int64_t u = hi; u < run; ++u) dt[u] = 0.f;
-          }
-          t += run;
-          ox = 0;
-          ++oy;
+    for (int64_t kk = 0; kk < taps; ++kk) {
+      float* __restrict d = dst + (c * taps + kk) * NR;
+      if (!full[size_t(kk)])
+        for (int u = 0; u < NR; ++u) d[u] = 0.f;
+      for (int64_t si = first[size_t(kk)]; si < first[size_t(kk) + 1]; ++si) {
+        const Seg& sg = segs[size_t(si)];
+        const float* __restrict src = xc + sg.src;
+        float* __restrict out = d + sg.t0;
+        if (p.sw == 1) {
+          for (int64_t u = 0; u < sg.len; ++u) out[u] = src[u];
+        } else {
+          for (int64_t u = 0; u < sg.len; ++u) out[u] = src[u * p.sw];
         }
-        for (int64_t u = cols; u < NR; ++u) d[u] = 0.f;
       }
+    }
   }
 }
 

@@ -24,5 +24,6 @@ void register_kernels(OpTable& table);
 // One line per family file:
 void register_matmul_kernels(OpTable& table);
 void register_conv_kernels(OpTable& table);
+void register_pool_kernels(OpTable& table);
 
 }  // namespace deepep::cpu

@@ -215,47 +215,17 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   if (max_threads > 0) threads = std::min(threads, max_threads);
   ThreadPool& pool = ThreadPool::global();
 
-  // B: packed whole (strips over all K), once per call unless given packed.
   const int64_t nstrips = (N + NR - 1) / NR;
-  const float* bp;
-  if (B.packed) {
-    bp = B.packed->data.get();
-  } else {
-    // Per calling thread, grow-only: no allocation (and page faults) per call.
-    thread_local std::shared_ptr<float> bbuf;
-    thread_local int64_t bcap = 0;
-    if (bcap < nstrips * K * NR) {
-      bcap = nstrips * K * NR;
-      bbuf = alloc_floats(bcap);
-    }
-    float* d = bbuf.get();
-    pool.parallel_for(nstrips, std::max<int64_t>(1, nstrips / (4 * threads)), threads, [&](int64_t s0, int64_t s1) {
-      for (int64_t s = s0; s < s1; ++s) {
-        const int64_t j0 = s * NR, cols = std::min<int64_t>(NR, N - j0);
-        if (b_packer) (*b_packer)(j0, cols, d + s * K * NR);
-        else pack_b_strip(NR, B.p, B.ld, B.trans, K, j0, cols, d + s * K * NR);
-      }
-    });
-    bp = d;
-  }
-
-  // Tasks: MC-row blocks x NC-column blocks.
   // Row blocks of about kMCTarget rows, balanced (128 rows: 2 x 64, not 96 + 32).
   const int64_t mb0 = (M + kMCTarget - 1) / kMCTarget;
   const int64_t mc_blk = ((M + mb0 - 1) / mb0 + MR - 1) / MR * MR;
   const int64_t mb = (M + mc_blk - 1) / mc_blk;
-  int64_t nb = (N + kNCMax - 1) / kNCMax;
-  if (threads > 1 && mb * nb < 4 * threads) nb = std::min(nstrips, std::max(nb, (4 * threads + mb - 1) / mb));
-  const int64_t nc_strips = (nstrips + nb - 1) / nb;
-  nb = (nstrips + nc_strips - 1) / nc_strips;
-  const int64_t nc_blk = nc_strips * NR;
   const bool do_epi = !epi.trivial();
   const int64_t kc_max = std::min(kKC, K);
 
-  auto task = [&](int64_t t, float* abuf) {
-    const int64_t ib = t / nb, jb = t % nb;
-    const int64_t i0 = ib * mc_blk, mc = std::min(mc_blk, M - i0);
-    const int64_t j0 = jb * nc_blk, j1 = std::min(N, j0 + nc_blk);
+  // Rows [i0, i0+mc) x columns [j0, j1) of C; bs: op(B)'s strip holding
+  // column j0 (strips of K x NR, consecutive).
+  auto block = [&](int64_t i0, int64_t mc, int64_t j0, int64_t j1, const float* bs, float* abuf) {
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool last = pc + kc >= K;
@@ -275,19 +245,67 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
         float* crow = C + (i0 + ir) * ldc;
         for (int64_t jr = j0; jr < j1; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, j1 - jr);
-          const float* b = bp + (jr / NR) * K * NR + pc * NR;
+          const float* b = bs + ((jr - j0) / NR) * K * NR + pc * NR;
           ks->ukr[mr][(nr + VW - 1) / VW](kc, a, b, crow + jr, ldc, nr, pc > 0);
           if (last && do_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
         }
       }
     }
   };
-  const int64_t ntasks = mb * nb;
   const int64_t abuf_len = A.packed ? 0 : mc_blk * kc_max;
-  pool.parallel_for(ntasks, 1, threads, [&](int64_t t0, int64_t t1) {
+  auto abuf_for_thread = [&]() -> float* {
     thread_local std::vector<float> abuf;
     if (int64_t(abuf.size()) < abuf_len) abuf.resize(size_t(abuf_len));
-    for (int64_t t = t0; t < t1; ++t) task(t, abuf.data());
+    return abuf.data();
+  };
+
+  if (B.packed) {
+    // Tasks: MC-row blocks x NC-column blocks of the packed B.
+    int64_t nb = (N + kNCMax - 1) / kNCMax;
+    if (threads > 1 && mb * nb < 4 * threads) nb = std::min(nstrips, std::max(nb, (4 * threads + mb - 1) / mb));
+    const int64_t nc_strips = (nstrips + nb - 1) / nb;
+    nb = (nstrips + nc_strips - 1) / nc_strips;
+    const int64_t nc_blk = nc_strips * NR;
+    const float* bp = B.packed->data.get();
+    pool.parallel_for(mb * nb, 1, threads, [&](int64_t t0, int64_t t1) {
+      float* abuf = abuf_for_thread();
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t ib = t / nb, jb = t % nb;
+        const int64_t i0 = ib * mc_blk, j0 = jb * nc_blk;
+        block(i0, std::min(mc_blk, M - i0), j0, std::min(N, j0 + nc_blk), bp + (j0 / NR) * K * NR, abuf);
+      }
+    });
+    return;
+  }
+  // B packed per call: tasks are column blocks; each packs its strips (all
+  // of K, sized to stay in L2) into a per-thread buffer and runs every row
+  // block over them while they are hot.
+  constexpr int64_t kBBlockFloats = 256 * 1024;  // 1 MiB
+  int64_t nc_strips = std::max<int64_t>(1, kBBlockFloats / (K * NR));
+  if (threads > 1) nc_strips = std::min(nc_strips, std::max<int64_t>(1, nstrips / (3 * threads)));
+  const int64_t nb = (nstrips + nc_strips - 1) / nc_strips;
+  pool.parallel_for(nb, 1, threads, [&](int64_t t0, int64_t t1) {
+    float* abuf = abuf_for_thread();
+    thread_local std::shared_ptr<float> bbuf;
+    thread_local int64_t bcap = 0;
+    if (bcap < nc_strips * K * NR) {
+      bcap = nc_strips * K * NR;
+      bbuf = alloc_floats(bcap);
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j0 = t * nc_strips * NR, j1 = std::min(N, j0 + nc_strips * NR);
+      float* d = bbuf.get();
+      for (int64_t jr = j0; jr < j1; jr += NR) {
+        const int64_t cols = std::min<int64_t>(NR, N - jr);
+        float* dst = d + ((jr - j0) / NR) * K * NR;
+        if (b_packer) (*b_packer)(jr, cols, dst);
+        else pack_b_strip(NR, B.p, B.ld, B.trans, K, jr, cols, dst);
+      }
+      for (int64_t ib = 0; ib < mb; ++ib) {
+        const int64_t i0 = ib * mc_blk;
+        block(i0, std::min(mc_blk, M - i0), j0, j1, d, abuf);
+      }
+    }
   });
 }
 

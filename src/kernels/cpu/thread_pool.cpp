@@ -25,6 +25,31 @@ struct RegionGuard {
   ~RegionGuard() { t_in_region = old; }
 };
 
+// How long an idle worker (or a caller waiting for its loop) spins before it
+// sleeps: one inference's loops come back to back, and a sleeping thread
+// takes a scheduler wake-up (slow on a loaded machine) to start again.
+constexpr int kSpinMicros = 50;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+template <class Pred>
+bool spin_until(Pred&& done, int micros) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+  }
+}
+
 int cpus_available() {
   if (const char* e = std::getenv("DEEPEP_NUM_THREADS")) {
     const int n = std::atoi(e);
@@ -99,9 +124,7 @@ struct ThreadPool::Impl {
     for (;;) {
       // Spin briefly for new work (loops of one inference come back to back),
       // then sleep.
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
-      while (epoch.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until)
-        std::this_thread::yield();
+      spin_until([&] { return epoch.load(std::memory_order_acquire) != seen; }, kSpinMicros);
       std::shared_ptr<Job> j;
       {
         std::unique_lock<std::mutex> lock(mu);
@@ -165,8 +188,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, int max_threads,
   job->work();
   if (job->finished.load(std::memory_order_acquire) < chunks) {
     // Others still run chunks: spin a little, then sleep.
-    for (int i = 0; i < 2000 && job->finished.load(std::memory_order_acquire) < chunks; ++i)
-      std::this_thread::yield();
+    spin_until([&] { return job->finished.load(std::memory_order_acquire) >= chunks; }, kSpinMicros);
     std::unique_lock<std::mutex> lock(job->mu);
     job->done_cv.wait(lock, [&] { return job->finished.load(std::memory_order_acquire) >= chunks; });
   }
