@@ -63,6 +63,8 @@ def make_feeds(sess, seq, rng):
         if "int" in i.type:
             if "mask" in i.name:
                 feeds[i.name] = np.ones(shape, dtype=np.int64)
+            elif "type" in i.name or "position" in i.name:
+                feeds[i.name] = np.zeros(shape, dtype=np.int64)
             else:
                 feeds[i.name] = rng.integers(0, 1000, size=shape).astype(np.int64)
         else:

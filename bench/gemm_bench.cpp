@@ -4,12 +4,14 @@
 //
 //   build/dev/deepep_gemm_bench [--reps N] [--threads T] [--markdown]
 //
-// Peak: a loop of independent FMAs (16 vector accumulators, 4-deep unrolled,
-// no loads) per ISA, run on one thread and on all pool threads at once;
-// peak GFLOP/s = 2 * lanes * FMAs / time. GEMM: C[M,N] = A[M,K] x B[K,N]
+// Peak: a loop of independent FMAs (16 zmm / 12 ymm accumulators, fully
+// unrolled, no loads) per ISA, run on one thread and on all pool threads at
+// once; peak GFLOP/s = 2 * lanes * FMAs / time. GEMM: C[M,N] = A[M,K] x B[K,N]
 // with B a constant weight packed once (the inference case: packing is not
-// timed) and A packed per call (timed), median of --reps runs after warm-up;
-// GFLOP/s = 2*M*N*K / time.
+// timed) and A packed per call (timed); GFLOP/s = 2*M*N*K / time. Both the
+// peak and the GEMM report the best of their runs (a shared machine only ever
+// slows a run down), and the peak is re-measured next to each GEMM so both
+// see the same machine state.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -78,10 +80,7 @@ double peak_gflops(Isa isa, int threads) {
   return best;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+double best(std::vector<double> v) { return *std::min_element(v.begin(), v.end()); }
 
 template <class F>
 double time_ms(F&& f, int reps) {
@@ -92,7 +91,7 @@ double time_ms(F&& f, int reps) {
     f();
     t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
-  return median(t);
+  return best(t);
 }
 
 }  // namespace
@@ -127,9 +126,9 @@ int main(int argc, char** argv) {
   }
   for (Isa isa : isas) {
     for (int threads : {1, max_threads}) {
-      const double peak = peak_gflops(isa, threads);
-      if (!markdown) std::printf("%s, %d thread(s): FMA peak %.1f GFLOP/s\n", isa_name(isa), threads, peak);
+      if (!markdown) std::printf("%s, %d thread(s):\n", isa_name(isa), threads);
       for (const auto& s : shapes) {
+        const double peak = peak_gflops(isa, threads);
         const int64_t M = s[0], N = s[1], K = s[2];
         std::vector<float> A(size_t(M * K)), B(size_t(K * N)), C(size_t(M * N));
         for (float& x : A) x = d(rng);
@@ -145,7 +144,12 @@ int main(int argc, char** argv) {
         double ref_ms = 0;
         if (isa == isas.front())
           ref_ms = time_ms(
-              [&] { ops::sgemm(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C.data(), N, threads); },
+              [&] {
+                // The pre-existing portable sgemm (no ISA active: it would route here otherwise).
+                const int old = set_isa_override(int(Isa::kNone));
+                ops::sgemm(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C.data(), N, threads);
+                set_isa_override(old);
+              },
               std::max(2, r / 2));
         const double gf = 2.0 * double(M) * double(N) * double(K) / ms / 1e6;
         const double rgf = ref_ms > 0 ? 2.0 * double(M) * double(N) * double(K) / ref_ms / 1e6 : 0;
@@ -154,8 +158,8 @@ int main(int argc, char** argv) {
                       long(N), long(K), gf, 100 * gf / peak, peak,
                       rgf > 0 ? std::to_string(int(rgf + 0.5)).c_str() : "-");
         else
-          std::printf("  %5ldx%5ldx%5ld: %8.2f ms  %7.1f GFLOP/s  %5.1f%% of peak%s\n", long(M), long(N), long(K), ms,
-                      gf, 100 * gf / peak,
+          std::printf("  %5ldx%5ldx%5ld: %8.2f ms  %7.1f GFLOP/s  %5.1f%% of FMA peak %.1f%s\n", long(M), long(N),
+                      long(K), ms, gf, 100 * gf / peak, peak,
                       rgf > 0 ? ("  (reference sgemm " + std::to_string(int(rgf + 0.5)) + " GFLOP/s)").c_str() : "");
         std::fflush(stdout);
       }

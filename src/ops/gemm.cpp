@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "kernels/cpu/sgemm.h"
 #include "kernels/cpu/thread_pool.h"
 #include "ops/gemm_util.h"
 
@@ -300,6 +301,19 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       }
     }
     return;
+  }
+  // With a fast CPU ISA active (src/kernels/cpu), the packed AVX2/AVX-512
+  // GEMM does the work for every kernel built on sgemm (attention,
+  // ConvTranspose, ...). DEEPEP_CPU_ISA=none keeps the code below.
+  if (beta == 0.f) {
+    const cpu::Isa isa = cpu::active_isa();
+    if (isa != cpu::Isa::kNone) {
+      cpu::GemmEpi e;
+      e.alpha = alpha;
+      cpu::gemm(isa, M, N, K, cpu::Operand{A, lda, trans_a, nullptr}, cpu::Operand{B, ldb, trans_b, nullptr}, C, ldc,
+                e, threads);
+      return;
+    }
   }
   const GemmArgs g{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
   if (threads <= 0) threads = threads_for_work(double(M) * double(N) * double(K));
