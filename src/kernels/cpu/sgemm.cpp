@@ -37,9 +37,9 @@ Tile tile_of(Isa isa) {
 
 namespace {
 
-constexpr int64_t kKC = 256;  // A micro-panel (MR x KC) stays in L1
+constexpr int64_t kKC = 512;  // A micro-panel (MR x KC) stays in L1
 constexpr int64_t kMCTarget = 96;
-constexpr int64_t kNCMax = 768;  // B block (KC x NC, <= 768 KiB) stays in L2
+constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 384 KiB) stays in L2
 
 std::shared_ptr<float> alloc_floats(int64_t n) {
   const size_t bytes = (size_t(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
@@ -223,31 +223,35 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   const bool do_epi = !epi.trivial();
   const int64_t kc_max = std::min(kKC, K);
 
-  // Rows [i0, i0+mc) x columns [j0, j1) of C; bs: op(B)'s strip holding
-  // column j0 (strips of K x NR, consecutive).
-  auto block = [&](int64_t i0, int64_t mc, int64_t j0, int64_t j1, const float* bs, float* abuf) {
+  // Row blocks [ib0, ib1) x columns [j0, j1) of C; bs: op(B)'s strip holding
+  // column j0 (strips of K x NR, consecutive). K blocks outermost, so each
+  // KC x NC block of B stays in L2 for all the row blocks.
+  auto block = [&](int64_t ib0, int64_t ib1, int64_t j0, int64_t j1, const float* bs, float* abuf) {
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool last = pc + kc >= K;
-      const float* ablk;
-      int64_t astride;
-      if (A.packed) {
-        ablk = A.packed->data.get() + (i0 / MR) * K * MR + pc * MR;
-        astride = K * MR;
-      } else {
-        pack_a_block(MR, A.p, A.ld, A.trans, i0, mc, pc, kc, abuf);
-        ablk = abuf;
-        astride = kc * MR;
-      }
-      for (int64_t ir = 0; ir < mc; ir += MR) {
-        const int64_t mr = std::min<int64_t>(MR, mc - ir);
-        const float* a = ablk + (ir / MR) * astride;
-        float* crow = C + (i0 + ir) * ldc;
-        for (int64_t jr = j0; jr < j1; jr += NR) {
-          const int64_t nr = std::min<int64_t>(NR, j1 - jr);
-          const float* b = bs + ((jr - j0) / NR) * K * NR + pc * NR;
-          ks->ukr[mr][(nr + VW - 1) / VW](kc, a, b, crow + jr, ldc, nr, pc > 0);
-          if (last && do_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
+      for (int64_t ib = ib0; ib < ib1; ++ib) {
+        const int64_t i0 = ib * mc_blk, mc = std::min(mc_blk, M - i0);
+        const float* ablk;
+        int64_t astride;
+        if (A.packed) {
+          ablk = A.packed->data.get() + (i0 / MR) * K * MR + pc * MR;
+          astride = K * MR;
+        } else {
+          pack_a_block(MR, A.p, A.ld, A.trans, i0, mc, pc, kc, abuf);
+          ablk = abuf;
+          astride = kc * MR;
+        }
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          const int64_t mr = std::min<int64_t>(MR, mc - ir);
+          const float* a = ablk + (ir / MR) * astride;
+          float* crow = C + (i0 + ir) * ldc;
+          for (int64_t jr = j0; jr < j1; jr += NR) {
+            const int64_t nr = std::min<int64_t>(NR, j1 - jr);
+            const float* b = bs + ((jr - j0) / NR) * K * NR + pc * NR;
+            ks->ukr[mr][(nr + VW - 1) / VW](kc, a, b, crow + jr, ldc, nr, pc > 0);
+            if (last && do_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
+          }
         }
       }
     }
@@ -260,19 +264,23 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   };
 
   if (B.packed) {
-    // Tasks: MC-row blocks x NC-column blocks of the packed B.
+    // Tasks: NC-column blocks, each over a group of row blocks (all of them
+    // unless there are too few column blocks to keep the threads busy).
     int64_t nb = (N + kNCMax - 1) / kNCMax;
-    if (threads > 1 && mb * nb < 4 * threads) nb = std::min(nstrips, std::max(nb, (4 * threads + mb - 1) / mb));
+    if (threads > 1 && nb < 3 * threads) nb = std::min(nstrips, int64_t(3 * threads));
     const int64_t nc_strips = (nstrips + nb - 1) / nb;
     nb = (nstrips + nc_strips - 1) / nc_strips;
     const int64_t nc_blk = nc_strips * NR;
+    const int64_t row_groups = threads > 1 && nb < 3 * threads ? std::min(mb, (3 * threads + nb - 1) / nb) : 1;
+    const int64_t rg_size = (mb + row_groups - 1) / row_groups;
     const float* bp = B.packed->data.get();
-    pool.parallel_for(mb * nb, 1, threads, [&](int64_t t0, int64_t t1) {
+    pool.parallel_for(nb * row_groups, 1, threads, [&](int64_t t0, int64_t t1) {
       float* abuf = abuf_for_thread();
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t ib = t / nb, jb = t % nb;
-        const int64_t i0 = ib * mc_blk, j0 = jb * nc_blk;
-        block(i0, std::min(mc_blk, M - i0), j0, std::min(N, j0 + nc_blk), bp + (j0 / NR) * K * NR, abuf);
+        const int64_t jb = t / row_groups, rg = t % row_groups;
+        const int64_t j0 = jb * nc_blk;
+        block(rg * rg_size, std::min(mb, (rg + 1) * rg_size), j0, std::min(N, j0 + nc_blk), bp + (j0 / NR) * K * NR,
+              abuf);
       }
     });
     return;
@@ -301,10 +309,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
         if (b_packer) (*b_packer)(jr, cols, dst);
         else pack_b_strip(NR, B.p, B.ld, B.trans, K, jr, cols, dst);
       }
-      for (int64_t ib = 0; ib < mb; ++ib) {
-        const int64_t i0 = ib * mc_blk;
-        block(i0, std::min(mc_blk, M - i0), j0, j1, d, abuf);
-      }
+      block(0, mb, j0, j1, d, abuf);
     }
   });
 }
