@@ -9,7 +9,8 @@ ONNX file once (cached under --cache-dir), loads it in DeepEP (Engine,
 ORT_ENABLE_ALL, the same intra-op thread count, inter-op 1, sequential), checks
 that both give the same outputs, warms both up, then times them alternately
 (DeepEP run, ORT run, DeepEP run, ...) so load from other processes hits both
-alike. Reports the median latency of each and the ratio DeepEP/ORT (< 1: DeepEP
+alike (with a short pause before each run, so idle threads of the other
+runtime have stopped spinning). Reports the median latency of each and the ratio DeepEP/ORT (< 1: DeepEP
 is faster). --json prints a list of {"model", "deepep_ms", "ort_ms", "ratio"}.
 A markdown table with the CPU model, thread count, load average and date is
 written to bench/results/cpu_vs_ort_<date>.md (--no-write to skip).
@@ -97,14 +98,19 @@ def bench_model(name, a, rng):
         engine.run(feeds)
         osess.run(None, feeds)
     td, to = [], []
+    gap = a.gap_ms / 1e3
     for _ in range(a.iterations):
+        # A pause before each run lets the other runtime's idle threads stop
+        # spinning (both pools spin briefly after a run), so neither run
+        # competes with the other's leftovers.
+        time.sleep(gap)
         t0 = time.perf_counter()
         engine.run(feeds)
-        t1 = time.perf_counter()
+        td.append((time.perf_counter() - t0) * 1e3)
+        time.sleep(gap)
+        t0 = time.perf_counter()
         osess.run(None, feeds)
-        t2 = time.perf_counter()
-        td.append((t1 - t0) * 1e3)
-        to.append((t2 - t1) * 1e3)
+        to.append((time.perf_counter() - t0) * 1e3)
     d, o = statistics.median(td), statistics.median(to)
     return {"model": name, "deepep_ms": round(d, 3), "ort_ms": round(o, 3), "ratio": round(d / o, 3),
             "max_rel_err": max_err}
@@ -117,6 +123,7 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="intra-op threads of both (default: CPUs)")
     p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--gap-ms", type=float, default=20.0, help="pause before each timed run (default 20 ms)")
     p.add_argument("--fusion-level", type=int, default=3)
     p.add_argument("--cache-dir", default=os.path.join(ROOT, "build", "bench_models"))
     p.add_argument("--json", action="store_true")

@@ -21,7 +21,8 @@ const Tensor* Executor::Scope::find(const Value* v) const {
 
 namespace {
 // DEEPEP_PROFILE=1: time per op type and kernel (reference or fast), printed
-// to stderr at exit, slowest first.
+// to stderr at exit, slowest first; DEEPEP_PROFILE=2: per op type and input
+// shapes.
 struct OpProfile {
   std::mutex mu;
   std::map<std::string, std::pair<double, long>> ms;  // key -> (total ms, calls)
@@ -125,6 +126,9 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
         kernel(ctx);
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         std::string key = n->op_type;
+        if (std::getenv("DEEPEP_PROFILE")[0] == '2')  // per input shapes too
+          for (const Tensor* t : ctx.inputs)
+            if (t) key += " " + shape_str(t->shape());
         if (&kernel != &n->def->reference)
           for (const FastKernel& f : n->def->cpu)
             if (&f.run == &kernel) key += " [" + f.name + "]";

@@ -214,6 +214,10 @@ TEST(KernelsCpuOps, ConvStridesPadsDilationsGroupsDepthwise) {
       {{2, 6, 13, 14}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},                 // depthwise
       {{1, 6, 13, 13}, {12, 1, 3, 3}, "group=6, pads=[1,1,1,1], strides=[2,2]"},  // multiplier 2
       {{1, 5, 9, 9}, {5, 1, 5, 5}, "group=5, auto_pad=\"SAME_UPPER\""},
+      {{1, 4, 23, 21}, {4, 1, 3, 3}, "group=4, dilations=[2,3], pads=[2,3,1,0]"},        // dilated depthwise
+      {{1, 4, 40, 37}, {4, 1, 3, 3}, "group=4, strides=[2,2], pads=[1,1,1,1]"},          // stride-2 vector path
+      {{1, 3, 17, 16}, {3, 1, 3, 2}, "group=3, strides=[3,3], pads=[1,0,0,1]"},          // scalar path
+      {{1, 2, 7, 7}, {2, 1, 3, 3}, "group=2, strides=[2,2], dilations=[2,2]"},           // strided + dilated
       {{1, 3, 2, 2}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                           // tiny image
       {{1, 3, 4, 4}, {4, 3, 5, 5}, ""},                                         // empty output
   };

@@ -22,7 +22,20 @@ using EpilogueFn = void (*)(const GemmEpi& e, float* c, int64_t ldc, int64_t i0,
 struct DwGeom {
   int64_t ih, iw, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
 };
-using DepthwiseFn = void (*)(const float* x, const float* w, float* y, const DwGeom& g);
+// Padded plane the depthwise kernel works on (rows x cols), and the slack
+// after it that vector loads past a row's end may touch.
+inline int64_t dw_padded_h(const DwGeom& g) {
+  const int64_t need = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+  return need > g.ih + g.ph ? need : g.ih + g.ph;
+}
+inline int64_t dw_padded_w(const DwGeom& g) {
+  const int64_t need = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  return need > g.iw + g.pw ? need : g.iw + g.pw;
+}
+inline constexpr int64_t dw_slack() { return 64; }
+// Scratch floats the depthwise kernel needs.
+inline int64_t dw_scratch_floats(const DwGeom& g) { return dw_padded_h(g) * dw_padded_w(g) + dw_slack(); }
+using DepthwiseFn = void (*)(const float* x, const float* w, float* y, const DwGeom& g, float* scratch);
 
 struct IsaKernels {
   Tile tile;

@@ -183,28 +183,60 @@ inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 // floor(a / b) for b > 0.
 inline int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// Depthwise conv of one plane: for each output row, each kernel tap adds a
-// scaled input row segment (vectorized over the output row for stride 1).
-void depthwise(const float* x, const float* w, float* y, const DwGeom& g) {
+// Depthwise conv of one plane: the plane is copied once into a zero-padded
+// scratch (dw_scratch_floats), so the taps need no bounds checks; each
+// output row is then VW outputs at a time, one FMA per tap on unaligned loads
+// (stride 1), or on the even lanes of two loads (stride 2, dilation 1), or
+// scalar for other strides.
+void depthwise(const float* x, const float* w, float* y, const DwGeom& g, float* pad) {
+  const int64_t Hp = dw_padded_h(g), Wp = dw_padded_w(g);
+  for (int64_t i = 0, n = Hp * Wp + dw_slack(); i < n; ++i) pad[i] = 0.f;
+  for (int64_t r = 0; r < g.ih; ++r) {
+    float* __restrict dst = pad + (r + g.ph) * Wp + g.pw;
+    const float* __restrict src = x + r * g.iw;
+    for (int64_t c = 0; c < g.iw; ++c) dst[c] = src[c];
+  }
+  const int64_t taps = g.kh * g.kw;
+  float wv[64];
+  const bool vec_ok = taps <= 64 && (g.sw == 1 || (g.sw == 2 && g.dw == 1));
+  if (vec_ok)
+    for (int64_t t = 0; t < taps; ++t) wv[t] = w[t];
+  vi even;
+  for (int l = 0; l < VW; ++l) even[l] = 2 * l;
   for (int64_t oh = 0; oh < g.oh; ++oh) {
-    float* __restrict yr = y + oh * g.ow;
-    for (int64_t o = 0; o < g.ow; ++o) yr[o] = 0.f;
-    for (int64_t kh = 0; kh < g.kh; ++kh) {
-      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
-      if (ih < 0 || ih >= g.ih) continue;
-      const float* __restrict xr = x + ih * g.iw;
-      for (int64_t kw = 0; kw < g.kw; ++kw) {
-        const float wv = w[kh * g.kw + kw];
-        const int64_t off = kw * g.dw - g.pw;  // input col = o * sw + off
-        // o with 0 <= o*sw + off < iw
-        const int64_t lo = imax(0, floordiv(-off + g.sw - 1, g.sw));
-        const int64_t hi = imin(g.ow, floordiv(g.iw - 1 - off, g.sw) + 1);
-        if (g.sw == 1) {
-          const float* __restrict xs = xr + off;
-          for (int64_t o = lo; o < hi; ++o) yr[o] += wv * xs[o];
-        } else {
-          for (int64_t o = lo; o < hi; ++o) yr[o] += wv * xr[o * g.sw + off];
+    float* yr = y + oh * g.ow;
+    const float* prow = pad + oh * g.sh * Wp;
+    if (!vec_ok) {
+      for (int64_t o = 0; o < g.ow; ++o) {
+        float acc = 0.f;
+        for (int64_t kh = 0; kh < g.kh; ++kh)
+          for (int64_t kw = 0; kw < g.kw; ++kw)
+            acc += w[kh * g.kw + kw] * prow[kh * g.dh * Wp + o * g.sw + kw * g.dw];
+        yr[o] = acc;
+      }
+      continue;
+    }
+    for (int64_t o = 0; o < g.ow; o += VW) {
+      vf acc = splat(0.f);
+      for (int64_t kh = 0; kh < g.kh; ++kh) {
+        const float* pr = prow + kh * g.dh * Wp;
+        for (int64_t kw = 0; kw < g.kw; ++kw) {
+          vf v;
+          if (g.sw == 1) {
+            v = vload(pr + o + kw * g.dw);
+          } else {
+            const float* q = pr + 2 * o + kw;
+            v = __builtin_shuffle(vload(q), vload(q + VW), even);
+          }
+          acc += wv[kh * g.kw + kw] * v;
         }
+      }
+      if (o + VW <= g.ow) {
+        vstore(yr + o, acc);
+      } else {
+        alignas(64) float tmp[VW];
+        vstore(tmp, acc);
+        for (int64_t t = 0; o + t < g.ow; ++t) yr[o + t] = tmp[t];
       }
     }
   }

@@ -170,11 +170,14 @@ void conv_run(KernelContext& ctx, bool fused) {
     const DwGeom g{p.H, p.W, p.OH, p.OW, p.KH, p.KW, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw};
     const int64_t planes = p.N * p.M;
     const int threads = threads_for(double(planes) * double(OHW) * double(p.KH * p.KW) * 2);
-    ThreadPool::global().parallel_for(planes, 1, threads, [&](int64_t s, int64_t e) {
+    const int64_t scratch_len = dw_scratch_floats(g);
+    ThreadPool::global().parallel_for(planes, std::max<int64_t>(1, planes / (8 * threads)), threads, [&](int64_t s, int64_t e) {
+      thread_local std::vector<float> scratch;
+      if (int64_t(scratch.size()) < scratch_len) scratch.resize(size_t(scratch_len));
       for (int64_t pl = s; pl < e; ++pl) {
         const int64_t n = pl / p.M, m = pl % p.M;
         float* yp = Y + pl * OHW;
-        ks->depthwise(X + (n * p.C + m / p.Mg) * HW, Wt + m * p.KH * p.KW, yp, g);
+        ks->depthwise(X + (n * p.C + m / p.Mg) * HW, Wt + m * p.KH * p.KW, yp, g, scratch.data());
         GemmEpi pe = epi;
         if (res) pe.res = res + n * p.M * OHW;
         // Row m of image n's [M, OHW] output matrix.
