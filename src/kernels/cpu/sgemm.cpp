@@ -263,7 +263,27 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     return abuf.data();
   };
 
-  if (B.packed) {
+  // Few columns for many threads (small images, N = 49 or 196): pack all of
+  // B once, shared, then split rows as well as columns.
+  const float* shared_b = nullptr;
+  if (!B.packed && threads > 1 && nstrips < 3 * threads) {
+    thread_local std::shared_ptr<float> sbuf;
+    thread_local int64_t scap = 0;
+    if (scap < nstrips * K * NR) {
+      scap = nstrips * K * NR;
+      sbuf = alloc_floats(scap);
+    }
+    float* d = sbuf.get();
+    pool.parallel_for(nstrips, 1, threads, [&](int64_t s0, int64_t s1) {
+      for (int64_t st = s0; st < s1; ++st) {
+        const int64_t jr = st * NR, cols = std::min<int64_t>(NR, N - jr);
+        if (b_packer) (*b_packer)(jr, cols, d + st * K * NR);
+        else pack_b_strip(NR, B.p, B.ld, B.trans, K, jr, cols, d + st * K * NR);
+      }
+    });
+    shared_b = d;
+  }
+  if (B.packed || shared_b) {
     // Tasks: NC-column blocks, each over a group of row blocks (all of them
     // unless there are too few column blocks to keep the threads busy).
     int64_t nb = (N + kNCMax - 1) / kNCMax;
@@ -273,7 +293,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     const int64_t nc_blk = nc_strips * NR;
     const int64_t row_groups = threads > 1 && nb < 3 * threads ? std::min(mb, (3 * threads + nb - 1) / nb) : 1;
     const int64_t rg_size = (mb + row_groups - 1) / row_groups;
-    const float* bp = B.packed->data.get();
+    const float* bp = B.packed ? B.packed->data.get() : shared_b;
     pool.parallel_for(nb * row_groups, 1, threads, [&](int64_t t0, int64_t t1) {
       float* abuf = abuf_for_thread();
       for (int64_t t = t0; t < t1; ++t) {
