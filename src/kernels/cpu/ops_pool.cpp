@@ -66,7 +66,26 @@ void maxpool_run(KernelContext& ctx) {
         taps(oy, g.s[0], g.pb[0], g.k[0], g.d[0], H, rlo, rhi);
         const int64_t iy0 = oy * g.s[0] - g.pb[0];
         float* yr = yp + oy * OW;
+        if (rlo == 0 && rhi == g.k[0]) {
+          // Every window row valid: columns with a full window (ix_lo..ix_hi)
+          // run without bounds bookkeeping; same tap order as below.
+          const int64_t kw = g.k[1], sw = g.s[1], dw = g.d[1];
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            if (clo[size_t(ox)] != 0 || chi[size_t(ox)] != kw) continue;
+            const float* base = xp + iy0 * W + ox * sw - g.pb[1];
+            float best = base[0];
+            for (int64_t a = 0; a < g.k[0]; ++a) {
+              const float* row = base + a * g.d[0] * W;
+              for (int64_t b = (a == 0 ? 1 : 0); b < kw; ++b) {
+                const float v = row[b * dw];
+                best = v > best ? v : best;
+              }
+            }
+            yr[ox] = best;
+          }
+        }
         for (int64_t ox = 0; ox < OW; ++ox) {
+          if (rlo == 0 && rhi == g.k[0] && clo[size_t(ox)] == 0 && chi[size_t(ox)] == g.k[1]) continue;
           const int64_t ix0 = ox * g.s[1] - g.pb[1];
           bool any = false;
           float best = std::numeric_limits<float>::lowest();
