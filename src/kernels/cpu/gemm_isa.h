@@ -37,11 +37,22 @@ inline constexpr int64_t dw_slack() { return 64; }
 inline int64_t dw_scratch_floats(const DwGeom& g) { return dw_padded_h(g) * dw_padded_w(g) + dw_slack(); }
 using DepthwiseFn = void (*)(const float* x, const float* w, float* y, const DwGeom& g, float* scratch);
 
+// im2col into one NR-wide B strip from per-tap copy segments (stride 1):
+// for channel c and tap kk, dst[(c*taps + kk)*NR + t0 + u] = x[c*HW + src + u]
+// for u < len over the tap's segments [first[kk], first[kk+1]); entries no
+// segment covers are zero (full[kk] != 0: the segments cover all NR).
+struct CopySeg {
+  int64_t t0, len, src;
+};
+using Im2colFn = void (*)(const float* x, int64_t HW, int64_t Cg, int64_t taps, const CopySeg* segs,
+                          const int64_t* first, const char* full, int NR, float* dst);
+
 struct IsaKernels {
   Tile tile;
   MicroKernel ukr[kMaxMR + 1][kMaxNV + 1] = {};  // [mr][number of vectors]
   EpilogueFn epilogue = nullptr;
   DepthwiseFn depthwise = nullptr;
+  Im2colFn im2col_s1 = nullptr;
 };
 
 #if defined(__x86_64__)

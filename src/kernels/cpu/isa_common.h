@@ -242,5 +242,34 @@ void depthwise(const float* x, const float* w, float* y, const DwGeom& g, float*
   }
 }
 
+// Copies n floats (n > 0): whole vectors, the last one overlapping the one
+// before it (same values), scalar only when n < VW.
+inline void copy_run(float* __restrict d, const float* __restrict s, int64_t n) {
+  if (n < VW) {
+    for (int64_t u = 0; u < n; ++u) d[u] = s[u];
+    return;
+  }
+  int64_t u = 0;
+  for (; u + VW <= n; u += VW) vstore(d + u, vload(s + u));
+  if (u < n) vstore(d + n - VW, vload(s + n - VW));
+}
+
+void im2col_s1(const float* x, int64_t HW, int64_t Cg, int64_t taps, const CopySeg* segs, const int64_t* first,
+               const char* full, int NR, float* dst) {
+  const vf zero = splat(0.f);
+  for (int64_t c = 0; c < Cg; ++c) {
+    const float* xc = x + c * HW;
+    for (int64_t kk = 0; kk < taps; ++kk) {
+      float* d = dst + (c * taps + kk) * NR;
+      if (!full[kk]) {
+        int u = 0;
+        for (; u + VW <= NR; u += VW) vstore(d + u, zero);
+        for (; u < NR; ++u) d[u] = 0.f;
+      }
+      for (int64_t si = first[kk]; si < first[kk + 1]; ++si) copy_run(d + segs[si].t0, xc + segs[si].src, segs[si].len);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace deepep::cpu::DEEPEP_ISA_NS

@@ -80,11 +80,10 @@ int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 // read, for each tap (ky, kx), up to a few contiguous runs of one input row
 // (the same for every channel): those runs are worked out once per tap, then
 // each channel is a few short copies (and zero fills for the padding).
-void im2col_strip(const ConvPlan& p, const float* x, int64_t j0, int64_t cols, int NR, float* dst) {
+void im2col_strip(const IsaKernels& ks, const ConvPlan& p, const float* x, int64_t j0, int64_t cols, int NR,
+                  float* dst) {
   const int64_t HW = p.H * p.W, taps = p.KH * p.KW;
-  struct Seg {
-    int64_t t0, len, src;  // dst[t0, t0+len) = plane[src + u * sw]
-  };
+  using Seg = CopySeg;  // dst[t0, t0+len) = plane[src + u * sw]
   thread_local std::vector<Seg> segs;
   thread_local std::vector<int64_t> first;  // segs of tap kk: [first[kk], first[kk+1])
   thread_local std::vector<char> full;      // tap covers all NR entries (no zero fill)
@@ -116,6 +115,10 @@ void im2col_strip(const ConvPlan& p, const float* x, int64_t j0, int64_t cols, i
       full[size_t(kk)] = covered == NR;
     }
   first[size_t(taps)] = int64_t(segs.size());
+  if (p.sw == 1 && ks.im2col_s1) {
+    ks.im2col_s1(x, HW, p.Cg, taps, segs.data(), first.data(), full.data(), NR, dst);
+    return;
+  }
   for (int64_t c = 0; c < p.Cg; ++c) {
     const float* xc = x + c * HW;
     for (int64_t kk = 0; kk < taps; ++kk) {
@@ -206,7 +209,7 @@ void conv_run(KernelContext& ctx, bool fused) {
       if (pointwise) {
         gemm(isa, p.Mg, OHW, K, A, Operand{Xg, HW, false, nullptr}, Yg, OHW, ge);
       } else {
-        const StripPacker packer = [&](int64_t j0, int64_t cols, float* dst) { im2col_strip(p, Xg, j0, cols, NR, dst); };
+        const StripPacker packer = [&](int64_t j0, int64_t cols, float* dst) { im2col_strip(*ks, p, Xg, j0, cols, NR, dst); };
         gemm(isa, p.Mg, OHW, K, A, Operand{}, Yg, OHW, ge, 0, &packer);
       }
     }

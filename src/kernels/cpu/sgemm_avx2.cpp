@@ -78,6 +78,7 @@ IsaKernels make() {
   fill_row<6>(k);
   k.epilogue = epilogue;
   k.depthwise = depthwise;
+  k.im2col_s1 = im2col_s1;
   return k;
 }
 

@@ -71,6 +71,7 @@ IsaKernels make() {
   fill_row<8>(k);
   k.epilogue = epilogue;
   k.depthwise = depthwise;
+  k.im2col_s1 = im2col_s1;
   return k;
 }
 
