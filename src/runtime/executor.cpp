@@ -128,10 +128,10 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
         std::string key = n->op_type;
         if (std::getenv("DEEPEP_PROFILE")[0] == '2')  // per input shapes too
           for (const Tensor* t : ctx.inputs)
-            if (t) key += " " + shape_str(t->shape());
+            if (t) key.append(" ").append(shape_str(t->shape()));
         if (&kernel != &n->def->reference)
           for (const FastKernel& f : n->def->cpu)
-            if (&f.run == &kernel) key += " [" + f.name + "]";
+            if (&f.run == &kernel) key.append(" [").append(f.name).append("]");
         std::lock_guard<std::mutex> lock(prof->mu);
         auto& e = prof->ms[key];
         e.first += ms;
