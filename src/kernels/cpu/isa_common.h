@@ -183,6 +183,21 @@ inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 // floor(a / b) for b > 0.
 inline int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
+// Lanes 0, 2, 4, ... of the 2*VW floats a:b.
+inline vf even_lanes(vf a, vf b) {
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#if DEEPEP_VW == 16
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#else
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+#endif
+#else
+  vi idx;
+  for (int l = 0; l < VW; ++l) idx[l] = 2 * l;
+  return __builtin_shuffle(a, b, idx);
+#endif
+}
+
 // Depthwise conv of one plane: the plane is copied once into a zero-padded
 // scratch (dw_scratch_floats), so the taps need no bounds checks; each
 // output row is then VW outputs at a time, one FMA per tap on unaligned loads
@@ -201,8 +216,6 @@ void depthwise(const float* x, const float* w, float* y, const DwGeom& g, float*
   const bool vec_ok = taps <= 64 && (g.sw == 1 || (g.sw == 2 && g.dw == 1));
   if (vec_ok)
     for (int64_t t = 0; t < taps; ++t) wv[t] = w[t];
-  vi even;
-  for (int l = 0; l < VW; ++l) even[l] = 2 * l;
   for (int64_t oh = 0; oh < g.oh; ++oh) {
     float* yr = y + oh * g.ow;
     const float* prow = pad + oh * g.sh * Wp;
@@ -226,7 +239,7 @@ void depthwise(const float* x, const float* w, float* y, const DwGeom& g, float*
             v = vload(pr + o + kw * g.dw);
           } else {
             const float* q = pr + 2 * o + kw;
-            v = __builtin_shuffle(vload(q), vload(q + VW), even);
+            v = even_lanes(vload(q), vload(q + VW));
           }
           acc += wv[kh * g.kw + kw] * v;
         }
