@@ -1,5 +1,7 @@
 #include "ir/op_registry.h"
 
+#include "kernels/cpu/register.h"
+
 namespace deepep {
 
 const char* fusion_kind_name(FusionKind k) {
@@ -39,9 +41,16 @@ std::map<std::string, OpDef> build_table() {
 #include "ir/ops.def"
 #undef DEEPEP_OP
 #undef DEEPEP_FUSED_OP
+  cpu::register_kernels(table);  // fast CPU kernels (src/kernels/cpu/register.cpp)
   return table;
 }
 }  // namespace
+
+const KernelFn& select_kernel(const OpDef& def, const KernelContext& ctx) {
+  for (const FastKernel& k : def.cpu)
+    if (!k.supports || k.supports(ctx)) return k.run;
+  return def.reference;
+}
 
 const std::map<std::string, OpDef>& all_ops() {
   static const std::map<std::string, OpDef> table = build_table();

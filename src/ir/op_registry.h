@@ -92,6 +92,16 @@ using KernelFn = std::function<void(KernelContext&)>;
 using InferFn = std::function<void(InferContext&)>;
 using CostFn = std::function<Cost(const Node&, const std::vector<Shape>& in, const std::vector<Shape>& out)>;
 
+// A fast kernel of an op (src/kernels/<backend>/): the executor runs the first
+// candidate whose `supports` accepts the node's concrete inputs, else the
+// reference. A fast kernel must produce what the reference does (tests compare
+// them on random data) for every input it claims; it may decline anything.
+struct FastKernel {
+  std::string name;                                      // e.g. "cpu.packed_gemm"
+  std::function<bool(const KernelContext&)> supports;    // empty: always
+  KernelFn run;
+};
+
 struct OpDef {
   std::string name;    // the op_type
   std::string domain;  // "" for ONNX ops, "deepep" for DeepEP's fused ops
@@ -100,7 +110,12 @@ struct OpDef {
   InferFn infer;      // may be empty: outputs then have unknown shapes
   KernelFn reference;
   CostFn cost;        // may be empty: a default from bytes moved is used
+  std::vector<FastKernel> cpu;  // fast CPU kernels, registered by src/kernels/cpu
 };
+
+// The kernel the executor runs for `ctx`: the first fast kernel that supports
+// it, else the reference.
+const KernelFn& select_kernel(const OpDef& def, const KernelContext& ctx);
 
 // The domain of DeepEP's own (fused) ops; ONNX ops have the empty domain.
 inline constexpr const char* kDeepepDomain = "deepep";

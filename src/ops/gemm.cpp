@@ -11,40 +11,26 @@
 #include <mutex>
 #include <thread>
 
+#include "kernels/cpu/sgemm.h"
+#include "kernels/cpu/thread_pool.h"
 #include "ops/gemm_util.h"
 
 namespace deepep::ops {
 
 int threads_for_work(double work) {
-  static const int hw = std::max(1, int(std::thread::hardware_concurrency()));
+  static const int hw = cpu::ThreadPool::global().size();
   if (work < double(1 << 21)) return 1;
   return int(std::clamp(work / double(1 << 20), 1.0, double(hw)));
 }
 
+// On the process-wide pool (src/kernels/cpu/thread_pool.h): no thread
+// creation per call, and concurrent Sessions share its workers. A few chunks
+// per thread let faster threads take more.
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& f) {
   if (n <= 0) return;
   threads = int(std::clamp<int64_t>(threads, 1, n));
-  if (threads == 1) {
-    f(0, n);
-    return;
-  }
-  std::exception_ptr err;
-  std::mutex mu;
-  auto run = [&](int t) {
-    const int64_t b = n * t / threads, e = n * (t + 1) / threads;
-    try {
-      if (b < e) f(b, e);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mu);
-      if (!err) err = std::current_exception();
-    }
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(size_t(threads - 1));
-  for (int t = 1; t < threads; ++t) pool.emplace_back(run, t);
-  run(0);
-  for (auto& th : pool) th.join();
-  if (err) std::rethrow_exception(err);
+  const int64_t grain = threads == 1 ? n : std::max<int64_t>(1, n / (int64_t(threads) * 3));
+  cpu::ThreadPool::global().parallel_for(n, grain, threads, f);
 }
 
 namespace {
@@ -315,6 +301,19 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       }
     }
     return;
+  }
+  // With a fast CPU ISA active (src/kernels/cpu), the packed AVX2/AVX-512
+  // GEMM does the work for every kernel built on sgemm (attention,
+  // ConvTranspose, ...). DEEPEP_CPU_ISA=none keeps the code below.
+  if (beta == 0.f) {
+    const cpu::Isa isa = cpu::active_isa();
+    if (isa != cpu::Isa::kNone) {
+      cpu::GemmEpi e;
+      e.alpha = alpha;
+      cpu::gemm(isa, M, N, K, cpu::Operand{A, lda, trans_a, nullptr}, cpu::Operand{B, ldb, trans_b, nullptr}, C, ldc,
+                e, threads);
+      return;
+    }
   }
   const GemmArgs g{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
   if (threads <= 0) threads = threads_for_work(double(M) * double(N) * double(K));

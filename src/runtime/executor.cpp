@@ -1,5 +1,12 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
 #include "deepep/error.h"
 
 namespace deepep {
@@ -13,6 +20,31 @@ const Tensor* Executor::Scope::find(const Value* v) const {
 }
 
 namespace {
+// DEEPEP_PROFILE=1: time per op type and kernel (reference or fast), printed
+// to stderr at exit, slowest first; DEEPEP_PROFILE=2: per op type and input
+// shapes.
+struct OpProfile {
+  std::mutex mu;
+  std::map<std::string, std::pair<double, long>> ms;  // key -> (total ms, calls)
+  ~OpProfile() {
+    std::vector<std::pair<double, std::string>> rows;
+    double total = 0;
+    for (const auto& [k, v] : ms) rows.push_back({v.first, k}), total += v.first;
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "DEEPEP_PROFILE: %.1f ms in kernels\n", total);
+    for (const auto& [t, k] : rows)
+      std::fprintf(stderr, "  %10.2f ms %5.1f%%  %6ld calls  %s\n", t, 100 * t / std::max(total, 1e-9),
+                   ms[k].second, k.c_str());
+  }
+};
+OpProfile* op_profile() {
+  static OpProfile* p = std::getenv("DEEPEP_PROFILE") && *std::getenv("DEEPEP_PROFILE") != '0' ? new OpProfile : nullptr;
+  static struct Flush {
+    ~Flush() { delete p; }
+  } flush;
+  return p;
+}
+
 // Values of enclosing graphs that `g` (or its own subgraphs) reads.
 std::vector<const Value*> captured_values(const Graph& g) {
   std::vector<const Value*> out;
@@ -88,7 +120,25 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
     DEEPEP_CHECK(n->def && n->def->reference, n->describe(), ": no kernel");
     if (hooks) hooks->before_node(*n, ctx.inputs);
     try {
-      n->def->reference(ctx);
+      const KernelFn& kernel = select_kernel(*n->def, ctx);
+      if (OpProfile* prof = op_profile()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        kernel(ctx);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        std::string key = n->op_type;
+        if (std::getenv("DEEPEP_PROFILE")[0] == '2')  // per input shapes too
+          for (const Tensor* t : ctx.inputs)
+            if (t) key.append(" ").append(shape_str(t->shape()));
+        if (&kernel != &n->def->reference)
+          for (const FastKernel& f : n->def->cpu)
+            if (&f.run == &kernel) key.append(" [").append(f.name).append("]");
+        std::lock_guard<std::mutex> lock(prof->mu);
+        auto& e = prof->ms[key];
+        e.first += ms;
+        e.second += 1;
+      } else {
+        kernel(ctx);
+      }
     } catch (const Error& e) {
       const std::string msg = e.what();
       // Name the node once: kernels usually already do.

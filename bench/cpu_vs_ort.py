@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""CPU latency: DeepEP vs onnxruntime, side by side in one process.
+
+    PYTHONPATH=python python3 bench/cpu_vs_ort.py [--models resnet50 gpt2] [--iterations 30] [--json]
+
+For each zoo model (random weights; batch 1, text models seq 128) it builds the
+ONNX file once (cached under --cache-dir), loads it in DeepEP (Engine,
+--fusion-level, default 3) and in onnxruntime (CPUExecutionProvider, fp32,
+ORT_ENABLE_ALL, the same intra-op thread count, inter-op 1, sequential), checks
+that both give the same outputs, warms both up, then times them alternately
+(DeepEP run, ORT run, DeepEP run, ...) so load from other processes hits both
+alike (with a short pause before each run, so idle threads of the other
+runtime have stopped spinning). Reports the median latency of each and the ratio DeepEP/ORT (< 1: DeepEP
+is faster). --json prints a list of {"model", "deepep_ms", "ort_ms", "ratio"}.
+A markdown table with the CPU model, thread count, load average and date is
+written to bench/results/cpu_vs_ort_<date>.md (--no-write to skip).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MODELS = ["resnet50", "mobilenetv2", "resnet152", "bert-base", "gpt2"]
+TEXT = {"bert-base", "gpt2"}
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def build_model(name, cache_dir, seq):
+    from deepep import zoo
+
+    os.makedirs(cache_dir, exist_ok=True)
+    suffix = f"_b1_s{seq}" if name in TEXT else "_b1"
+    path = os.path.join(cache_dir, f"{name}{suffix}.onnx")
+    if not os.path.exists(path):
+        opts = {"batch": 1}
+        if name in TEXT:
+            opts["seq"] = seq
+        zoo.save(zoo.build(name, **opts), path)
+    return path
+
+
+def make_feeds(sess, seq, rng):
+    import numpy as np
+
+    feeds = {}
+    for i in sess.get_inputs():
+        shape = [d if isinstance(d, int) else (1 if n == 0 else seq) for n, d in enumerate(i.shape)]
+        if "int" in i.type:
+            if "mask" in i.name:
+                feeds[i.name] = np.ones(shape, dtype=np.int64)
+            elif "type" in i.name or "position" in i.name:
+                feeds[i.name] = np.zeros(shape, dtype=np.int64)
+            else:
+                feeds[i.name] = rng.integers(0, 1000, size=shape).astype(np.int64)
+        else:
+            feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def bench_model(name, a, rng):
+    import numpy as np
+    import onnxruntime as ort
+    import deepep
+
+    path = build_model(name, a.cache_dir, a.seq)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    osess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    engine = deepep.Engine(path, fusion_level=a.fusion_level)
+    feeds = make_feeds(osess, a.seq, rng)
+    ours = engine.run(feeds)
+    theirs = dict(zip([o.name for o in osess.get_outputs()], osess.run(None, feeds)))
+    max_err = 0.0
+    for k, v in theirs.items():
+        if k in ours and np.issubdtype(v.dtype, np.floating):
+            scale = max(1.0, float(np.max(np.abs(v))))
+            max_err = max(max_err, float(np.max(np.abs(ours[k].astype(np.float64) - v))) / scale)
+    for _ in range(a.warmup):
+        engine.run(feeds)
+        osess.run(None, feeds)
+    td, to = [], []
+    gap = a.gap_ms / 1e3
+    for _ in range(a.iterations):
+        # A pause before each run lets the other runtime's idle threads stop
+        # spinning (both pools spin briefly after a run), so neither run
+        # competes with the other's leftovers.
+        time.sleep(gap)
+        t0 = time.perf_counter()
+        engine.run(feeds)
+        td.append((time.perf_counter() - t0) * 1e3)
+        time.sleep(gap)
+        t0 = time.perf_counter()
+        osess.run(None, feeds)
+        to.append((time.perf_counter() - t0) * 1e3)
+    d, o = statistics.median(td), statistics.median(to)
+    return {"model": name, "deepep_ms": round(d, 3), "ort_ms": round(o, 3), "ratio": round(d / o, 3),
+            "max_rel_err": max_err}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    p.add_argument("--iterations", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="intra-op threads of both (default: CPUs)")
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--gap-ms", type=float, default=20.0, help="pause before each timed run (default 20 ms)")
+    p.add_argument("--fusion-level", type=int, default=3)
+    p.add_argument("--cache-dir", default=os.path.join(ROOT, "build", "bench_models"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-write", action="store_true")
+    a = p.parse_args()
+    # DeepEP's pool reads this at first use; ORT gets intra_op_num_threads.
+    os.environ.setdefault("DEEPEP_NUM_THREADS", str(a.threads))
+    import numpy as np
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    load_before = os.getloadavg()
+    rows = []
+    for m in a.models:
+        r = bench_model(m, a, rng)
+        rows.append(r)
+        if not a.json:
+            print(f"{m:12s} deepep {r['deepep_ms']:9.2f} ms  ort {r['ort_ms']:9.2f} ms  ratio {r['ratio']:.3f}"
+                  f"  (max rel err {r['max_rel_err']:.1e})", flush=True)
+    load_after = os.getloadavg()
+    if a.json:
+        print(json.dumps([{k: r[k] for k in ("model", "deepep_ms", "ort_ms", "ratio")} for r in rows]))
+    if not a.no_write:
+        from deepep import _deepep  # noqa: F401  (the build measured)
+
+        day = datetime.date.today().isoformat()
+        out = os.path.join(HERE, "results", f"cpu_vs_ort_{day}.md")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        lines = [f"# CPU latency, DeepEP vs onnxruntime ({day})", "",
+                 f"- CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), {platform.machine()}",
+                 f"- threads: {a.threads} intra-op for both; onnxruntime {ort.__version__}, ORT_ENABLE_ALL, fp32",
+                 f"- DeepEP fusion level {a.fusion_level}, ISA {os.environ.get('DEEPEP_CPU_ISA', 'best')}",
+                 f"- batch 1, text models seq {a.seq}; median of {a.iterations} alternating runs after {a.warmup} warm-up",
+                 f"- load average (1/5/15 min) before: {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
+                 f"after: {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} (shared machine)",
+                 f"- command: `{' '.join(sys.argv)}`", "",
+                 "| model | DeepEP ms | ORT ms | ratio DeepEP/ORT | max rel err |",
+                 "|---|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['model']} | {r['deepep_ms']:.2f} | {r['ort_ms']:.2f} | {r['ratio']:.3f} | "
+                         f"{r['max_rel_err']:.1e} |")
+        mode = "a" if os.path.exists(out) else "w"
+        with open(out, mode) as f:
+            if mode == "a":
+                f.write("\n")
+            f.write("\n".join(lines) + "\n")
+        if not a.json:
+            print(f"wrote {os.path.relpath(out, ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+// Which x86 ISA the fast CPU kernels use, picked at run time from the CPU's
+// features (__builtin_cpu_supports), never from build flags: each ISA's code
+// lives in its own *_avx2.cpp / *_avx512.cpp compiled with that ISA's flags
+// only, and runs only on a CPU that has it. DEEPEP_CPU_ISA=avx2|avx512|none
+// lowers the choice (tests force each path; a higher ISA than the CPU has is
+// ignored). kNone means: no fast kernel, the reference runs.
+#pragma once
+
+namespace deepep::cpu {
+
+enum class Isa { kNone = 0, kAvx2 = 1, kAvx512 = 2 };
+
+const char* isa_name(Isa isa);
+// The best ISA this CPU supports (ignores DEEPEP_CPU_ISA).
+Isa cpu_best_isa();
+// The ISA the fast kernels use: cpu_best_isa() lowered by DEEPEP_CPU_ISA or
+// by set_isa_override().
+Isa active_isa();
+// Tests: force an ISA (clamped to what the CPU has); returns the previous
+// override. Isa(-1) clears the override.
+int set_isa_override(int isa);
+
+}  // namespace deepep::cpu

@@ -1,0 +1,115 @@
+// Fast CPU MaxPool (2-D, float32, NCHW, without the Indices output): per
+// plane, each output row takes the max over its window rows, with the valid
+// window columns of each output column worked out once per node. Same order
+// and comparison as the reference (first valid element, then `v > best`), so
+// NaNs behave alike. Anything else runs the reference (src/ops/pool.cpp).
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "deepep/error.h"
+#include "kernels/cpu/register.h"
+#include "kernels/cpu/thread_pool.h"
+#include "ops/gemm_util.h"
+
+namespace deepep::cpu {
+namespace {
+
+bool geometry(const KernelContext& ctx, ops::SpatialGeom& g) {
+  if (ctx.num_inputs() != 1 || !ctx.inputs[0] || ctx.inputs[0]->dtype() != DType::kFloat32) return false;
+  if (ctx.output_requested(1)) return false;
+  const Tensor& x = *ctx.inputs[0];
+  if (x.rank() != 4 || !ctx.node.has_attr("kernel_shape")) return false;
+  const std::vector<int64_t> k = ctx.node.attr_ints("kernel_shape");
+  if (k.size() != 2) return false;
+  try {
+    g = ops::conv_geometry(ctx.node, Shape{x.dim(2), x.dim(3)}, k, ctx.node.attr_int("ceil_mode", 0) != 0);
+  } catch (const Error&) {
+    return false;
+  }
+  return true;
+}
+
+bool maxpool_supports(const KernelContext& ctx) {
+  ops::SpatialGeom g;
+  return geometry(ctx, g);
+}
+
+void maxpool_run(KernelContext& ctx) {
+  ops::SpatialGeom g;
+  DEEPEP_CHECK(geometry(ctx, g), ctx.node.describe(), ": fast MaxPool called on an unsupported node");
+  const Tensor& x = ctx.input(0);
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int64_t OH = g.out[0], OW = g.out[1];
+  Tensor& y = ctx.output(0, DType::kFloat32, Shape{N, C, OH, OW});
+  if (y.numel() == 0) return;
+  // Valid window taps per output column / row: [lo, hi) of tap indices.
+  auto taps = [](int64_t o, int64_t s, int64_t pb, int64_t k, int64_t d, int64_t in, int64_t& lo, int64_t& hi) {
+    lo = 0, hi = 0;
+    const int64_t start = o * s - pb;
+    while (lo < k && start + lo * d < 0) ++lo;
+    hi = lo;
+    while (hi < k && start + hi * d < in) ++hi;
+  };
+  std::vector<int64_t> clo(static_cast<size_t>(OW)), chi(static_cast<size_t>(OW));
+  for (int64_t ox = 0; ox < OW; ++ox) taps(ox, g.s[1], g.pb[1], g.k[1], g.d[1], W, clo[size_t(ox)], chi[size_t(ox)]);
+  const float* X = x.data<float>();
+  float* Y = y.data<float>();
+  const int64_t planes = N * C;
+  const int threads = threads_for(double(y.numel()) * double(g.k[0] * g.k[1]));
+  ThreadPool::global().parallel_for(planes, 1, threads, [&](int64_t p0, int64_t p1) {
+    for (int64_t pl = p0; pl < p1; ++pl) {
+      const float* xp = X + pl * H * W;
+      float* yp = Y + pl * OH * OW;
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        int64_t rlo, rhi;
+        taps(oy, g.s[0], g.pb[0], g.k[0], g.d[0], H, rlo, rhi);
+        const int64_t iy0 = oy * g.s[0] - g.pb[0];
+        float* yr = yp + oy * OW;
+        if (rlo == 0 && rhi == g.k[0]) {
+          // Every window row valid: columns with a full window (ix_lo..ix_hi)
+          // run without bounds bookkeeping; same tap order as below.
+          const int64_t kw = g.k[1], sw = g.s[1], dw = g.d[1];
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            if (clo[size_t(ox)] != 0 || chi[size_t(ox)] != kw) continue;
+            const float* base = xp + iy0 * W + ox * sw - g.pb[1];
+            float best = base[0];
+            for (int64_t a = 0; a < g.k[0]; ++a) {
+              const float* row = base + a * g.d[0] * W;
+              for (int64_t b = (a == 0 ? 1 : 0); b < kw; ++b) {
+                const float v = row[b * dw];
+                best = v > best ? v : best;
+              }
+            }
+            yr[ox] = best;
+          }
+        }
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          if (rlo == 0 && rhi == g.k[0] && clo[size_t(ox)] == 0 && chi[size_t(ox)] == g.k[1]) continue;
+          const int64_t ix0 = ox * g.s[1] - g.pb[1];
+          bool any = false;
+          float best = std::numeric_limits<float>::lowest();
+          for (int64_t a = rlo; a < rhi; ++a) {
+            const float* row = xp + (iy0 + a * g.d[0]) * W + ix0;
+            for (int64_t b = clo[size_t(ox)]; b < chi[size_t(ox)]; ++b) {
+              const float v = row[b * g.d[1]];
+              if (!any || v > best) {
+                any = true;
+                best = v;
+              }
+            }
+          }
+          yr[ox] = best;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void register_pool_kernels(OpTable& table) {
+  add_fast_kernel(table, "MaxPool", "cpu.maxpool2d", maxpool_supports, maxpool_run);
+}
+
+}  // namespace deepep::cpu

@@ -1,0 +1,29 @@
+// Registration of the fast CPU kernels onto the op table. The registry
+// (src/ir/op_registry.cpp) calls register_kernels once while it builds the
+// table; each family file (ops_*.cpp) adds its kernels through
+// add_fast_kernel, by op key ("MatMul", "deepep.FusedConv"). Kernels decline
+// (supports() == false) when active_isa() is Isa::kNone, so
+// DEEPEP_CPU_ISA=none runs the reference everywhere.
+#pragma once
+#include <map>
+#include <string>
+
+#include "ir/op_registry.h"
+
+namespace deepep::cpu {
+
+using OpTable = std::map<std::string, OpDef>;
+
+// Adds a fast kernel to op `key`; throws if the op does not exist. The
+// supports predicate is wrapped to decline when no ISA is active.
+void add_fast_kernel(OpTable& table, const std::string& key, const std::string& name,
+                     std::function<bool(const KernelContext&)> supports, KernelFn run);
+
+void register_kernels(OpTable& table);
+
+// One line per family file:
+void register_matmul_kernels(OpTable& table);
+void register_conv_kernels(OpTable& table);
+void register_pool_kernels(OpTable& table);
+
+}  // namespace deepep::cpu

@@ -1,0 +1,337 @@
+// The GEMM driver: packing, blocking, threading and the packed-weight cache.
+// ISA-neutral code (compiled without -m flags); the inner loops are the
+// ISA files' (gemm_isa.h).
+#include "kernels/cpu/sgemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "deepep/error.h"
+#include "kernels/cpu/gemm_isa.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace deepep::cpu {
+
+const IsaKernels* kernels_of(Isa isa) {
+#if defined(__x86_64__)
+  switch (isa) {
+    case Isa::kAvx512: return &avx512_kernels();
+    case Isa::kAvx2: return &avx2_kernels();
+    default: return nullptr;
+  }
+#else
+  (void)isa;
+  return nullptr;
+#endif
+}
+
+Tile tile_of(Isa isa) {
+  const IsaKernels* k = kernels_of(isa);
+  return k ? k->tile : Tile{};
+}
+
+namespace {
+
+constexpr int64_t kKC = 512;  // A micro-panel (MR x KC) stays in L1
+constexpr int64_t kMCTarget = 96;
+constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 384 KiB) stays in L2
+
+std::shared_ptr<float> alloc_floats(int64_t n) {
+  const size_t bytes = (size_t(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  DEEPEP_CHECK(p, "fast GEMM: out of memory packing ", n, " floats");
+  return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
+}
+
+// Rows [i0, i0+mc) x k [p0, p0+kc) of op(A) as MR-row strips: dst[s][k][r].
+void pack_a_block(int MR, const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+                  float* dst) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t rows = std::min<int64_t>(MR, mc - ir);
+    float* d = dst + ir * kc;
+    if (trans) {  // A is K x M
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = A + (p0 + k) * lda + i0 + ir;
+        float* dk = d + k * MR;
+        int64_t r = 0;
+        for (; r < rows; ++r) dk[r] = src[r];
+        for (; r < MR; ++r) dk[r] = 0.f;
+      }
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* src = A + (i0 + ir + r) * lda + p0;
+        for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = src[k];
+      }
+      for (int64_t r = rows; r < MR; ++r)
+        for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = 0.f;
+    }
+  }
+}
+
+// Columns [j0, j0+cols) of op(B) over all K as one NR strip: dst[k][c].
+void pack_b_strip(int NR, const float* B, int64_t ldb, bool trans, int64_t K, int64_t j0, int64_t cols, float* dst) {
+  if (!trans) {
+    for (int64_t k = 0; k < K; ++k) {
+      const float* src = B + k * ldb + j0;
+      float* d = dst + k * NR;
+      int64_t c = 0;
+      for (; c < cols; ++c) d[c] = src[c];
+      for (; c < NR; ++c) d[c] = 0.f;
+    }
+  } else {  // B is N x K
+    for (int64_t c = 0; c < cols; ++c) {
+      const float* src = B + (j0 + c) * ldb;
+      for (int64_t k = 0; k < K; ++k) dst[k * NR + c] = src[k];
+    }
+    for (int64_t c = cols; c < NR; ++c)
+      for (int64_t k = 0; k < K; ++k) dst[k * NR + c] = 0.f;
+  }
+}
+
+struct CacheKey {
+  const void* data;
+  int isa;
+  bool is_a, trans;
+  int64_t rows, cols, ld;
+  bool operator<(const CacheKey& o) const {
+    return std::tie(data, isa, is_a, trans, rows, cols, ld) <
+           std::tie(o.data, o.isa, o.is_a, o.trans, o.rows, o.cols, o.ld);
+  }
+};
+struct CacheEntry {
+  std::weak_ptr<void> owner;  // the constant's storage: expired = stale entry
+  std::shared_ptr<const Packed> packed;
+};
+std::mutex g_cache_mu;
+std::map<CacheKey, CacheEntry> g_cache;
+
+template <class PackFn>
+std::shared_ptr<const Packed> cached(const CacheKey& key, const Tensor& t, PackFn&& pack) {
+  if (!t.owner()) return nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_cache_mu);
+    auto it = g_cache.find(key);
+    if (it != g_cache.end()) {
+      std::shared_ptr<void> alive = it->second.owner.lock();
+      if (alive && alive == t.owner()) return it->second.packed;
+    }
+  }
+  std::shared_ptr<const Packed> p = pack();
+  std::lock_guard<std::mutex> lock(g_cache_mu);
+  // Drop entries whose constants are gone.
+  for (auto it = g_cache.begin(); it != g_cache.end();)
+    it = it->second.owner.expired() ? g_cache.erase(it) : std::next(it);
+  auto [it, inserted] = g_cache.insert_or_assign(key, CacheEntry{t.owner(), p});
+  (void)inserted;
+  return it->second.packed;
+}
+
+}  // namespace
+
+std::shared_ptr<const Packed> pack_a(Isa isa, int64_t M, int64_t K, const float* A, int64_t lda, bool trans) {
+  const Tile tl = tile_of(isa);
+  DEEPEP_CHECK(tl.MR > 0, "fast GEMM: no kernels for ISA ", isa_name(isa));
+  auto p = std::make_shared<Packed>();
+  p->isa = isa;
+  p->is_a = true;
+  p->K = K;
+  p->len = M;
+  p->R = tl.MR;
+  p->data = alloc_floats(p->strips() * K * tl.MR);
+  float* d = p->data.get();
+  const int64_t strips = p->strips();
+  ThreadPool::global().parallel_for(strips, 1, threads_for(double(M) * double(K) * 4), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      pack_a_block(tl.MR, A, lda, trans, s * tl.MR, std::min<int64_t>(tl.MR, M - s * tl.MR), 0, K,
+                   d + s * K * tl.MR);
+  });
+  return p;
+}
+
+std::shared_ptr<const Packed> pack_b(Isa isa, int64_t K, int64_t N, const float* B, int64_t ldb, bool trans) {
+  const Tile tl = tile_of(isa);
+  DEEPEP_CHECK(tl.NR > 0, "fast GEMM: no kernels for ISA ", isa_name(isa));
+  auto p = std::make_shared<Packed>();
+  p->isa = isa;
+  p->is_a = false;
+  p->K = K;
+  p->len = N;
+  p->R = tl.NR;
+  p->data = alloc_floats(p->strips() * K * tl.NR);
+  float* d = p->data.get();
+  ThreadPool::global().parallel_for(p->strips(), 1, threads_for(double(N) * double(K) * 4), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      pack_b_strip(tl.NR, B, ldb, trans, K, s * tl.NR, std::min<int64_t>(tl.NR, N - s * tl.NR), d + s * K * tl.NR);
+  });
+  return p;
+}
+
+std::shared_ptr<const Packed> cached_pack_a(Isa isa, const Tensor& t, int64_t M, int64_t K, const float* A,
+                                            int64_t lda, bool trans) {
+  return cached(CacheKey{A, int(isa), true, trans, M, K, lda}, t, [&] { return pack_a(isa, M, K, A, lda, trans); });
+}
+
+std::shared_ptr<const Packed> cached_pack_b(Isa isa, const Tensor& t, int64_t K, int64_t N, const float* B,
+                                            int64_t ldb, bool trans) {
+  return cached(CacheKey{B, int(isa), false, trans, K, N, ldb}, t, [&] { return pack_b(isa, K, N, B, ldb, trans); });
+}
+
+size_t packed_cache_size() {
+  std::lock_guard<std::mutex> lock(g_cache_mu);
+  return g_cache.size();
+}
+
+void apply_epilogue(Isa isa, const GemmEpi& epi, float* C, int64_t ldc, int64_t i0, int64_t M, int64_t N) {
+  if (M <= 0 || N <= 0 || epi.trivial()) return;
+  const IsaKernels* ks = kernels_of(isa);
+  DEEPEP_CHECK(ks, "fast GEMM: no kernels for ISA ", isa_name(isa));
+  const int64_t rows = std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1));
+  const int threads = threads_for(double(M) * double(N) * 8);
+  ThreadPool::global().parallel_for(M, rows, threads, [&](int64_t r0, int64_t r1) {
+    ks->epilogue(epi, C + r0 * ldc, ldc, i0 + r0, 0, r1 - r0, N);
+  });
+}
+
+void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Operand& B, float* C, int64_t ldc,
+          const GemmEpi& epi, int max_threads, const StripPacker* b_packer) {
+  const IsaKernels* ks = kernels_of(isa);
+  DEEPEP_CHECK(ks, "fast GEMM: no kernels for ISA ", isa_name(isa));
+  if (M <= 0 || N <= 0) return;
+  const int MR = ks->tile.MR, NR = ks->tile.NR, VW = ks->tile.VW;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.f);
+    apply_epilogue(isa, epi, C, ldc, 0, M, N);
+    return;
+  }
+  if (A.packed) DEEPEP_CHECK(A.packed->isa == isa && A.packed->K == K && A.packed->len == M, "fast GEMM: packed A mismatch");
+  if (B.packed) DEEPEP_CHECK(B.packed->isa == isa && B.packed->K == K && B.packed->len == N, "fast GEMM: packed B mismatch");
+  const double work = double(M) * double(N) * double(K);
+  int threads = threads_for(work);
+  if (max_threads > 0) threads = std::min(threads, max_threads);
+  ThreadPool& pool = ThreadPool::global();
+
+  const int64_t nstrips = (N + NR - 1) / NR;
+  // Row blocks of about kMCTarget rows, balanced (128 rows: 2 x 64, not 96 + 32).
+  const int64_t mb0 = (M + kMCTarget - 1) / kMCTarget;
+  const int64_t mc_blk = ((M + mb0 - 1) / mb0 + MR - 1) / MR * MR;
+  const int64_t mb = (M + mc_blk - 1) / mc_blk;
+  const bool do_epi = !epi.trivial();
+  const int64_t kc_max = std::min(kKC, K);
+
+  // Row blocks [ib0, ib1) x columns [j0, j1) of C; bs: op(B)'s strip holding
+  // column j0 (strips of K x NR, consecutive). K blocks outermost, so each
+  // KC x NC block of B stays in L2 for all the row blocks.
+  auto block = [&](int64_t ib0, int64_t ib1, int64_t j0, int64_t j1, const float* bs, float* abuf) {
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      const bool last = pc + kc >= K;
+      for (int64_t ib = ib0; ib < ib1; ++ib) {
+        const int64_t i0 = ib * mc_blk, mc = std::min(mc_blk, M - i0);
+        const float* ablk;
+        int64_t astride;
+        if (A.packed) {
+          ablk = A.packed->data.get() + (i0 / MR) * K * MR + pc * MR;
+          astride = K * MR;
+        } else {
+          pack_a_block(MR, A.p, A.ld, A.trans, i0, mc, pc, kc, abuf);
+          ablk = abuf;
+          astride = kc * MR;
+        }
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          const int64_t mr = std::min<int64_t>(MR, mc - ir);
+          const float* a = ablk + (ir / MR) * astride;
+          float* crow = C + (i0 + ir) * ldc;
+          for (int64_t jr = j0; jr < j1; jr += NR) {
+            const int64_t nr = std::min<int64_t>(NR, j1 - jr);
+            const float* b = bs + ((jr - j0) / NR) * K * NR + pc * NR;
+            ks->ukr[mr][(nr + VW - 1) / VW](kc, a, b, crow + jr, ldc, nr, pc > 0);
+            if (last && do_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
+          }
+        }
+      }
+    }
+  };
+  const int64_t abuf_len = A.packed ? 0 : mc_blk * kc_max;
+  auto abuf_for_thread = [&]() -> float* {
+    thread_local std::vector<float> abuf;
+    if (int64_t(abuf.size()) < abuf_len) abuf.resize(size_t(abuf_len));
+    return abuf.data();
+  };
+
+  // Few columns for many threads (small images, N = 49 or 196): pack all of
+  // B once, shared, then split rows as well as columns.
+  const float* shared_b = nullptr;
+  if (!B.packed && threads > 1 && nstrips < 3 * threads) {
+    thread_local std::shared_ptr<float> sbuf;
+    thread_local int64_t scap = 0;
+    if (scap < nstrips * K * NR) {
+      scap = nstrips * K * NR;
+      sbuf = alloc_floats(scap);
+    }
+    float* d = sbuf.get();
+    pool.parallel_for(nstrips, 1, threads, [&](int64_t s0, int64_t s1) {
+      for (int64_t st = s0; st < s1; ++st) {
+        const int64_t jr = st * NR, cols = std::min<int64_t>(NR, N - jr);
+        if (b_packer) (*b_packer)(jr, cols, d + st * K * NR);
+        else pack_b_strip(NR, B.p, B.ld, B.trans, K, jr, cols, d + st * K * NR);
+      }
+    });
+    shared_b = d;
+  }
+  if (B.packed || shared_b) {
+    // Tasks: NC-column blocks, each over a group of row blocks (all of them
+    // unless there are too few column blocks to keep the threads busy).
+    int64_t nb = (N + kNCMax - 1) / kNCMax;
+    if (threads > 1 && nb < 3 * threads) nb = std::min(nstrips, int64_t(3 * threads));
+    const int64_t nc_strips = (nstrips + nb - 1) / nb;
+    nb = (nstrips + nc_strips - 1) / nc_strips;
+    const int64_t nc_blk = nc_strips * NR;
+    const int64_t row_groups = threads > 1 && nb < 3 * threads ? std::min(mb, (3 * threads + nb - 1) / nb) : 1;
+    const int64_t rg_size = (mb + row_groups - 1) / row_groups;
+    const float* bp = B.packed ? B.packed->data.get() : shared_b;
+    pool.parallel_for(nb * row_groups, 1, threads, [&](int64_t t0, int64_t t1) {
+      float* abuf = abuf_for_thread();
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t jb = t / row_groups, rg = t % row_groups;
+        const int64_t j0 = jb * nc_blk;
+        block(rg * rg_size, std::min(mb, (rg + 1) * rg_size), j0, std::min(N, j0 + nc_blk), bp + (j0 / NR) * K * NR,
+              abuf);
+      }
+    });
+    return;
+  }
+  // B packed per call: tasks are column blocks; each packs its strips (all
+  // of K, sized to stay in L2) into a per-thread buffer and runs every row
+  // block over them while they are hot.
+  constexpr int64_t kBBlockFloats = 256 * 1024;  // 1 MiB
+  int64_t nc_strips = std::max<int64_t>(1, kBBlockFloats / (K * NR));
+  if (threads > 1) nc_strips = std::min(nc_strips, std::max<int64_t>(1, nstrips / (3 * threads)));
+  const int64_t nb = (nstrips + nc_strips - 1) / nc_strips;
+  pool.parallel_for(nb, 1, threads, [&](int64_t t0, int64_t t1) {
+    float* abuf = abuf_for_thread();
+    thread_local std::shared_ptr<float> bbuf;
+    thread_local int64_t bcap = 0;
+    if (bcap < nc_strips * K * NR) {
+      bcap = nc_strips * K * NR;
+      bbuf = alloc_floats(bcap);
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j0 = t * nc_strips * NR, j1 = std::min(N, j0 + nc_strips * NR);
+      float* d = bbuf.get();
+      for (int64_t jr = j0; jr < j1; jr += NR) {
+        const int64_t cols = std::min<int64_t>(NR, N - jr);
+        float* dst = d + ((jr - j0) / NR) * K * NR;
+        if (b_packer) (*b_packer)(jr, cols, dst);
+        else pack_b_strip(NR, B.p, B.ld, B.trans, K, jr, cols, dst);
+      }
+      block(0, mb, j0, j1, d, abuf);
+    }
+  });
+}
+
+}  // namespace deepep::cpu

@@ -1,0 +1,95 @@
+// The fast float GEMM of the CPU kernels: C[M,N] = epilogue(op(A) x op(B)),
+// BLIS-style. op(B) is packed into NR-column strips over the whole K
+// (bp[strip][k][0..NR)), op(A) into MR-row strips (ap[strip][k][0..MR));
+// a constant operand (a weight) is packed once and cached (cached_pack_*),
+// the other is packed per call (A: one MC x KC block at a time, B: whole,
+// in parallel). The register-blocked micro-kernels live in sgemm_avx512.cpp
+// (8 x 48) and sgemm_avx2.cpp (6 x 16), each compiled with its ISA's flags;
+// the ISA is picked at run time (cpu_features.h). The epilogue (alpha, bias
+// per column or per row, activation, residual) runs on each register tile
+// right after its last K block, while the tile is in L1. Work is split into
+// (MC rows x NC columns) tasks run by the shared thread pool.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "deepep/tensor.h"
+#include "kernels/cpu/cpu_features.h"
+#include "ops/fused_epilogue.h"
+
+namespace deepep::cpu {
+
+// What happens to each output element (i, j) after the product:
+//   v = alpha * acc + bias[j] (bias[i] when bias_per_row)
+//   v += res(i, j) if res_first;  v = act(v);  v += res(i, j) if !res_first
+// res(i, j) = res[(res_row_off ? res_row_off[i] : i * res_ld) + j * res_col_step].
+struct GemmEpi {
+  float alpha = 1.f;
+  const float* bias = nullptr;
+  bool bias_per_row = false;
+  const float* res = nullptr;
+  int64_t res_ld = 0;
+  int64_t res_col_step = 1;
+  const int64_t* res_row_off = nullptr;
+  ops::Act act = ops::Act::kNone;
+  float p0 = 0.f, p1 = 0.f;
+  bool res_first = false;
+  bool trivial() const { return alpha == 1.f && !bias && !res && act == ops::Act::kNone; }
+};
+
+// Register tile of an ISA: MR rows x NR columns (NR = NV vectors of VW floats).
+struct Tile {
+  int MR = 0, NR = 0, VW = 0;
+};
+// The tile of `isa` (zero for Isa::kNone).
+Tile tile_of(Isa isa);
+
+// A packed operand (see above). For A: rows = M, strips of MR rows; for B:
+// cols = N, strips of NR columns. K is the full inner dimension.
+struct Packed {
+  Isa isa = Isa::kNone;
+  bool is_a = false;
+  int64_t K = 0, len = 0;  // len: M for A, N for B
+  int R = 0;               // MR or NR
+  std::shared_ptr<float> data;  // 64-byte aligned
+  int64_t strips() const { return (len + R - 1) / R; }
+};
+
+// Packs op(A) (M x K; A is K x M when trans) or op(B) (K x N; B is N x K when trans).
+std::shared_ptr<const Packed> pack_a(Isa isa, int64_t M, int64_t K, const float* A, int64_t lda, bool trans);
+std::shared_ptr<const Packed> pack_b(Isa isa, int64_t K, int64_t N, const float* B, int64_t ldb, bool trans);
+// The same, cached by the constant tensor `t` that holds the data (its
+// storage: while t's storage lives, the packed copy is reused by every
+// Session and thread; thread-safe). Returns nullptr when t has no owner.
+std::shared_ptr<const Packed> cached_pack_a(Isa isa, const Tensor& t, int64_t M, int64_t K, const float* A,
+                                            int64_t lda, bool trans);
+std::shared_ptr<const Packed> cached_pack_b(Isa isa, const Tensor& t, int64_t K, int64_t N, const float* B,
+                                            int64_t ldb, bool trans);
+// Number of cached packed operands (tests).
+size_t packed_cache_size();
+
+// One GEMM operand: raw (p, ld, trans) or packed.
+struct Operand {
+  const float* p = nullptr;
+  int64_t ld = 0;
+  bool trans = false;
+  const Packed* packed = nullptr;
+};
+
+// Fills one NR-wide strip of op(B): columns [j0, j0 + cols) over the whole K
+// into dst[k * NR + c], zero-padding columns cols..NR. Lets im2col pack
+// straight into the GEMM's layout.
+using StripPacker = std::function<void(int64_t j0, int64_t cols, float* dst)>;
+
+// C = epilogue(op(A) x op(B)) on isa (not kNone). B may be given by a strip
+// packer instead (B.p == nullptr, B.packed == nullptr). max_threads <= 0:
+// by size.
+void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Operand& B, float* C, int64_t ldc,
+          const GemmEpi& epi, int max_threads = 0, const StripPacker* b_packer = nullptr);
+
+// Applies the epilogue to a whole M x N matrix (rows i0.., used by kernels
+// whose product is not the GEMM's, e.g. depthwise conv).
+void apply_epilogue(Isa isa, const GemmEpi& epi, float* C, int64_t ldc, int64_t i0, int64_t M, int64_t N);
+
+}  // namespace deepep::cpu

@@ -1,0 +1,86 @@
+// AVX-512 kernels of the fast GEMM (compiled with -mavx512f -mavx512bw
+// -mavx512vl -mavx512dq -mfma only; called only when cpu_features finds
+// AVX-512). Micro-kernel: 8 rows x 48 columns (3 zmm) = 24 accumulators;
+// the A value is broadcast from memory into each FMA, the last column vector
+// is masked, so any mr <= 8 and nr <= 48 tile runs without a scratch tile.
+#include <immintrin.h>
+
+#define DEEPEP_ISA_NS avx512
+#define DEEPEP_VW 16
+#include "kernels/cpu/isa_common.h"
+
+namespace deepep::cpu::avx512 {
+namespace {
+
+constexpr int kMR = 8, kNR = 48;
+
+template <int MR, int NV>
+void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr, bool accumulate) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+    a += kMR;
+    b += kNR;
+  }
+  const int64_t last = nr - 16 * (NV - 1);
+  const __mmask16 m = last >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << last) - 1);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+#pragma GCC unroll 3
+    for (int v = 0; v < NV - 1; ++v) {
+      __m512 r = acc[i][v];
+      if (accumulate) r = _mm512_add_ps(r, _mm512_loadu_ps(ci + 16 * v));
+      _mm512_storeu_ps(ci + 16 * v, r);
+    }
+    __m512 r = acc[i][NV - 1];
+    if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, ci + 16 * (NV - 1)));
+    _mm512_mask_storeu_ps(ci + 16 * (NV - 1), m, r);
+  }
+}
+
+template <int MR>
+void fill_row(IsaKernels& k) {
+  k.ukr[MR][1] = ukr<MR, 1>;
+  k.ukr[MR][2] = ukr<MR, 2>;
+  k.ukr[MR][3] = ukr<MR, 3>;
+}
+
+IsaKernels make() {
+  IsaKernels k;
+  k.tile = Tile{kMR, kNR, 16};
+  fill_row<1>(k);
+  fill_row<2>(k);
+  fill_row<3>(k);
+  fill_row<4>(k);
+  fill_row<5>(k);
+  fill_row<6>(k);
+  fill_row<7>(k);
+  fill_row<8>(k);
+  k.epilogue = epilogue;
+  k.depthwise = depthwise;
+  k.im2col_s1 = im2col_s1;
+  return k;
+}
+
+}  // namespace
+}  // namespace deepep::cpu::avx512
+
+namespace deepep::cpu {
+const IsaKernels& avx512_kernels() {
+  static const IsaKernels k = avx512::make();
+  return k;
+}
+}  // namespace deepep::cpu

@@ -1,0 +1,210 @@
+#include "kernels/cpu/thread_pool.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace deepep::cpu {
+
+namespace {
+thread_local bool t_in_region = false;
+
+struct RegionGuard {
+  bool old;
+  RegionGuard() : old(t_in_region) { t_in_region = true; }
+  ~RegionGuard() { t_in_region = old; }
+};
+
+// How long an idle worker (or a caller waiting for its loop) spins before it
+// sleeps: one inference's loops come back to back, and a sleeping thread
+// takes a scheduler wake-up (slow on a loaded machine) to start again.
+constexpr int kSpinMicros = 50;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+template <class Pred>
+bool spin_until(Pred&& done, int micros) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+  }
+}
+
+int cpus_available() {
+  if (const char* e = std::getenv("DEEPEP_NUM_THREADS")) {
+    const int n = std::atoi(e);
+    if (n >= 1) return std::min(n, 256);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n >= 1) return n;
+  }
+  return std::max(1, int(std::thread::hardware_concurrency()));
+}
+}  // namespace
+
+struct Job {
+  const std::function<void(int64_t, int64_t)>* f = nullptr;
+  int64_t n = 0, grain = 1, chunks = 0;
+  int max_helpers = 0;                 // workers allowed besides the caller
+  std::atomic<int64_t> next{0};        // next chunk index to take
+  std::atomic<int64_t> finished{0};    // chunks done
+  std::atomic<int> helpers{0};         // workers that joined
+  std::mutex mu;
+  std::condition_variable done_cv;
+  std::exception_ptr err;
+
+  // Runs chunks until none is left; returns after its last one.
+  void work() {
+    RegionGuard guard;
+    for (;;) {
+      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= chunks) return;
+      const int64_t b = c * grain, e = std::min(n, b + grain);
+      try {
+        (*f)(b, e);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!err) err = std::current_exception();
+      }
+      if (finished.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+        std::lock_guard<std::mutex> lock(mu);
+        done_cv.notify_all();
+      }
+    }
+  }
+};
+
+struct ThreadPool::Impl {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::shared_ptr<Job>> queue;
+  std::atomic<uint64_t> epoch{0};  // bumped on every push: spinning workers watch it
+  bool stop = false;
+  std::vector<std::thread> threads;
+
+  std::shared_ptr<Job> take() {
+    // Drops finished or full jobs from the front; returns one to help with.
+    while (!queue.empty()) {
+      std::shared_ptr<Job> j = queue.front();
+      if (j->next.load(std::memory_order_relaxed) >= j->chunks ||
+          j->helpers.load(std::memory_order_relaxed) >= j->max_helpers) {
+        queue.pop_front();
+        continue;
+      }
+      j->helpers.fetch_add(1, std::memory_order_relaxed);
+      return j;
+    }
+    return nullptr;
+  }
+
+  void worker() {
+    uint64_t seen = epoch.load();
+    for (;;) {
+      // Spin briefly for new work (loops of one inference come back to back),
+      // then sleep.
+      spin_until([&] { return epoch.load(std::memory_order_acquire) != seen; }, kSpinMicros);
+      std::shared_ptr<Job> j;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop || !queue.empty() || epoch.load() != seen; });
+        if (stop) return;
+        seen = epoch.load();
+        j = take();
+      }
+      if (j) j->work();
+    }
+  }
+};
+
+ThreadPool::ThreadPool(int workers) : impl_(new Impl), workers_(workers) {
+  for (int i = 0; i < workers; ++i) impl_->threads.emplace_back([this] { impl_->worker(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  for (auto& t : impl_->threads) t.join();
+  delete impl_;
+}
+
+ThreadPool& ThreadPool::global() {
+  // Leaked on purpose: workers must outlive every static that may use them.
+  static ThreadPool* pool = new ThreadPool(cpus_available() - 1);
+  return *pool;
+}
+
+bool ThreadPool::in_parallel_region() { return t_in_region; }
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain, int max_threads,
+                              const std::function<void(int64_t, int64_t)>& f) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t chunks = (n + grain - 1) / grain;
+  if (max_threads <= 0) max_threads = size();
+  max_threads = int(std::min<int64_t>({int64_t(max_threads), int64_t(size()), chunks}));
+  if (max_threads <= 1 || t_in_region) {
+    RegionGuard guard;
+    f(0, n);
+    return;
+  }
+  auto job = std::make_shared<Job>();
+  job->f = &f;
+  job->n = n;
+  job->grain = grain;
+  job->chunks = chunks;
+  job->max_helpers = max_threads - 1;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->queue.push_back(job);
+    impl_->epoch.fetch_add(1, std::memory_order_release);
+  }
+  if (job->max_helpers == 1) impl_->cv.notify_one();
+  else impl_->cv.notify_all();
+  job->work();
+  if (job->finished.load(std::memory_order_acquire) < chunks) {
+    // Others still run chunks: spin a little, then sleep.
+    spin_until([&] { return job->finished.load(std::memory_order_acquire) >= chunks; }, kSpinMicros);
+    std::unique_lock<std::mutex> lock(job->mu);
+    job->done_cv.wait(lock, [&] { return job->finished.load(std::memory_order_acquire) >= chunks; });
+  }
+  {
+    // Leave no stale entry behind (workers drop finished jobs too).
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto& q = impl_->queue;
+    q.erase(std::remove(q.begin(), q.end(), job), q.end());
+  }
+  if (job->err) std::rethrow_exception(job->err);
+}
+
+int threads_for(double work) {
+  const int hw = ThreadPool::global().size();
+  if (work < double(1 << 20)) return 1;
+  return int(std::clamp(work / double(1 << 19), 1.0, double(hw)));
+}
+
+}  // namespace deepep::cpu

@@ -1,0 +1,40 @@
+// One intra-op thread pool for the whole process (src/kernels/cpu). Sized to
+// the CPUs this process may run on (DEEPEP_NUM_THREADS overrides), it runs
+// parallel loops with chunked dynamic scheduling: the caller takes chunks too,
+// so a loop needs no hand-off to finish, and idle workers pick chunks of
+// whichever loop is queued first. Several Sessions calling at once share the
+// same workers (each caller works on its own loop), so the process never runs
+// more compute threads than workers + callers. A loop started from inside a
+// chunk runs serially on its thread (no nested fan-out, no deadlock).
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace deepep::cpu {
+
+class ThreadPool {
+ public:
+  // The process-wide pool.
+  static ThreadPool& global();
+  // Threads a loop may use: the workers plus the calling thread.
+  int size() const { return workers_ + 1; }
+  // Runs f(begin, end) over [0, n) in chunks of `grain` (>= 1) on up to
+  // `max_threads` threads (<= 0: all). Exceptions of a chunk are rethrown
+  // (the first one) after every started chunk has finished.
+  void parallel_for(int64_t n, int64_t grain, int max_threads, const std::function<void(int64_t, int64_t)>& f);
+  // True on a thread that is running a chunk of a loop.
+  static bool in_parallel_region();
+
+  ~ThreadPool();
+
+ private:
+  explicit ThreadPool(int workers);
+  struct Impl;
+  Impl* impl_;
+  int workers_;
+};
+
+// Threads for a loop of `work` multiply-adds (1 below ~1 M, up to the pool).
+int threads_for(double work);
+
+}  // namespace deepep::cpu
