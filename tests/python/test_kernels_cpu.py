@@ -82,7 +82,8 @@ def test_fast_kernels_match_reference_kernels(tmp_path, isa):
             "np.save(sys.argv[3], e.run({'x': np.load(sys.argv[2])})['y'])")
     outs = {}
     for mode in ("none", isa):
-        env = dict(os.environ, DEEPEP_CPU_ISA=mode, PYTHONPATH=os.path.join(ROOT, "python"))
+        # The deepep this test imported (a dev tree's python/ or the installed one).
+        env = dict(os.environ, DEEPEP_CPU_ISA=mode, PYTHONPATH=os.path.dirname(os.path.dirname(deepep.__file__)))
         out = tmp_path / f"y_{mode}.npy"
         subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "x.npy"), str(out)], env=env,
                        check=True)
