@@ -375,3 +375,43 @@ TEST(CudaRuntime, ShapeSignaturesAndMemoryReport) {
     EXPECT_EQ(r.weights_bytes, 256u);  // 15 floats, one aligned slot
   }
 }
+
+// Regression: graph text leaves Node::opset 0 (unknown). Slice's shape
+// inference and CPU reference took 0 for "< 10" (attribute form: no slicing,
+// Y = X's shape) while the GPU kernel read the starts/ends/axes/steps inputs,
+// so it walked X with the sliced strides over the unsliced shape: it read
+// past X (arena poison, other buffers) and the eager run and the graph replay
+// disagreed. Checked here against hand-computed values, not only the reference.
+TEST(CudaKernels, SliceOfGraphTextSlicesAtEveryOpset) {
+  REQUIRE_GPU();
+  const std::string body =
+      "  %s: int64[2] = const[-1, 1]\n  %e: int64[2] = const[-10, 100]\n  %a: int64[2] = const[0, 1]\n"
+      "  %st: int64[2] = const[-2, 3]\n  %y = Slice(%x, %s, %e, %a, %st)";
+  const Tensor x = rnd({9, 11, 4}, 18);
+  for (int opset : {0, 10, 13, 18}) {
+    SCOPED_TRACE(opset);
+    auto sl = make(graph("%x: float32[9,11,4]", body));
+    for (auto& n : sl.g->nodes()) n->opset = opset;
+    sl.inputs = {x};
+    const std::vector<Tensor> got = run_gpu(*sl.g, sl.inputs);
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_EQ(got[0].shape(), (Shape{5, 4, 4}));
+    for (int64_t a = 0; a < 5; ++a)
+      for (int64_t b = 0; b < 4; ++b)
+        for (int64_t c = 0; c < 4; ++c)
+          ASSERT_EQ(got[0].data<float>()[(a * 4 + b) * 4 + c], x.data<float>()[((8 - 2 * a) * 11 + 1 + 3 * b) * 4 + c])
+              << a << "," << b << "," << c;
+    expect_match(sl, 0);
+  }
+  // Opset 9: attributes, one input.
+  auto at = make(graph("%x: float32[9,11,4]", "  %y = Slice<starts=[1, -3], ends=[100, -1], axes=[2, 0]>(%x)"));
+  for (auto& n : at.g->nodes()) n->opset = 9;
+  at.inputs = {x};
+  expect_match(at, 0);
+  // A large output (over the 4 MiB direct-copy threshold) walked backwards on two axes.
+  auto big = make(graph("%x: float32[37,129,301]",
+                        "  %s: int64[2] = const[-1, 300]\n  %e: int64[2] = const[-1000, -1000]\n"
+                        "  %a: int64[2] = const[0, 2]\n  %st: int64[2] = const[-1, -1]\n  %y = Slice(%x, %s, %e, %a, %st)"));
+  big.inputs = {rnd({37, 129, 301}, 19)};
+  expect_match(big, 0);
+}
