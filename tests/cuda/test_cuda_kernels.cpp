@@ -415,3 +415,36 @@ TEST(CudaKernels, SliceOfGraphTextSlicesAtEveryOpset) {
   big.inputs = {rnd({37, 129, 301}, 19)};
   expect_match(big, 0);
 }
+
+// DEEPEP_CUDA_CONV=find,fuse: algorithms timed by cuDNN, bias/ReLU/residual
+// inside cudnnConvolutionBiasActivationForward (identity: IMPLICIT_PRECOMP_GEMM).
+TEST(CudaKernels, ConvFusedInCudnnAndTimedAlgorithms) {
+  REQUIRE_GPU();
+  for (const char* opt : {"find", "fuse", "find,fuse"}) {
+    SCOPED_TRACE(opt);
+    setenv("DEEPEP_CUDA_CONV", opt, 1);
+    auto c = make(graph("%x: float32[2,6,11,13], %w: float32[8,6,3,3], %b: float32[8]",
+                        "  %y = Conv<pads=[1,1,1,1], strides=[2,1]>(%x, %w, %b)"),
+                  {{"w", rnd({8, 6, 3, 3}, 70)}, {"b", rnd({8}, 71)}});
+    c.inputs = {rnd({2, 6, 11, 13}, 72)};
+    expect_match(c, 1e-5);
+    expect_match(c, 5e-3, {true, false});
+    for (const char* attrs : {"activation=\"Relu\", residual_before_activation=1", "activation=\"Relu\"",
+                              "residual_before_activation=1"}) {
+      SCOPED_TRACE(attrs);
+      auto f = make(graph("%x: float32[2,8,9,9], %w: float32[16,8,3,3], %b: float32[16], %r: float32[2,16,9,9]",
+                          std::string("  %y = deepep.FusedConv<pads=[1,1,1,1], ") + attrs + ">(%x, %w, %b, %r)"),
+                    {{"w", rnd({16, 8, 3, 3}, 73)}, {"b", rnd({16}, 74)}});
+      f.inputs = {rnd({2, 8, 9, 9}, 75), rnd({2, 16, 9, 9}, 76)};
+      expect_match(f, 1e-5);
+      expect_match(f, 5e-3, {true, false});
+    }
+    auto r = make(graph("%x: float32[3,16,7,7], %w: float32[32,16,1,1], %b: float32[32]",
+                        "  %y = deepep.FusedConv<activation=\"Relu\">(%x, %w, %b)"),
+                  {{"w", rnd({32, 16, 1, 1}, 77)}, {"b", rnd({32}, 78)}});
+    r.inputs = {rnd({3, 16, 7, 7}, 79)};
+    expect_match(r, 1e-5);
+    expect_match(r, 5e-3, {true, false});
+  }
+  unsetenv("DEEPEP_CUDA_CONV");
+}
