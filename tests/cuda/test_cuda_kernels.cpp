@@ -192,9 +192,9 @@ TEST(CudaKernels, Attention) {
     c.inputs = {rnd({B, s, 3 * N}, 33), m};
     SCOPED_TRACE(s);
     expect_match(c, 1e-5);
+    expect_match(c, 5e-3, {true, false});  // float16 on tensor cores (WMMA, the default)
+    setenv("DEEPEP_CUDA_ATTENTION", "tiled", 1);
     expect_match(c, 5e-3, {true, false});  // float16: the tiled kernel
-    setenv("DEEPEP_CUDA_ATTENTION", "wmma", 1);
-    expect_match(c, 5e-3, {true, false});  // float16 on tensor cores (WMMA)
     unsetenv("DEEPEP_CUDA_ATTENTION");
   }
   // Tensor-core attention at BERT-base's head size (64), 70 rows: two query tiles, a partial key tile.
@@ -205,7 +205,7 @@ TEST(CudaKernels, Attention) {
     for (int64_t i = 0; i < m.numel(); ++i) m.data<float>()[i] = m.data<float>()[i] > 0.3f ? -10000.f : 0.f;
     c.inputs = {rnd({2, 70, 384}, 75), m};
     expect_match(c, 5e-3, {true, false});
-    setenv("DEEPEP_CUDA_ATTENTION", "wmma", 1);
+    setenv("DEEPEP_CUDA_ATTENTION", "tiled", 1);
     expect_match(c, 5e-3, {true, false});
     unsetenv("DEEPEP_CUDA_ATTENTION");
   }
@@ -416,11 +416,12 @@ TEST(CudaKernels, SliceOfGraphTextSlicesAtEveryOpset) {
   expect_match(big, 0);
 }
 
-// DEEPEP_CUDA_CONV=find,fuse: algorithms timed by cuDNN, bias/ReLU/residual
-// inside cudnnConvolutionBiasActivationForward (identity: IMPLICIT_PRECOMP_GEMM).
+// DEEPEP_CUDA_CONV (default find,fuse): algorithms timed by cuDNN,
+// bias/ReLU/residual inside cudnnConvolutionBiasActivationForward (identity:
+// IMPLICIT_PRECOMP_GEMM); "none": cuDNN's heuristic and the epilogue pass.
 TEST(CudaKernels, ConvFusedInCudnnAndTimedAlgorithms) {
   REQUIRE_GPU();
-  for (const char* opt : {"find", "fuse", "find,fuse"}) {
+  for (const char* opt : {"none", "find", "fuse", "find,fuse"}) {
     SCOPED_TRACE(opt);
     setenv("DEEPEP_CUDA_CONV", opt, 1);
     auto c = make(graph("%x: float32[2,6,11,13], %w: float32[8,6,3,3], %b: float32[8]",
@@ -447,4 +448,34 @@ TEST(CudaKernels, ConvFusedInCudnnAndTimedAlgorithms) {
     expect_match(r, 5e-3, {true, false});
   }
   unsetenv("DEEPEP_CUDA_CONV");
+}
+
+// The fused GEMM epilogue (GELU, residual) through the 16-byte vector path
+// (columns a multiple of 8) and the scalar 2-D path (DEEPEP_CUDA_EPILOGUE=scalar).
+TEST(CudaKernels, EpilogueVectorAndScalarPaths) {
+  REQUIRE_GPU();
+  for (const char* mode : {"", "scalar"}) {
+    SCOPED_TRACE(mode);
+    setenv("DEEPEP_CUDA_EPILOGUE", mode, 1);
+    for (int64_t n : {64, 72, 37}) {
+      const std::string ns = std::to_string(n);
+      auto f = make(graph("%x: float32[2,5,48], %w: float32[48," + ns + "], %b: float32[" + ns + "], %r: float32[2,5," + ns + "]",
+                          "  %y = deepep.FusedMatMul<activation=\"Gelu\">(%x, %w, %b, %r)"),
+                    {{"w", rnd({48, n}, 80)}, {"b", rnd({n}, 81)}});
+      f.inputs = {rnd({2, 5, 48}, 82), rnd({2, 5, n}, 83)};
+      SCOPED_TRACE(n);
+      expect_match(f, 1e-5);
+      expect_match(f, 5e-3, {true, false});
+    }
+    // Conv epilogue (bias by row) with cuDNN fusion off.
+    setenv("DEEPEP_CUDA_CONV", "none", 1);
+    auto c = make(graph("%x: float32[2,8,9,9], %w: float32[16,8,3,3], %b: float32[16], %r: float32[2,16,9,9]",
+                        "  %y = deepep.FusedConv<pads=[1,1,1,1], activation=\"Relu\">(%x, %w, %b, %r)"),
+                  {{"w", rnd({16, 8, 3, 3}, 84)}, {"b", rnd({16}, 85)}});
+    c.inputs = {rnd({2, 8, 9, 9}, 86), rnd({2, 16, 9, 9}, 87)};
+    expect_match(c, 1e-5);
+    expect_match(c, 5e-3, {true, false});
+    unsetenv("DEEPEP_CUDA_CONV");
+  }
+  unsetenv("DEEPEP_CUDA_EPILOGUE");
 }
