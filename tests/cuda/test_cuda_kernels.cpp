@@ -457,7 +457,7 @@ TEST(CudaKernels, EpilogueVectorAndScalarPaths) {
   for (const char* mode : {"", "scalar"}) {
     SCOPED_TRACE(mode);
     setenv("DEEPEP_CUDA_EPILOGUE", mode, 1);
-    for (int64_t n : {64, 72, 37}) {
+    for (int64_t n : {64, 72, 36, 37}) {  // 36: vectors cross rows (per-element column bias); 37: scalar path
       const std::string ns = std::to_string(n);
       auto f = make(graph("%x: float32[2,5,48], %w: float32[48," + ns + "], %b: float32[" + ns + "], %r: float32[2,5," + ns + "]",
                           "  %y = deepep.FusedMatMul<activation=\"Gelu\">(%x, %w, %b, %r)"),
@@ -467,15 +467,24 @@ TEST(CudaKernels, EpilogueVectorAndScalarPaths) {
       expect_match(f, 1e-5);
       expect_match(f, 5e-3, {true, false});
     }
-    // Conv epilogue (bias by row) with cuDNN fusion off.
-    setenv("DEEPEP_CUDA_CONV", "none", 1);
-    auto c = make(graph("%x: float32[2,8,9,9], %w: float32[16,8,3,3], %b: float32[16], %r: float32[2,16,9,9]",
-                        "  %y = deepep.FusedConv<pads=[1,1,1,1], activation=\"Relu\">(%x, %w, %b, %r)"),
-                  {{"w", rnd({16, 8, 3, 3}, 84)}, {"b", rnd({16}, 85)}});
-    c.inputs = {rnd({2, 8, 9, 9}, 86), rnd({2, 16, 9, 9}, 87)};
-    expect_match(c, 1e-5);
-    expect_match(c, 5e-3, {true, false});
-    unsetenv("DEEPEP_CUDA_CONV");
+    // Conv epilogue (bias by row = n * C + c): 9x9 and 7x7 outputs (vectors
+    // cross rows; 2*16*81 is no multiple of 8 in fp16: scalar), 14x14.
+    for (int64_t hw : {9, 7, 14}) {
+      const std::string h = std::to_string(hw);
+      auto c = make(graph("%x: float32[2,8," + h + "," + h + "], %w: float32[16,8,3,3], %b: float32[16], %r: float32[2,16," + h + "," + h + "]",
+                          "  %y = deepep.FusedConv<pads=[1,1,1,1], activation=\"Relu\">(%x, %w, %b, %r)\n"
+                          "  %z = deepep.FusedConv<pads=[1,1,1,1], activation=\"Relu\", residual_before_activation=1>(%x, %w, %b, %r)",
+                          "%y, %z"),
+                    {{"w", rnd({16, 8, 3, 3}, 84)}, {"b", rnd({16}, 85)}});
+      c.inputs = {rnd({2, 8, hw, hw}, 86), rnd({2, 16, hw, hw}, 87)};
+      SCOPED_TRACE(hw);
+      expect_match(c, 1e-5);
+      expect_match(c, 5e-3, {true, false});
+    }
+    // MaxPool through the 32-bit index kernel at ResNet's stem geometry (small batch).
+    auto mp = make(graph("%x: float32[2,5,112,112]", "  %y = MaxPool<kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]>(%x)"));
+    mp.inputs = {rnd({2, 5, 112, 112}, 88)};
+    expect_match(mp, 0);
   }
   unsetenv("DEEPEP_CUDA_EPILOGUE");
 }

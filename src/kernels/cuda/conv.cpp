@@ -37,14 +37,17 @@ struct ConvState {
   }
 };
 
-// DEEPEP_CUDA_CONV: comma-separated options, "find" (time cuDNN's algorithms
-// once per geometry instead of taking its heuristic's first), "fuse" (bias,
-// ReLU and the residual inside cuDNN's convolution where it can); default
-// "find,fuse" (resnet50 b128 fp16 on an H200: 34.9 -> 26.7 ms), "none" for
-// neither. Read per plan.
+// DEEPEP_CUDA_CONV: comma-separated opt-in options, "find" (time cuDNN's
+// algorithms once per geometry instead of taking its heuristic's first),
+// "fuse" (bias, ReLU and the residual inside cuDNN's convolution where it
+// can). Read per plan. Measured on an H200 (resnet50 b128 fp16, NCHW), neither
+// pays: "find" picks the heuristic's kernels, and "fuse" makes cuDNN transpose
+// the residual too (NCHW<->NHWC: 7.7 ms of 26.5) where the vectorized
+// epilogue pass costs about 2 ms; they stay for an NHWC path.
 bool conv_option(const char* opt) {
   const char* v = std::getenv("DEEPEP_CUDA_CONV");
-  const std::string s = std::string(",") + (v ? v : "find,fuse") + ",";
+  if (!v) return false;
+  const std::string s = std::string(",") + v + ",";
   return s.find(std::string(",") + opt + ",") != std::string::npos;
 }
 
