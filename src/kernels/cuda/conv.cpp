@@ -7,7 +7,6 @@
 #include <mutex>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/gemm.h"
 #include "kernels/cuda/launch.h"
 #include "ops/fused_epilogue.h"
 
@@ -28,10 +27,6 @@ struct ConvState {
   float alpha2 = 0;
   cudnnTensorDescriptor_t bias = nullptr;
   cudnnActivationDescriptor_t act = nullptr;
-  // Option "gemm1x1": a 1x1, stride-1, unpadded, ungrouped convolution as a
-  // cuBLASLt GEMM per image, Y[n] (Cout x HW) = W (Cout x Cin) X[n] (Cin x HW),
-  // straight on NCHW (cuDNN transposes NCHW <-> NHWC around its kernels).
-  std::shared_ptr<GemmPlan> gemm;
   ~ConvState() {
     if (x) cudnnDestroyTensorDescriptor(x);
     if (y) cudnnDestroyTensorDescriptor(y);
@@ -42,8 +37,7 @@ struct ConvState {
   }
 };
 
-// DEEPEP_CUDA_CONV: comma-separated opt-in options, "gemm1x1" (see
-// ConvState::gemm; 1x1 convolutions whose H*W is a multiple of 8), "find" (time cuDNN's
+// DEEPEP_CUDA_CONV: comma-separated opt-in options, "find" (time cuDNN's
 // algorithms once per geometry instead of taking its heuristic's first),
 // "fuse" (bias, ReLU and the residual inside cuDNN's convolution where it
 // can). Read per plan. Measured on an H200 (resnet50 b128 fp16, NCHW), neither
@@ -144,21 +138,8 @@ size_t prepare_conv(GpuContext& ctx, GpuNode& n, bool fused) {
   }
   const bool identity_fused = s->fused && ep.act == ops::Act::kNone;  // cuDNN: IMPLICIT_PRECOMP_GEMM only
   bool found = false;
-  const int64_t P = one_d ? X.shape[2] : X.shape[2] * X.shape[3];
-  if (!s->fused && conv_option("gemm1x1") && group == 1 && wd[2] == 1 && wd[3] == 1 && sh == 1 && sw == 1 && ph == 0 &&
-      pw == 0 && P % 8 == 0 && yd[2] == xd[2] && yd[3] == xd[3]) {
-    GemmShape g;
-    g.dtype = X.dtype;
-    g.M = W.shape[0], g.K = W.shape[1], g.N = P;
-    g.lda = g.K, g.ldb = P, g.ldc = P;
-    g.stride_a = 0, g.stride_b = g.K * P, g.stride_c = g.M * P;
-    g.batch = X.shape[0];
-    s->gemm = gemm_prepare(ctx, g, W.data, X.data, Y.data, nullptr, what);
-    s->workspace = gemm_workspace(*s->gemm);
-    found = true;
-  }
   std::string key;
-  if (!found && conv_option("find") && !identity_fused) {
+  if (conv_option("find") && !identity_fused) {
     key = detail::concat(int(dt), ",", int(math), ",", shape_str(X.shape), shape_str(W.shape), ",", ph, ",", pw, ",", sh,
                          ",", sw, ",", dh, ",", dw, ",", group, ",", ctx.cc_major, ctx.cc_minor);
     std::lock_guard<std::mutex> lock(g_find_mu);
@@ -247,13 +228,9 @@ void run_conv(GpuContext& ctx, GpuNode& n) {
                 what);
     return;
   }
-  if (s->gemm) {
-    gemm_run(ctx, *s->gemm, n.in[1].data, n.in[0].data, Y.data, nullptr, what);
-  } else {
   DEEPEP_CUDA(cudnnConvolutionForward(ctx.dnn, &one, s->x, n.in[0].data, s->w, n.in[1].data, s->conv, s->algo,
                                       ctx.workspace, s->workspace, &zero, s->y, Y.data),
               what);
-  }
   if (s->epilogue) {
     EpilogueArgs e = s->epi;
     e.y = Y.data;
