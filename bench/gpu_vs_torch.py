@@ -197,35 +197,57 @@ def run_case(name, batch, seq, args, log):
     # DeepEP correctness against its CPU reference (small batches only: the CPU is slow).
     check = batch <= 8 or args.check_all
     ref = cpu.run(feeds) if check else None
-    for prec in ("fp16", "fp32"):
+    for prec in ("fp16",) if args.deepep_only else ("fp16", "fp32"):
         try:
             gpu = deepep.Engine(path, device="cuda:0", precision=prec)
             out = gpu.run(feeds)
             if ref is not None:
                 row[f"deepep_{prec}_err"] = max(rel_l2(out[k], ref[k]) for k in ref)
             if prec == "fp16":
+                row["deepep_fp16_out"] = {k: np.array(v) for k, v in out.items()}
                 row["deepep-fp16"] = median_ms(lambda: gpu.run(feeds), args.warmup, args.iterations)
+                log(f"  deepep-fp16: {row['deepep-fp16']:.3f} ms")
                 if args.profile:
                     row["deepep_kernels"] = profile_kernels(lambda: gpu.run(feeds))
-                    for k in row["deepep_kernels"][:8]:
+                    for k in row["deepep_kernels"][:args.top]:
                         log(f"    {k['us']:9.1f} us  x{k['calls']:<4} {k['name'][:90]}")
             del gpu
         except deepep.Error as e:
             row[f"deepep_{prec}_error"] = str(e)[:300]
             log(f"  deepep {prec}: {e}")
-    if args.wmma:  # the opt-in tensor-core attention kernel (src/kernels/cuda/attention_wmma.cu)
-        os.environ["DEEPEP_CUDA_ATTENTION"] = "wmma"
+    variants = [("wmma", {"DEEPEP_CUDA_ATTENTION": "wmma"})] if args.wmma else []
+    for v in args.variant or []:  # LABEL:NAME=VALUE[;NAME=VALUE]
+        label, _, env = v.partition(":")
+        variants.append((label, dict(kv.split("=", 1) for kv in env.split(";") if kv)))
+    for label, env in variants:  # DeepEP fp16 again with environment options (same inputs)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             gpu = deepep.Engine(path, device="cuda:0", precision="fp16")
             out = gpu.run(feeds)
             if ref is not None:
-                row["deepep_wmma_err"] = max(rel_l2(out[k], ref[k]) for k in ref)
-            row["deepep-wmma"] = median_ms(lambda: gpu.run(feeds), args.warmup, args.iterations)
+                row[f"deepep_{label}_err"] = max(rel_l2(out[k], ref[k]) for k in ref)
+            elif "deepep_fp16_out" in row:  # large batch: against the default fp16 run's outputs
+                row[f"deepep_{label}_vs_fp16"] = max(rel_l2(out[k], row["deepep_fp16_out"][k]) for k in out)
+            row[f"deepep-{label}"] = median_ms(lambda: gpu.run(feeds), args.warmup, args.iterations)
+            log(f"  deepep-{label} ({env}): {row[f'deepep-{label}']:.3f} ms")
+            if args.profile:
+                row[f"deepep_{label}_kernels"] = profile_kernels(lambda: gpu.run(feeds))
+                for k in row[f"deepep_{label}_kernels"][:args.top]:
+                    log(f"    {k['us']:9.1f} us  x{k['calls']:<4} {k['name'][:90]}")
             del gpu
         except deepep.Error as e:
-            row["deepep_wmma_error"] = str(e)[:300]
+            row[f"deepep_{label}_error"] = str(e)[:300]
+            log(f"  deepep {label}: {e}")
         finally:
-            del os.environ["DEEPEP_CUDA_ATTENTION"]
+            for k, old in saved.items():
+                if old is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = old
+    row.pop("deepep_fp16_out", None)
+    if args.deepep_only:
+        return row
     # PyTorch.
     m = torch_model(name, args.small).eval().cuda()
     tfeeds = {}
@@ -279,6 +301,10 @@ def main():
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--wmma", action="store_true", help="also time DeepEP with DEEPEP_CUDA_ATTENTION=wmma")
     ap.add_argument("--profile", action="store_true", help="print DeepEP's top GPU kernels per case (torch.profiler)")
+    ap.add_argument("--variant", action="append", metavar="LABEL:NAME=VALUE[;NAME=VALUE]",
+                    help="also time DeepEP fp16 with these environment variables (e.g. conv:DEEPEP_CUDA_CONV=find)")
+    ap.add_argument("--top", type=int, default=12, help="kernels printed per profile")
+    ap.add_argument("--deepep-only", action="store_true", help="skip PyTorch and DeepEP fp32 (quick A/B of DeepEP options)")
     ap.add_argument("--check-all", action="store_true", help="check DeepEP against its CPU reference at every batch")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args()
@@ -302,10 +328,12 @@ def main():
         print(f"case {name} b{batch}" + (f" s{seq}" if seq else ""), flush=True)
         t0 = time.time()
         rows.append(run_case(name, batch, seq, args, lambda s: print(s, flush=True)))
-        print(f"  {json.dumps(rows[-1])} ({time.time() - t0:.0f} s)", flush=True)
+        brief = {k: v for k, v in rows[-1].items() if not k.endswith("kernels")}
+        print(f"  {json.dumps(brief)} ({time.time() - t0:.0f} s)", flush=True)
         with open(partial, "w") as f:  # what is done so far survives a time limit
             json.dump({"card": card, "rows": rows}, f, indent=2)
-    cols = ["deepep-fp16"] + (["deepep-wmma"] if args.wmma else []) + ["torch-fp32", "torch-fp16", "compile-fp16"]
+    extra = (["deepep-wmma"] if args.wmma else []) + ["deepep-" + v.partition(":")[0] for v in args.variant or []]
+    cols = ["deepep-fp16"] + extra + ["torch-fp32", "torch-fp16", "compile-fp16"]
     lines = [f"DeepEP fp16 vs PyTorch on {card}, {datetime.date.today()} (median ms per call, host arrays in and out;"
              f" fp16 matmul ceiling {mm:.0f} TFLOP/s)",
              f"{'case':22}" + "".join(f"{c:>14}" for c in cols) + f"{'vs eager16':>10}{'vs comp16':>10}{'TFLOP/s':>9}{'err16':>9}"]
@@ -316,10 +344,13 @@ def main():
         tf = f"{r['gflop'] / r['deepep-fp16']:9.1f}" if "deepep-fp16" in r else f"{'-':>9}"
         err = f"{r['deepep_fp16_err']:9.1e}" if "deepep_fp16_err" in r else f"{'-':>9}"
         lines.append(f"{case:22}{cells}{ratio('torch-fp16')}{ratio('compile-fp16')}{tf}{err}")
-        if "deepep_wmma_err" in r:
-            lines.append(f"    deepep-wmma err16 {r['deepep_wmma_err']:.1e}")
-        for k in ("deepep_fp16_error", "deepep_fp32_error", "deepep_wmma_error", "torch_error"):
-            if k in r:
+        for c in extra:
+            lab = c[len("deepep-"):]
+            for k, txt in ((f"deepep_{lab}_err", "err16"), (f"deepep_{lab}_vs_fp16", "vs default fp16 outputs")):
+                if k in r:
+                    lines.append(f"    {c} {txt} {r[k]:.1e}")
+        for k in [k for k in r if k.endswith("_error")]:
+            if True:
                 lines.append(f"    {k}: {r[k]}")
     lines.append("ratios > 1: DeepEP faster; TFLOP/s: DeepEP's achieved rate; err16: DeepEP fp16 vs its CPU fp32"
                  " reference (relative L2)")

@@ -1,6 +1,8 @@
 // Slice: starts/ends/axes as attributes (opset < 10) or inputs with steps
-// (opset >= 10); negative indices count from the end, out-of-range ones clamp
-// (INT64_MAX / INT64_MIN mean "to the end"), negative steps walk backwards.
+// (opset >= 10; opset 0, i.e. unknown, means the current form as for every
+// other op, and more than one input always means the input form); negative
+// indices count from the end, out-of-range ones clamp (INT64_MAX / INT64_MIN
+// mean "to the end"), negative steps walk backwards.
 #include <limits>
 
 #include "ops/tensor_util.h"
@@ -61,7 +63,7 @@ void resolve(int64_t start, int64_t end, int64_t step, int64_t dim, int64_t* s_o
 
 SliceArgs args_from_kernel(const KernelContext& ctx) {
   SliceArgs a;
-  if (ctx.node.opset < 10 || ctx.num_inputs() == 1) {
+  if ((ctx.node.opset > 0 && ctx.node.opset < 10) || ctx.num_inputs() == 1) {
     a.starts = ctx.node.attr_ints("starts");
     a.ends = ctx.node.attr_ints("ends");
     a.axes = ctx.node.attr_ints("axes");
@@ -84,7 +86,7 @@ void infer_slice(InferContext& ctx) {
   const int64_t r = int64_t(x.shape->size());
   SliceArgs a;
   bool known = true;
-  if (ctx.node.opset < 10 || ctx.inputs.size() == 1) {
+  if ((ctx.node.opset > 0 && ctx.node.opset < 10) || ctx.inputs.size() == 1) {
     a.starts = ctx.node.attr_ints("starts");
     a.ends = ctx.node.attr_ints("ends");
     a.axes = ctx.node.attr_ints("axes");

@@ -192,9 +192,9 @@ TEST(CudaKernels, Attention) {
     c.inputs = {rnd({B, s, 3 * N}, 33), m};
     SCOPED_TRACE(s);
     expect_match(c, 1e-5);
+    expect_match(c, 5e-3, {true, false});  // float16 on tensor cores (WMMA, the default)
+    setenv("DEEPEP_CUDA_ATTENTION", "tiled", 1);
     expect_match(c, 5e-3, {true, false});  // float16: the tiled kernel
-    setenv("DEEPEP_CUDA_ATTENTION", "wmma", 1);
-    expect_match(c, 5e-3, {true, false});  // float16 on tensor cores (WMMA)
     unsetenv("DEEPEP_CUDA_ATTENTION");
   }
   // Tensor-core attention at BERT-base's head size (64), 70 rows: two query tiles, a partial key tile.
@@ -205,7 +205,7 @@ TEST(CudaKernels, Attention) {
     for (int64_t i = 0; i < m.numel(); ++i) m.data<float>()[i] = m.data<float>()[i] > 0.3f ? -10000.f : 0.f;
     c.inputs = {rnd({2, 70, 384}, 75), m};
     expect_match(c, 5e-3, {true, false});
-    setenv("DEEPEP_CUDA_ATTENTION", "wmma", 1);
+    setenv("DEEPEP_CUDA_ATTENTION", "tiled", 1);
     expect_match(c, 5e-3, {true, false});
     unsetenv("DEEPEP_CUDA_ATTENTION");
   }
@@ -374,4 +374,117 @@ TEST(CudaRuntime, ShapeSignaturesAndMemoryReport) {
     EXPECT_GT(r.planned_bytes, 0u);
     EXPECT_EQ(r.weights_bytes, 256u);  // 15 floats, one aligned slot
   }
+}
+
+// Regression: graph text leaves Node::opset 0 (unknown). Slice's shape
+// inference and CPU reference took 0 for "< 10" (attribute form: no slicing,
+// Y = X's shape) while the GPU kernel read the starts/ends/axes/steps inputs,
+// so it walked X with the sliced strides over the unsliced shape: it read
+// past X (arena poison, other buffers) and the eager run and the graph replay
+// disagreed. Checked here against hand-computed values, not only the reference.
+TEST(CudaKernels, SliceOfGraphTextSlicesAtEveryOpset) {
+  REQUIRE_GPU();
+  const std::string body =
+      "  %s: int64[2] = const[-1, 1]\n  %e: int64[2] = const[-10, 100]\n  %a: int64[2] = const[0, 1]\n"
+      "  %st: int64[2] = const[-2, 3]\n  %y = Slice(%x, %s, %e, %a, %st)";
+  const Tensor x = rnd({9, 11, 4}, 18);
+  for (int opset : {0, 10, 13, 18}) {
+    SCOPED_TRACE(opset);
+    auto sl = make(graph("%x: float32[9,11,4]", body));
+    for (auto& n : sl.g->nodes()) n->opset = opset;
+    sl.inputs = {x};
+    const std::vector<Tensor> got = run_gpu(*sl.g, sl.inputs);
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_EQ(got[0].shape(), (Shape{5, 4, 4}));
+    for (int64_t a = 0; a < 5; ++a)
+      for (int64_t b = 0; b < 4; ++b)
+        for (int64_t c = 0; c < 4; ++c)
+          ASSERT_EQ(got[0].data<float>()[(a * 4 + b) * 4 + c], x.data<float>()[((8 - 2 * a) * 11 + 1 + 3 * b) * 4 + c])
+              << a << "," << b << "," << c;
+    expect_match(sl, 0);
+  }
+  // Opset 9: attributes, one input.
+  auto at = make(graph("%x: float32[9,11,4]", "  %y = Slice<starts=[1, -3], ends=[100, -1], axes=[2, 0]>(%x)"));
+  for (auto& n : at.g->nodes()) n->opset = 9;
+  at.inputs = {x};
+  expect_match(at, 0);
+  // A large output (over the 4 MiB direct-copy threshold) walked backwards on two axes.
+  auto big = make(graph("%x: float32[37,129,301]",
+                        "  %s: int64[2] = const[-1, 300]\n  %e: int64[2] = const[-1000, -1000]\n"
+                        "  %a: int64[2] = const[0, 2]\n  %st: int64[2] = const[-1, -1]\n  %y = Slice(%x, %s, %e, %a, %st)"));
+  big.inputs = {rnd({37, 129, 301}, 19)};
+  expect_match(big, 0);
+}
+
+// DEEPEP_CUDA_CONV (default find,fuse): algorithms timed by cuDNN,
+// bias/ReLU/residual inside cudnnConvolutionBiasActivationForward (identity:
+// IMPLICIT_PRECOMP_GEMM); "none": cuDNN's heuristic and the epilogue pass.
+TEST(CudaKernels, ConvFusedInCudnnAndTimedAlgorithms) {
+  REQUIRE_GPU();
+  for (const char* opt : {"none", "find", "fuse", "find,fuse"}) {
+    SCOPED_TRACE(opt);
+    setenv("DEEPEP_CUDA_CONV", opt, 1);
+    auto c = make(graph("%x: float32[2,6,11,13], %w: float32[8,6,3,3], %b: float32[8]",
+                        "  %y = Conv<pads=[1,1,1,1], strides=[2,1]>(%x, %w, %b)"),
+                  {{"w", rnd({8, 6, 3, 3}, 70)}, {"b", rnd({8}, 71)}});
+    c.inputs = {rnd({2, 6, 11, 13}, 72)};
+    expect_match(c, 1e-5);
+    expect_match(c, 5e-3, {true, false});
+    for (const char* attrs : {"activation=\"Relu\", residual_before_activation=1", "activation=\"Relu\"",
+                              "residual_before_activation=1"}) {
+      SCOPED_TRACE(attrs);
+      auto f = make(graph("%x: float32[2,8,9,9], %w: float32[16,8,3,3], %b: float32[16], %r: float32[2,16,9,9]",
+                          std::string("  %y = deepep.FusedConv<pads=[1,1,1,1], ") + attrs + ">(%x, %w, %b, %r)"),
+                    {{"w", rnd({16, 8, 3, 3}, 73)}, {"b", rnd({16}, 74)}});
+      f.inputs = {rnd({2, 8, 9, 9}, 75), rnd({2, 16, 9, 9}, 76)};
+      expect_match(f, 1e-5);
+      expect_match(f, 5e-3, {true, false});
+    }
+    auto r = make(graph("%x: float32[3,16,7,7], %w: float32[32,16,1,1], %b: float32[32]",
+                        "  %y = deepep.FusedConv<activation=\"Relu\">(%x, %w, %b)"),
+                  {{"w", rnd({32, 16, 1, 1}, 77)}, {"b", rnd({32}, 78)}});
+    r.inputs = {rnd({3, 16, 7, 7}, 79)};
+    expect_match(r, 1e-5);
+    expect_match(r, 5e-3, {true, false});
+  }
+  unsetenv("DEEPEP_CUDA_CONV");
+}
+
+// The fused GEMM epilogue (GELU, residual) through the 16-byte vector path
+// (columns a multiple of 8) and the scalar 2-D path (DEEPEP_CUDA_EPILOGUE=scalar).
+TEST(CudaKernels, EpilogueVectorAndScalarPaths) {
+  REQUIRE_GPU();
+  for (const char* mode : {"", "scalar"}) {
+    SCOPED_TRACE(mode);
+    setenv("DEEPEP_CUDA_EPILOGUE", mode, 1);
+    for (int64_t n : {64, 72, 36, 37}) {  // 36: vectors cross rows (per-element column bias); 37: scalar path
+      const std::string ns = std::to_string(n);
+      auto f = make(graph("%x: float32[2,5,48], %w: float32[48," + ns + "], %b: float32[" + ns + "], %r: float32[2,5," + ns + "]",
+                          "  %y = deepep.FusedMatMul<activation=\"Gelu\">(%x, %w, %b, %r)"),
+                    {{"w", rnd({48, n}, 80)}, {"b", rnd({n}, 81)}});
+      f.inputs = {rnd({2, 5, 48}, 82), rnd({2, 5, n}, 83)};
+      SCOPED_TRACE(n);
+      expect_match(f, 1e-5);
+      expect_match(f, 5e-3, {true, false});
+    }
+    // Conv epilogue (bias by row = n * C + c): 9x9 and 7x7 outputs (vectors
+    // cross rows; 2*16*81 is no multiple of 8 in fp16: scalar), 14x14.
+    for (int64_t hw : {9, 7, 14}) {
+      const std::string h = std::to_string(hw);
+      auto c = make(graph("%x: float32[2,8," + h + "," + h + "], %w: float32[16,8,3,3], %b: float32[16], %r: float32[2,16," + h + "," + h + "]",
+                          "  %y = deepep.FusedConv<pads=[1,1,1,1], activation=\"Relu\">(%x, %w, %b, %r)\n"
+                          "  %z = deepep.FusedConv<pads=[1,1,1,1], activation=\"Relu\", residual_before_activation=1>(%x, %w, %b, %r)",
+                          "%y, %z"),
+                    {{"w", rnd({16, 8, 3, 3}, 84)}, {"b", rnd({16}, 85)}});
+      c.inputs = {rnd({2, 8, hw, hw}, 86), rnd({2, 16, hw, hw}, 87)};
+      SCOPED_TRACE(hw);
+      expect_match(c, 1e-5);
+      expect_match(c, 5e-3, {true, false});
+    }
+    // MaxPool through the 32-bit index kernel at ResNet's stem geometry (small batch).
+    auto mp = make(graph("%x: float32[2,5,112,112]", "  %y = MaxPool<kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]>(%x)"));
+    mp.inputs = {rnd({2, 5, 112, 112}, 88)};
+    expect_match(mp, 0);
+  }
+  unsetenv("DEEPEP_CUDA_EPILOGUE");
 }

@@ -4,7 +4,10 @@
 // cores (fp32 accumulation) into shared memory, scale and mask, online
 // softmax per row (2 lanes per row), P (float16) V on tensor cores added to
 // the float32 output tile in shared memory, which the softmax step rescales.
-// Opt-in while unmeasured: DEEPEP_CUDA_ATTENTION=wmma (attention.cu).
+// Default for float16 (DEEPEP_CUDA_ATTENTION=tiled opts out, attention.cu).
+// Tiles load with 16-byte vectors, all of a thread's loads in flight before
+// its shared-memory stores, when head sizes, row strides and offsets are
+// multiples of 8 halves (packed QKV, separate Q/K/V); else element by element.
 #include <mma.h>
 
 #include <cfloat>
@@ -57,9 +60,40 @@ __global__ void __launch_bounds__(kThreads) attention_wmma_kernel(AttnArgs a) {
   const int64_t r0 = qt * kRows;
   const int64_t qo = b * a.q_sb + h * a.q_sh, ko = b * a.k_sb + h * a.k_sh, vo = b * a.v_sb + h * a.v_sh;
   const __half zero = __float2half(0.f);
-  for (int i = threadIdx.x; i < kRows * D; i += kThreads) {
-    const int r = i / D, d = i % D;
-    Qs[r * L.qld + d] = r0 + r < a.Sq ? q[qo + (r0 + r) * a.q_ld + d] : zero;
+  const bool vec = !a.k_t && D % 8 == 0 && Dv % 8 == 0 && ((a.q_ld | a.k_ld | a.v_ld | qo | ko | vo) & 7) == 0 &&
+                   ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(kp) | reinterpret_cast<uintptr_t>(vp)) & 15) == 0;
+  // rows x (width / 8) vectors from src (row stride ld) into dst (row stride dld),
+  // rows from `first` on, those at or past `limit` zero; at most kMaxVec vectors per thread, loads first.
+  constexpr int kMaxVec = kKeys * 128 / 8 / kThreads;
+  auto load_tile = [&](__half* dst, int dld, const __half* src, int64_t ld, int64_t first, int64_t limit, int width) {
+    const int per_row = width / 8, n = kKeys * per_row;
+    uint4 buf[kMaxVec];
+#pragma unroll
+    for (int j = 0; j < kMaxVec; ++j) {
+      const int i = threadIdx.x + j * kThreads;
+      buf[j] = make_uint4(0, 0, 0, 0);
+      if (i < n) {
+        const int r = i / per_row, d = (i - r * per_row) * 8;
+        if (first + r < limit) buf[j] = *reinterpret_cast<const uint4*>(src + (first + r) * ld + d);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxVec; ++j) {
+      const int i = threadIdx.x + j * kThreads;
+      if (i < n) {
+        const int r = i / per_row, d = (i - r * per_row) * 8;
+        *reinterpret_cast<uint4*>(dst + r * dld + d) = buf[j];
+      }
+    }
+  };
+  static_assert(kRows == kKeys, "load_tile serves Q, K and V tiles");
+  if (vec) {
+    load_tile(Qs, L.qld, q + qo, a.q_ld, r0, a.Sq, D);
+  } else {
+    for (int i = threadIdx.x; i < kRows * D; i += kThreads) {
+      const int r = i / D, d = i % D;
+      Qs[r * L.qld + d] = r0 + r < a.Sq ? q[qo + (r0 + r) * a.q_ld + d] : zero;
+    }
   }
   for (int i = threadIdx.x; i < kRows * Dv; i += kThreads) Os[(i / Dv) * L.old + i % Dv] = 0.f;
 
@@ -73,6 +107,10 @@ __global__ void __launch_bounds__(kThreads) attention_wmma_kernel(AttnArgs a) {
 
   for (int64_t k0 = 0; k0 < a.Sk; k0 += kKeys) {
     __syncthreads();  // previous K/V tile consumed (and Q, O initialised)
+    if (vec) {
+      load_tile(Ks, L.kld, kp + ko, a.k_ld, k0, a.Sk, D);
+      load_tile(Vs, L.vld, vp + vo, a.v_ld, k0, a.Sk, Dv);
+    } else {
     for (int i = threadIdx.x; i < kKeys * D; i += kThreads) {
       const int k = i / D, d = i % D;
       const int64_t kk = k0 + k;
@@ -82,6 +120,7 @@ __global__ void __launch_bounds__(kThreads) attention_wmma_kernel(AttnArgs a) {
       const int k = i / Dv, d = i % Dv;
       const int64_t kk = k0 + k;
       Vs[k * L.vld + d] = kk < a.Sk ? vp[vo + kk * a.v_ld + d] : zero;
+    }
     }
     __syncthreads();
     // S[wr0:wr0+16, 0:64] = Q K^T

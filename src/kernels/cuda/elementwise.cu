@@ -4,6 +4,9 @@
 // float (int64 in integer paths) and load/store any supported dtype.
 #include <algorithm>
 #include <cfloat>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/device_util.cuh"
 
@@ -255,6 +258,43 @@ __global__ void epilogue_2d_kernel(T* y, const T* bias, const T* res, int64_t ro
   }
 }
 
+// The same with 16-byte loads and stores of y and the residual (n a
+// multiple of V = 16 / sizeof(T), y and res 16-byte aligned). A vector may
+// cross rows (NCHW convs with 7x7 or 14x14 outputs): row and column advance
+// per element. Column bias: one 16-byte load when cols is a multiple of V
+// (bias_vec), else per element; row bias (NCHW): by row % bias_mod, tracked.
+template <class T>
+__global__ void epilogue_vec_kernel(T* y, const T* bias, const T* res, int64_t nvec, int64_t cols, int64_t bias_mod,
+                                    bool bias_per_row, bool bias_vec, bool res_first, int act, float p0, float p1) {
+  constexpr int V = 16 / sizeof(T);
+  DEEPEP_GRID_STRIDE(i, nvec) {
+    const int64_t e = i * V;
+    int64_t r = e / cols, c = e - r * cols;
+    int64_t rm = (bias && bias_per_row) ? r % bias_mod : 0;
+    uint4 yv = reinterpret_cast<const uint4*>(y)[i];
+    uint4 rv = make_uint4(0, 0, 0, 0), bv = make_uint4(0, 0, 0, 0);
+    if (res) rv = reinterpret_cast<const uint4*>(res)[i];
+    if (bias && bias_vec) bv = *reinterpret_cast<const uint4*>(bias + c);
+    T* yy = reinterpret_cast<T*>(&yv);
+    const T* rr = reinterpret_cast<const T*>(&rv);
+    const T* bb = reinterpret_cast<const T*>(&bv);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      float v = to_f(yy[k]);
+      if (bias) v += bias_vec ? to_f(bb[k]) : to_f(bias[bias_per_row ? rm : c]);
+      if (res && res_first) v += to_f(rr[k]);
+      v = apply_act(act, v, p0, p1);
+      if (res && !res_first) v += to_f(rr[k]);
+      yy[k] = from_f<T>(v);
+      if (++c == cols) {
+        c = 0;
+        if (++rm == bias_mod) rm = 0;
+      }
+    }
+    reinterpret_cast<uint4*>(y)[i] = yv;
+  }
+}
+
 template <class T>
 __global__ void strided_copy_kernel(const T* x, T* out, Indexer ix, int64_t n) {
   DEEPEP_GRID_STRIDE(i, n) {
@@ -343,6 +383,23 @@ void epilogue(const EpilogueArgs& a, cudaStream_t s) {
   const bool typed = (a.ty == kF32 || a.ty == kF16) && (!a.bias || a.tbias == a.ty) && (!a.res || a.tres == a.ty);
   if (a.cols > 0 && typed && (!a.res || a.res_dense)) {
     const int64_t rows = a.n / a.cols;
+    const int V = a.ty == kF32 ? 4 : 8;
+    const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+    const char* mode = std::getenv("DEEPEP_CUDA_EPILOGUE");  // "scalar": the 2-D kernel below (A/B)
+    const bool bias_vec = a.bias && !a.bias_per_row && a.cols % V == 0 && aligned16(a.bias);
+    if (!(mode && std::strcmp(mode, "scalar") == 0) && a.n % V == 0 && aligned16(a.y) && aligned16(a.res)) {
+      const int64_t nvec = a.n / V;
+      const unsigned g = blocks_for(nvec, kThreads);
+      if (a.ty == kF32)
+        epilogue_vec_kernel<float><<<g, kThreads, 0, s>>>(
+            static_cast<float*>(a.y), static_cast<const float*>(a.bias), static_cast<const float*>(a.res), nvec, a.cols,
+            a.bias_mod, a.bias_per_row, bias_vec, a.res_first, a.act, a.p0, a.p1);
+      else
+        epilogue_vec_kernel<__half><<<g, kThreads, 0, s>>>(
+            static_cast<__half*>(a.y), static_cast<const __half*>(a.bias), static_cast<const __half*>(a.res), nvec,
+            a.cols, a.bias_mod, a.bias_per_row, bias_vec, a.res_first, a.act, a.p0, a.p1);
+      return;
+    }
     const int threads = a.cols >= 256 ? 256 : (a.cols >= 128 ? 128 : 64);
     const unsigned gx = unsigned(std::min<int64_t>((a.cols + threads - 1) / threads, 64));
     const unsigned gy = unsigned(std::min<int64_t>(rows, 65535));

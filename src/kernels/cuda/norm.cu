@@ -201,11 +201,14 @@ __global__ void attention_kernel(AttnArgs a) {
   }
 }
 
+// I: index type (int when every index fits: 32-bit division is far cheaper).
+template <class I>
 __global__ void pool2d_kernel(PoolArgs a) {
   const int64_t n = a.N * a.C * a.OH * a.OW;
   DEEPEP_GRID_STRIDE(i, n) {
-    const int64_t ow = i % a.OW, oh = (i / a.OW) % a.OH, nc = i / (a.OW * a.OH);
-    const int64_t base = nc * a.H * a.W;
+    const I ii = I(i), OW = I(a.OW), OH = I(a.OH);
+    const I ow = ii % OW, t = ii / OW, oh = t % OH, nc = t / OH;
+    const int64_t base = int64_t(nc) * a.H * a.W;
     float acc = a.max ? -INFINITY : 0.f;
     int cnt = 0;
     for (int ky = 0; ky < a.kh; ++ky) {
@@ -269,7 +272,10 @@ void attention_rowwise(const AttnArgs& a, cudaStream_t s) {
 void pool2d(const PoolArgs& a, cudaStream_t s) {
   const int64_t n = a.N * a.C * a.OH * a.OW;
   if (n == 0) return;
-  pool2d_kernel<<<blocks_for(n, 256), 256, 0, s>>>(a);
+  if (n < (int64_t(1) << 31) && a.N * a.C * a.H * a.W < (int64_t(1) << 31))
+    pool2d_kernel<int><<<blocks_for(n, 256), 256, 0, s>>>(a);
+  else
+    pool2d_kernel<int64_t><<<blocks_for(n, 256), 256, 0, s>>>(a);
 }
 
 void row_mean(const void* x, void* y, int t, int64_t rows, int64_t inner, cudaStream_t s) {
