@@ -8,6 +8,7 @@ and several dtypes, and the same models converted to .de files.
 writes OUT_DIR/onnx/*.onnx and OUT_DIR/de/* (each .de twice: with a leading
 mode byte 0, loaded as is, and 1, checksums repaired by the harness).
 """
+import glob
 import os
 import sys
 import tempfile
@@ -88,7 +89,11 @@ def models():
 
 def main(argv):
     out = argv[1] if len(argv) > 1 else "fuzz_corpus"
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+    # The checkout's python/ when it holds a built extension (scripts/dev-build),
+    # else the installed deepep (pip install ., as in CI).
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python")
+    if glob.glob(os.path.join(src, "deepep", "_deepep*.so")):
+        sys.path.insert(0, src)
     from deepep import _deepep
 
     os.makedirs(os.path.join(out, "onnx"), exist_ok=True)
