@@ -159,17 +159,9 @@ def test_pytorch_model_without_torch(ext, tmp_path, monkeypatch):
 # ---- PyTorch models (run where torch is installed) ---------------------------------
 
 def _torch_mlp(torch):
-    class MLP(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1 = torch.nn.Linear(8, 16)
-            self.fc2 = torch.nn.Linear(16, 4)
+    import torch_mlp  # tests/python/torch_mlp.py: importable, so torch.save can pickle the module
 
-        def forward(self, x):
-            return torch.softmax(self.fc2(torch.relu(self.fc1(x))), dim=-1)
-
-    torch.manual_seed(0)
-    return MLP().eval()
+    return torch_mlp.make()
 
 
 @pytest.mark.parametrize("how", ["torchscript", "pickle", "module"])
