@@ -147,4 +147,28 @@ inline void check_residual(const Node& node, const Shape& res, const Shape& out)
                shape_str(out));
 }
 
+// Per-row offsets of a residual broadcast into out [..., M, N] with the leading
+// dims folded into M rows: element (i, j) reads residual[row_off[i] + j * col_step].
+inline std::vector<int64_t> residual_row_offsets(const Shape& res, const Shape& out, int64_t M,
+                                                 int64_t& col_step) {
+  const std::vector<int64_t> st = broadcast_strides(res, out);
+  col_step = st.back();
+  std::vector<int64_t> row_off(size_t(M), 0);
+  const Shape lead(out.begin(), out.end() - 1);
+  std::vector<int64_t> idx(lead.size(), 0);
+  int64_t off = 0;
+  for (int64_t i = 0; i < M; ++i) {
+    row_off[size_t(i)] = off;
+    for (size_t d = lead.size(); d-- > 0;) {
+      if (++idx[d] < lead[d]) {
+        off += st[d];
+        break;
+      }
+      off -= st[d] * (lead[d] - 1);
+      idx[d] = 0;
+    }
+  }
+  return row_off;
+}
+
 }  // namespace deepep::ops

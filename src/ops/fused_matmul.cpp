@@ -74,25 +74,7 @@ void fused_matmul_kernel(KernelContext& ctx) {
   const bool res_full = res && res->numel() == y.numel();
   int64_t col_step = 1;
   std::vector<int64_t> row_off;
-  if (res && !res_full) {
-    const std::vector<int64_t> st = broadcast_strides(res->shape(), p.out);
-    col_step = st.back();
-    row_off.assign(size_t(M), 0);
-    const Shape lead(p.out.begin(), p.out.end() - 1);
-    std::vector<int64_t> idx(lead.size(), 0);
-    int64_t off = 0;
-    for (int64_t i = 0; i < M; ++i) {
-      row_off[size_t(i)] = off;
-      for (size_t d = lead.size(); d-- > 0;) {
-        if (++idx[d] < lead[d]) {
-          off += st[d];
-          break;
-        }
-        off -= st[d] * (lead[d] - 1);
-        idx[d] = 0;
-      }
-    }
-  }
+  if (res && !res_full) row_off = residual_row_offsets(res->shape(), p.out, M, col_step);
 
   // GEMM then epilogue on rows [r0, r1) x cols [c0, c1).
   auto block = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1, int threads) {

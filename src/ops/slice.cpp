@@ -5,6 +5,7 @@
 // mean "to the end"), negative steps walk backwards.
 #include <limits>
 
+#include "ops/slice_bounds.h"
 #include "ops/tensor_util.h"
 
 namespace deepep::ops {
@@ -35,30 +36,6 @@ void complete_args(const Node& node, SliceArgs& a, int64_t r) {
     seen[size_t(a.axes[i])] = true;
     DEEPEP_CHECK(a.steps[i] != 0, node.describe(), ": steps must not be 0");
   }
-}
-
-// Clamped start and output length of one axis of size `dim`.
-void resolve(int64_t start, int64_t end, int64_t step, int64_t dim, int64_t* s_out, int64_t* len) {
-  if (start < 0) start = start < -dim ? -dim - 1 : start;  // avoid overflow near INT64_MIN
-  if (end < 0) end = end < -dim ? -dim - 1 : end;
-  if (start < 0) start += dim;
-  if (end < 0) end += dim;
-  if (dim == 0) {
-    *s_out = 0;
-    *len = 0;
-    return;
-  }
-  if (step > 0) {
-    start = std::clamp<int64_t>(start, 0, dim);
-    end = std::clamp<int64_t>(end, 0, dim);
-    *len = end > start ? (end - start - 1) / step + 1 : 0;
-  } else {
-    start = std::clamp<int64_t>(start, 0, dim - 1);
-    end = std::clamp<int64_t>(end, -1, dim - 1);
-    const int64_t mag = step < -dim ? dim + 1 : -step;  // no overflow for INT64_MIN
-    *len = start > end ? (start - end - 1) / mag + 1 : 0;
-  }
-  *s_out = start;
 }
 
 SliceArgs args_from_kernel(const KernelContext& ctx) {
@@ -128,7 +105,7 @@ void infer_slice(InferContext& ctx) {
     Dim& d = out[size_t(a.axes[i])];
     if (d.is_known()) {
       int64_t s, len;
-      resolve(a.starts[i], a.ends[i], a.steps[i], d.value, &s, &len);
+      resolve_slice_axis(a.starts[i], a.ends[i], a.steps[i], d.value, &s, &len);
       d = Dim::known(len);
     } else {
       // A symbolic dim keeps its name only for a whole-axis slice, forwards or reversed.
@@ -163,7 +140,7 @@ DEEPEP_DEFINE_OP(Slice) {
     for (size_t i = 0; i < a.starts.size(); ++i) {
       const size_t d = size_t(a.axes[i]);
       int64_t s, len;
-      resolve(a.starts[i], a.ends[i], a.steps[i], x.dim(int(d)), &s, &len);
+      resolve_slice_axis(a.starts[i], a.ends[i], a.steps[i], x.dim(int(d)), &s, &len);
       out[d] = len;
       if (len > 0) base += s * st[d];
       ost[d] = len > 1 ? st[d] * a.steps[i] : 0;

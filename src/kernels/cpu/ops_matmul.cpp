@@ -37,27 +37,6 @@ BOperand b_operand(Isa isa, const KernelContext& ctx, int idx, const Tensor& b, 
   return r;
 }
 
-// Per-row offsets of a residual broadcast into out [..., M, N] (folded rows).
-std::vector<int64_t> residual_row_offsets(const Shape& res, const Shape& out, int64_t M, int64_t& col_step) {
-  const std::vector<int64_t> st = ops::broadcast_strides(res, out);
-  col_step = st.back();
-  std::vector<int64_t> row_off(size_t(M), 0);
-  const Shape lead(out.begin(), out.end() - 1);
-  std::vector<int64_t> idx(lead.size(), 0);
-  int64_t off = 0;
-  for (int64_t i = 0; i < M; ++i) {
-    row_off[size_t(i)] = off;
-    for (size_t d = lead.size(); d-- > 0;) {
-      if (++idx[d] < lead[d]) {
-        off += st[d];
-        break;
-      }
-      off -= st[d] * (lead[d] - 1);
-      idx[d] = 0;
-    }
-  }
-  return row_off;
-}
 
 // ---- MatMul ---------------------------------------------------------------
 
@@ -259,7 +238,7 @@ void fused_matmul_run(KernelContext& ctx) {
     if (res.numel() == y.numel()) {
       epi.res_ld = N;
     } else {
-      row_off = residual_row_offsets(res.shape(), out, M, epi.res_col_step);
+      row_off = ops::residual_row_offsets(res.shape(), out, M, epi.res_col_step);
       epi.res_row_off = row_off.data();
     }
   }

@@ -13,6 +13,7 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/gpu_kernels.h"
 #include "kernels/cuda/launch.h"
+#include "ops/slice_bounds.h"
 #include "ops/fused_epilogue.h"
 
 namespace deepep::cuda {
@@ -260,31 +261,6 @@ GpuKernel concat_kernel() {
   return k;
 }
 
-// ONNX Slice bounds, as src/ops/slice.cpp resolves them: the clamped start
-// and the output length of one axis of size `dim`.
-void resolve_slice(int64_t start, int64_t end, int64_t step, int64_t dim, int64_t* s_out, int64_t* len) {
-  if (start < 0) start = start < -dim ? -dim - 1 : start;
-  if (end < 0) end = end < -dim ? -dim - 1 : end;
-  if (start < 0) start += dim;
-  if (end < 0) end += dim;
-  if (dim == 0) {
-    *s_out = 0;
-    *len = 0;
-    return;
-  }
-  if (step > 0) {
-    start = std::clamp<int64_t>(start, 0, dim);
-    end = std::clamp<int64_t>(end, 0, dim);
-    *len = end > start ? (end - start - 1) / step + 1 : 0;
-  } else {
-    start = std::clamp<int64_t>(start, 0, dim - 1);
-    end = std::clamp<int64_t>(end, -1, dim - 1);
-    const int64_t mag = step < -dim ? dim + 1 : -step;
-    *len = start > end ? (start - end - 1) / mag + 1 : 0;
-  }
-  *s_out = start;
-}
-
 GpuKernel slice_kernel() {
   GpuKernel k;
   k.run = [](GpuContext& ctx, GpuNode& n) {
@@ -313,7 +289,7 @@ GpuKernel slice_kernel() {
     for (size_t i = 0; i < axes.size(); ++i) {
       const int64_t a = norm_axis(n, axes[i], r);
       DEEPEP_CHECK(steps[i] != 0, what_of(n), ": step 0");
-      resolve_slice(starts[i], ends[i], steps[i], x.shape[size_t(a)], &begin[size_t(a)], &len[size_t(a)]);
+      ops::resolve_slice_axis(starts[i], ends[i], steps[i], x.shape[size_t(a)], &begin[size_t(a)], &len[size_t(a)]);
       step[size_t(a)] = steps[i];
     }
     // The plan sized Y from the op's shape inference; a disagreement would
