@@ -31,14 +31,9 @@ TEXT = {"bert-base", "gpt2"}
 
 
 def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from deepep.devices import devices  # the hardware probe's CPU entry (deepep inspect --device)
+
+    return devices()[0]["name"]
 
 
 def build_model(name, cache_dir, seq):

@@ -97,14 +97,9 @@ def run_child(runtime, model, input_path, output_path, threads):
 
 
 def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from deepep.devices import devices  # the hardware probe's CPU entry (deepep inspect --device)
+
+    return devices()[0]["name"]
 
 
 def prepare(model, batch, small, workdir):

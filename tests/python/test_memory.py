@@ -13,28 +13,11 @@ import pytest
 
 import deepep
 from deepep import _deepep, zoo
+from test_precision import random_feeds  # zoo-model inputs: floats, masks, token ids
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = ["resnet50", "mobilenetv2", "bert-base", "gpt2"]
 FULL = os.environ.get("DEEPEP_SKIP_FULL_ZOO") != "1"
-
-
-def feeds_for(engine, batch, seq, seed=0):
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for i in engine.inputs:
-        shape = [batch if d == "batch" else seq if isinstance(d, str) or d is None else d for d in i["shape"]]
-        if i["dtype"] == "float32":
-            feeds[i["name"]] = rng.standard_normal(shape).astype(np.float32)
-        elif "mask" in i["name"]:
-            m = np.ones(shape, np.int64)
-            m[..., -max(1, shape[-1] // 4):] = 0
-            feeds[i["name"]] = m
-        elif "token_type" in i["name"]:
-            feeds[i["name"]] = rng.integers(0, 2, size=shape).astype(np.int64)
-        else:
-            feeds[i["name"]] = rng.integers(0, 500, size=shape).astype(np.int64)
-    return feeds
 
 
 def unplanned_session(path):
@@ -50,7 +33,7 @@ def test_small_zoo_model_plans_are_valid_and_exact(name, tmp_path):
     schedule = [(2, 16), (2, 16), (1, 8), (2, 16), (1, 8), (3, 5)]
     seen, kept = set(), []
     for step, (batch, seq) in enumerate(schedule):
-        feeds = feeds_for(engine, batch, seq, seed=step)
+        feeds = random_feeds(engine, batch=batch, seq=seq, seed=step)
         want = plain.run(feeds)
         got = engine.run(feeds)
         assert list(got) == list(want)
@@ -118,7 +101,7 @@ def test_full_model_memory_targets(name, batch, seq, tmp_path):
     opts = {"batch": batch} if seq is None else {"batch": batch, "seq": seq}
     zoo.save(zoo.build(name, **opts), str(path))
     engine = deepep.Engine(path)
-    engine.run(feeds_for(engine, batch, seq or 0))
+    engine.run(random_feeds(engine, batch=batch, seq=seq or 0))
     r = engine.memory_report()
     assert engine._session._native._debug_plan()["check"] == ""
     assert r["planned_bytes"] <= 1.05 * r["lower_bound_bytes"], r
