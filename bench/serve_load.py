@@ -4,19 +4,22 @@ vs no batching, on the same model and latency target.
 
 Requests arrive as a Poisson process at a sweep of rates; each request's
 latency runs from its *scheduled* send time (so a slow server cannot slow the
-client down and hide queueing: no coordinated omission). Per rate: throughput,
-goodput (answers within the target), p50/p90/p99, 503 rejections, wrong
-answers (every answer is checked against numpy). For each configuration the
-sustainable rate is the highest swept rate whose p99 stays within the target;
-the adaptive server then runs at 2x its sustainable rate (overload).
+client down and hide queueing: no coordinated omission). The client is
+bench/serve_loadgen.cpp (C++, one keep-alive connection per thread), so on a
+small machine it takes little of the CPU the server needs. Per rate:
+throughput, goodput (answers within the target), p50/p90/p99, 503 rejections,
+wrong answers (every answer is checked against onnxruntime, or numpy for the
+built-in MLP). For each configuration the sustainable rate is the highest swept
+rate whose p99 stays within the target; the adaptive server then runs at 2x
+its sustainable rate (overload).
 
     PYTHONPATH=python python3 bench/serve_load.py [--json] [--target-ms 50]
+    bench/serve_load.py --model bert.onnx --device cuda:0 --precision fp16 --target-ms 5 --configs adaptive
 
-Needs aiohttp (bench only: pip install aiohttp) and a built deepep-serve
-($DEEPEP_SERVE, build/dev/deepep-serve or on PATH).
+Needs a built deepep-serve and deepep_serve_loadgen ($DEEPEP_SERVE /
+$DEEPEP_LOADGEN, build/dev, or on PATH).
 """
 import argparse
-import asyncio
 import datetime
 import json
 import os
@@ -28,31 +31,29 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
-
-try:
-    import aiohttp
-except ImportError:
-    sys.exit("serve_load.py needs aiohttp: pip install aiohttp")
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def serve_binary():
-    if os.environ.get("DEEPEP_SERVE"):
-        return os.environ["DEEPEP_SERVE"]
-    for d in ("build/dev", "build/py"):
-        if (REPO / d / "deepep-serve").exists():
-            return str(REPO / d / "deepep-serve")
-    found = shutil.which("deepep-serve")
+def find_binary(name, env):
+    if os.environ.get(env):
+        return os.environ[env]
+    for d in ("build/dev", "build/py", "build/gpu"):
+        if (REPO / d / name).exists():
+            return str(REPO / d / name)
+    found = shutil.which(name)
     if not found:
-        sys.exit("deepep-serve not found: build it (scripts/dev-build) or set DEEPEP_SERVE")
+        sys.exit(f"{name} not found: build it (scripts/dev-build) or set {env}")
     return found
+
+
+def serve_binary():
+    return find_binary("deepep-serve", "DEEPEP_SERVE")
 
 
 def make_model(path, d_in, hidden, layers, d_out, seed=0):
@@ -75,13 +76,60 @@ def make_model(path, d_in, hidden, layers, d_out, seed=0):
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", d_out])], inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
 
-    def ref(x):
-        h = x.astype(np.float64)
+    def ref(feeds):
+        h = feeds["x"].astype(np.float64)
         for w, b in ws:
             h = np.maximum(h @ w + b, 0)
-        return (h @ wo).astype(np.float32)
+        return [(h @ wo).astype(np.float32)]
 
     return ref
+
+
+KSERVE = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(np.int32): "INT32",
+          np.dtype(np.float16): "FP16", np.dtype(np.bool_): "BOOL", np.dtype(np.uint8): "UINT8"}
+
+
+def random_inputs(model_path, n, seq, seed=1):
+    """n batch-1 feeds for the model's inputs: floats ~ N(0, 1); token ids in [0, 1000); masks of
+    ones; token type ids zero. Symbolic dims: the first is the batch (1), others --seq."""
+    m = onnx.load(str(model_path), load_external_data=False)
+    inits = {i.name for i in m.graph.initializer}
+    rng = np.random.default_rng(seed)
+    specs = []
+    for v in m.graph.input:
+        if v.name in inits:
+            continue
+        t = v.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (1 if i == 0 else seq) for i, d in enumerate(t.shape.dim)]
+        specs.append((v.name, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type), dims))
+    feeds = []
+    for _ in range(n):
+        f = {}
+        for name, dt, dims in specs:
+            if np.issubdtype(dt, np.floating):
+                f[name] = rng.standard_normal(dims).astype(dt)
+            elif "mask" in name:
+                f[name] = np.ones(dims, dt)
+            elif "type" in name:
+                f[name] = np.zeros(dims, dt)
+            else:
+                f[name] = rng.integers(0, 1000, dims).astype(dt)
+        feeds.append(f)
+    return feeds
+
+
+def write_payloads(folder, feeds, expected):
+    """The loadgen's manifest: per feed, a binary-extension request body and its expected float32 answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for k, (f, outs) in enumerate(zip(feeds, expected)):
+        hdr = json.dumps({"inputs": [{"name": n, "datatype": KSERVE[x.dtype], "shape": list(x.shape),
+                                      "parameters": {"binary_data_size": x.nbytes}} for n, x in f.items()],
+                          "parameters": {"binary_data_output": True}}).encode()
+        (folder / f"{k}.body").write_bytes(hdr + b"".join(np.ascontiguousarray(x).tobytes() for x in f.values()))
+        (folder / f"{k}.out").write_bytes(b"".join(np.asarray(o, np.float32).tobytes() for o in outs))
+        manifest.append({"body": f"{k}.body", "header_length": len(hdr), "expected": f"{k}.out"})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 class Server:
@@ -113,64 +161,22 @@ class Server:
             return -9
 
 
-def encode(x):
-    hdr = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape),
-                                  "parameters": {"binary_data_size": x.nbytes}}],
-                      "parameters": {"binary_data_output": True}}).encode()
-    return hdr + x.tobytes(), len(hdr)
-
-
-def decode(body, hlen):
-    h = json.loads(body[:hlen])
-    o = h["outputs"][0]
-    return np.frombuffer(body[hlen:hlen + o["parameters"]["binary_data_size"]], np.float32).reshape(o["shape"])
-
-
-async def run_load(port, rate, duration, payloads, expected, target_s, seed):
-    rng = np.random.default_rng(seed)
-    n = max(1, int(rate * duration))
-    arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
-    url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
-    lat, rejected, errors, wrong = [], 0, 0, 0
-    conn = aiohttp.TCPConnector(limit=512, force_close=False)
-    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as s:
-        t0 = time.perf_counter() + 0.05
-
-        async def one(i):
-            nonlocal rejected, errors, wrong
-            sched = t0 + arrivals[i]
-            delay = sched - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            k = i % len(payloads)
-            body, hlen = payloads[k]
-            try:
-                async with s.post(url, data=body, headers={"Inference-Header-Content-Length": str(hlen),
-                                                           "Content-Type": "application/octet-stream"}) as r:
-                    data = await r.read()
-                    done = time.perf_counter()
-                    if r.status == 503:
-                        rejected += 1
-                        return
-                    if r.status != 200:
-                        errors += 1
-                        return
-                    y = decode(data, int(r.headers["Inference-Header-Content-Length"]))
-                    if not np.allclose(y, expected[k], rtol=1e-3, atol=1e-3):
-                        wrong += 1
-                    lat.append(done - sched)
-            except Exception:
-                errors += 1
-
-        await asyncio.gather(*(one(i) for i in range(n)))
-        wall = max(time.perf_counter() - t0, arrivals[-1])
-    ok = len(lat)
-    lat = np.array(lat) if lat else np.array([np.inf])
+def run_load(port, model_name, rate, duration, payload_dir, target_s, seed, tol):
+    """One open-loop run of the C++ load generator; latency percentiles from its per-request numbers."""
+    cmd = [find_binary("deepep_serve_loadgen", "DEEPEP_LOADGEN"), "--port", str(port), "--model", model_name,
+           "--payloads", str(payload_dir), "--rate", f"{rate:.6g}", "--duration", str(duration), "--seed", str(seed),
+           "--rtol", str(tol), "--atol", str(tol), "--threads", "512"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 4 + 120)
+    if p.returncode != 0:
+        raise RuntimeError(f"load generator failed ({p.returncode}): {p.stderr}")
+    r = json.loads(p.stdout)
+    lat = np.array(r["latency_ms"]) / 1e3 if r["latency_ms"] else np.array([np.inf])
     good = int(np.sum(lat <= target_s))
+    wall = r["wall_s"]
     return {
-        "rate": rate, "sent": n, "ok": ok, "rejected": rejected, "errors": errors, "wrong": wrong,
-        "throughput": ok / wall, "goodput": good / wall,
-        "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90), "p99_ms": pct(lat, 99),
+        "rate": rate, "sent": r["sent"], "ok": r["ok"], "rejected": r["rejected"], "errors": r["errors"],
+        "wrong": r["wrong"], "throughput": r["ok"] / wall, "goodput": good / wall,
+        "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90), "p99_ms": pct(lat, 99), "messages": r["messages"],
     }
 
 
@@ -221,34 +227,58 @@ def main():
                     help="rates as multiples of 1/(batch-1 compute latency)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--fixed-batch", type=int, default=8)
-    ap.add_argument("--hidden", type=int, default=2048)
-    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--configs", default="adaptive,fixed,none", help="which of adaptive, fixed, none to run")
+    ap.add_argument("--model", help="an ONNX model to serve (default: a built-in MLP); answers are checked "
+                                    "against onnxruntime")
+    ap.add_argument("--seq", type=int, default=128, help="symbolic non-batch dims of --model's inputs")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "fp32-strict", "fp16"))
+    ap.add_argument("--tol", type=float, help="answer tolerance, absolute and relative (default 1e-3, fp16 3e-2)")
+    ap.add_argument("--hidden", type=int, default=2048, help="built-in MLP width")
+    ap.add_argument("--layers", type=int, default=2, help="built-in MLP depth")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", help="write the markdown report here")
     a = ap.parse_args()
     target = a.target_ms / 1e3
+    tol = a.tol if a.tol is not None else (3e-2 if a.precision == "fp16" else 1e-3)
 
     tmp = Path(tempfile.mkdtemp())
-    model = tmp / "mlp.onnx"
-    ref = make_model(model, 256, a.hidden, a.layers, 64)
-    rng = np.random.default_rng(1)
-    xs = [rng.standard_normal((1, 256)).astype(np.float32) for _ in range(64)]
-    payloads = [encode(x) for x in xs]
-    expected = [ref(x) for x in xs]
+    if a.model:
+        import onnxruntime as ort
+        model = Path(a.model)
+        feeds = random_inputs(model, 32, a.seq)
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        expected = [sess.run(None, f) for f in feeds]
+        a.description = f"{model.name} (inputs {', '.join(f'{k} {list(v.shape)}' for k, v in feeds[0].items())})"
+    else:
+        model = tmp / "mlp.onnx"
+        ref = make_model(model, 256, a.hidden, a.layers, 64)
+        feeds = random_inputs(model, 64, a.seq)
+        expected = [ref(f) for f in feeds]
+        a.description = f"MLP 256 -> {a.hidden} x{a.layers} -> 64"
+    model_name = model.stem
+    payload_dir = tmp / "payloads"
+    write_payloads(payload_dir, feeds, expected)
 
-    configs = {
-        "adaptive": ["--batch-size", str(a.batch_size), "--latency-target-ms", str(a.target_ms), "--http-threads", "512"],
-        f"fixed{a.fixed_batch}": ["--batch-size", str(a.fixed_batch), "--http-threads", "512", "--max-queue", "100000"],
-        "none": ["--batch-size", "1", "--http-threads", "512", "--max-queue", "100000"],
+    common = ["--http-threads", "512", "--device", a.device, "--precision", a.precision]
+    all_configs = {
+        "adaptive": ["--batch-size", str(a.batch_size), "--latency-target-ms", str(a.target_ms)],
+        f"fixed{a.fixed_batch}": ["--batch-size", str(a.fixed_batch), "--max-queue", "100000"],
+        "none": ["--batch-size", "1", "--max-queue", "100000"],
     }
+    wanted = [w.strip() for w in a.configs.split(",")]
+    configs = {k: v + common for k, v in all_configs.items() if k.rstrip("0123456789") in wanted}
+    if "adaptive" not in configs:
+        sys.exit("--configs must include adaptive")
     results = {"target_ms": a.target_ms, "configs": {}, "machine": platform.node(), "cpu": cpu_name(),
-               "cores": os.cpu_count(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")}
+               "cores": os.cpu_count(), "device": a.device, "precision": a.precision, "model": a.description,
+               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")}
     # All servers up at once (idle ones cost nothing) and the configurations
     # interleaved at each rate, so background load on a shared machine hits
     # them alike.
     servers = {name: Server(model, args) for name, args in configs.items()}
     try:
-        l1 = profile_l1(servers["none"].log)
+        l1 = profile_l1(next(iter(servers.values())).log)
         rates = [m / l1 for m in map(float, a.multipliers.split(","))]
         sweeps = {name: [] for name in configs}
         saturated = set()
@@ -257,13 +287,15 @@ def main():
                 if name in saturated:
                     continue
                 before = scrape(srv.port)
-                res = asyncio.run(run_load(srv.port, r, a.duration, payloads, expected, target, seed=i))
+                res = run_load(srv.port, model_name, r, a.duration, payload_dir, target, i, tol)
                 res.update(batch_metrics(srv.port, before))
                 sweeps[name].append(res)
                 log(f"{name:9s} rate {r:7.1f}/s  thr {res['throughput']:7.1f}  good {res['goodput']:7.1f}  "
                     f"p50 {res['p50_ms']:7.1f}  p99 {res['p99_ms']:8.1f} ms  rej {res['rejected']:5d}  "
                     f"wrong {res['wrong']}  err {res['errors']}  mean batch {res['mean_batch']:.1f}  "
                     f"server p99 <= {res['server_p99_ms']:.0f} ms", a)
+                if res["errors"] and res["messages"]:
+                    log(f"          first errors: {res['messages'][:2]}", a)
                 if res["p99_ms"] > 8 * a.target_ms and res["rejected"] == 0:
                     saturated.add(name)  # no admission control: higher rates only queue more
         for name, rows in sweeps.items():
@@ -278,7 +310,7 @@ def main():
         if sus:
             srv = servers["adaptive"]
             before = scrape(srv.port)
-            over = asyncio.run(run_load(srv.port, 2 * sus, a.duration, payloads, expected, target, seed=99))
+            over = run_load(srv.port, model_name, 2 * sus, a.duration, payload_dir, target, 99, tol)
             over.update(batch_metrics(srv.port, before))
             over["server_up"] = urllib_ok(srv.port)
             results["overload"] = over
@@ -291,6 +323,7 @@ def main():
     results["batch1_compute_ms"] = l1 * 1e3 if l1 else None
     g = {k: v.get("goodput_at_target", 0) for k, v in results["configs"].items()}
     results["ratio_adaptive_vs_none"] = g["adaptive"] / g["none"] if g.get("none") else None
+    shutil.rmtree(tmp, ignore_errors=True)
     results["ratio_adaptive_vs_fixed"] = g["adaptive"] / g[f"fixed{a.fixed_batch}"] if g.get(f"fixed{a.fixed_batch}") else None
     if a.json:
         print(json.dumps(results, indent=1))
@@ -324,14 +357,18 @@ def log(msg, a):
 
 def report(r, a):
     out = [f"# deepep-serve load test ({r['date']})", "",
-           f"Machine {r['machine']}, {r['cpu']}, {r['cores']} cores. Model: MLP 256 -> {a.hidden} x{a.layers} -> 64 "
-           f"(FP32, batch-1 compute {r['batch1_compute_ms']:.2f} ms). Latency target {r['target_ms']:.0f} ms; "
-           f"Poisson arrivals, {a.duration:.0f} s per rate, latency from each request's scheduled send time.", "",
+           f"Machine {r['machine']}, {r['cpu']}, {r['cores']} cores; device {r['device']}, {r['precision']}. "
+           f"Model: {r['model']} (batch-1 compute {r['batch1_compute_ms'] or 0:.2f} ms). "
+           f"Latency target {r['target_ms']:g} ms; Poisson arrivals, {a.duration:.0f} s per rate, latency from "
+           f"each request's scheduled send time (C++ client, bench/serve_loadgen.cpp).", "",
            "| config | sustainable rate (p99 <= target) | goodput there (req/s) |", "|---|---|---|"]
     for k, v in r["configs"].items():
         out.append(f"| {k} | {v.get('sustainable_rate', 0):.0f}/s | {v.get('goodput_at_target', 0):.0f} |")
-    out += ["", f"Adaptive vs no batching: **{r['ratio_adaptive_vs_none'] or 0:.2f}x** goodput at the same p99 target; "
-                f"vs fixed cap: {r['ratio_adaptive_vs_fixed'] or 0:.2f}x.", ""]
+    if r["ratio_adaptive_vs_none"] is not None:
+        out += ["", f"Adaptive vs no batching: **{r['ratio_adaptive_vs_none']:.2f}x** goodput at the same p99 target; "
+                    f"vs fixed cap: {r['ratio_adaptive_vs_fixed'] or 0:.2f}x.", ""]
+    else:
+        out.append("")
     for k, v in r["configs"].items():
         out += [f"## {k} (`{' '.join(v.get('args', []))}`)", "",
                 "| rate/s | thr/s | goodput/s | p50 ms | p90 ms | p99 ms | server p99 <= ms | 503 | errors | wrong | mean batch |",

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"deepep-serve: serve a DeepEP model over HTTP (KServe v2 / Open Inference Protocol) with adaptive batching"};
   std::string model_path, host = "127.0.0.1", model_name, device = "cpu", pool = "0", max_req = "64M";
+  std::string precision = "fp32", layout = "auto";
   int port = 8080, batch_size = 32, fusion_level = 2, threads = 1, http_threads = 64, http_nice = 5;
   double latency_target_ms = 0, drain_timeout_s = 30;
   bool realtime = false;
@@ -88,6 +89,10 @@ int main(int argc, char** argv) {
   app.add_option("--memory-pool-size", pool, "cap on each session's activation arena (e.g. 8G; 0: none)");
   app.add_option("--max-request-size", max_req, "largest request body (e.g. 64M); larger gets 413")->capture_default_str();
   app.add_option("--device", device, "cpu, or cuda:N (needs a CUDA build)")->capture_default_str();
+  app.add_option("--precision", precision, "GPU execution precision: fp32 (TF32 allowed), fp32-strict or fp16")
+      ->check(CLI::IsMember({"fp32", "fp32-strict", "fp16"}))->capture_default_str();
+  app.add_option("--layout", layout, "convolution layout: auto (the device's faster), nchw or nhwc")
+      ->check(CLI::IsMember({"auto", "nchw", "nhwc"}))->capture_default_str();
   app.add_option("--drain-timeout", drain_timeout_s, "seconds SIGTERM waits for in-flight requests")->capture_default_str();
   uint64_t pool_bytes = 0, max_req_bytes = 0;
   try {
@@ -108,14 +113,14 @@ int main(int argc, char** argv) {
   try {
     EngineOptions eo;
     eo.device = device;
+    eo.precision = precision;
+    eo.layout = layout;
     eo.fusion_level = fusion_level;
     eo.memory_pool_bytes = pool_bytes;
     engine = Engine::load(model_path, eo);
   } catch (const std::exception& e) {
-    if (device.rfind("cuda", 0) == 0)
-      std::fprintf(stderr, "deepep-serve: error: --device %s: DeepEP was not built with CUDA (%s)\n", device.c_str(), e.what());
-    else
-      std::fprintf(stderr, "deepep-serve: error: cannot load %s: %s\n", model_path.c_str(), e.what());
+    std::fprintf(stderr, "deepep-serve: error: cannot load %s on %s: %s\n", model_path.c_str(), device.c_str(),
+                 e.what());
     return 1;
   }
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

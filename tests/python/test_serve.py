@@ -401,7 +401,10 @@ def test_unbatched_model(tmp_path):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["--device", "cuda:0"], "not built with CUDA"),
+        # No GPU here (CI), or no CUDA backend in this build: either way the load fails, naming the device.
+        (["--device", "cuda:0"], "on cuda:0:"),
+        (["--precision", "fp8"], "precision"),
+        (["--layout", "nchwc"], "layout"),
         (["--batch-size", "0"], "batch-size"),
     ],
 )
