@@ -144,9 +144,10 @@ TEST(CudaNhwc, WeightCopiesAndChains) {
   expect_match(chain, 5e-3, {true, false});
 }
 
-// Transpose: perms that collapse to a batched 2-D transpose take the tiled
-// kernel (sizes across tile edges, size-1 dims, 1/2/4/8-byte elements);
-// others the strided copy. Exact.
+// Transpose: perms that collapse to a batched 2-D transpose take the
+// transpose kernels (narrow rows or columns, 64x64 pair tiles for 2-byte
+// elements, 32x32 tiles; sizes across tile edges, size-1 dims, 1/2/4/8-byte
+// elements); others the strided copy. Exact.
 TEST(CudaNhwc, TiledTranspose) {
   REQUIRE_GPU();
   struct T {
@@ -167,7 +168,11 @@ TEST(CudaNhwc, TiledTranspose) {
                                      {{1, 3, 1, 40}, "[0,2,3,1]"},
                                      {{2, 3, 4, 5}, "[0,2,1,3]"},
                                      {{2, 3, 4, 5}, "[3,1,2,0]"},
-                                     {{2, 0, 4, 5}, "[0,2,3,1]"}}) {
+                                     {{2, 0, 4, 5}, "[0,2,3,1]"},
+                                     {{2, 64, 10, 12}, "[0,2,3,1]"},  // fp16: 64x64 pair tiles, partial
+                                     {{2, 10, 12, 66}, "[0,3,1,2]"},
+                                     {{3, 130, 34}, "[0,2,1]"},
+                                     {{2, 33, 70}, "[0,2,1]"}}) {
       SCOPED_TRACE(shape_str(t.x) + " perm " + t.perm);
       auto f = make(graph("%x: " + f32(t.x), "  %y = Transpose<perm=" + t.perm + ">(%x)", "%y"));
       f.inputs = {rnd(t.x, 220)};
