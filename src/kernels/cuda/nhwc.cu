@@ -145,11 +145,14 @@ bool as_batched_transpose(const std::vector<int64_t>& shape, const std::vector<i
                           int64_t* rows, int64_t* cols) {
   const size_t r = shape.size();
   if (perm.size() != r) return false;
-  // Output dims in order, as input dim indices, without size-1 dims.
+  // Output dims in order, as input dim indices, without size-1 dims; not a
+  // permutation (an index twice or out of range): not this kernel's case.
   std::vector<int64_t> order;
+  std::vector<char> seen(r, 0);
   for (int64_t p : perm) {
     if (p < 0) p += int64_t(r);
-    if (p < 0 || p >= int64_t(r)) return false;
+    if (p < 0 || p >= int64_t(r) || seen[size_t(p)]) return false;
+    seen[size_t(p)] = 1;
     if (shape[size_t(p)] != 1) order.push_back(p);
   }
   // Groups of consecutive input dims that stay consecutive in the output.
