@@ -204,7 +204,17 @@ def run_case(name, batch, seq, args, log):
     ref = cpu.run(feeds) if check else None
     for prec in ("fp16",) if args.deepep_only else ("fp16", "fp32"):
         try:
-            gpu = deepep.Engine(path, device="cuda:0", precision=prec)
+            saved_layout = os.environ.get("DEEPEP_LAYOUT")
+            if args.layout:
+                os.environ["DEEPEP_LAYOUT"] = args.layout
+            try:
+                gpu = deepep.Engine(path, device="cuda:0", precision=prec)
+            finally:
+                if args.layout:
+                    if saved_layout is None:
+                        os.environ.pop("DEEPEP_LAYOUT", None)
+                    else:
+                        os.environ["DEEPEP_LAYOUT"] = saved_layout
             out = gpu.run(feeds)
             if ref is not None:
                 row[f"deepep_{prec}_err"] = max(rel_l2(out[k], ref[k]) for k in ref)
@@ -316,6 +326,8 @@ def main():
     ap.add_argument("--top", type=int, default=12, help="kernels printed per profile")
     ap.add_argument("--deepep-only", action="store_true", help="skip PyTorch and DeepEP fp32 (quick A/B of DeepEP options)")
     ap.add_argument("--check-all", action="store_true", help="check DeepEP against its CPU reference at every batch")
+    ap.add_argument("--layout", choices=["nchw", "nhwc", "auto"],
+                    help="DeepEP's GPU conv layout (DEEPEP_LAYOUT for its GPU engines; A/B: --variant nhwc:DEEPEP_LAYOUT=nhwc)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args()
     import torch

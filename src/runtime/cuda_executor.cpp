@@ -7,7 +7,9 @@
 // input-shape signature with the CPU reference kernel. Any other node is a
 // load-time error naming it: there is no CPU fallback for tensor work. The
 // weights GPU nodes read are uploaded once into one device block (float16 in
-// fp16 mode, except constants float16 cannot hold).
+// fp16 mode, except constants float16 cannot hold), in a kernel's own layout
+// where its GpuKernel::upload asks for one (FusedConv channels_last: W for
+// cuDNN's NHWC filter).
 //
 // Per input-shape signature (Plan): shapes come from the ops' shape
 // inference on concrete shapes, every device value gets a slot in one
@@ -30,6 +32,7 @@
 
 #include "deepep/half.h"
 #include "ir/op_registry.h"
+#include "kernels/cpu/thread_pool.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gpu_kernels.h"
 #include "kernels/cuda/launch.h"
@@ -89,6 +92,21 @@ void convert_host(const Tensor& t, DType to, uint8_t* dst) {
   for (int64_t i = 0; i < t.numel(); ++i) d[i] = float_to_half_bits(s[i]);
 }
 
+// Host copy into pinned staging; large inputs on up to 8 threads of the CPU
+// pool (one thread copied ResNet-50's 77 MB batch of 128 at a few GB/s,
+// longer than the GPU's whole run).
+void copy_to_staging(void* dst, const void* src, size_t n) {
+  constexpr size_t kChunk = size_t(4) << 20;
+  if (n < 2 * kChunk) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+  cpu::ThreadPool::global().parallel_for(int64_t((n + kChunk - 1) / kChunk), 1, 8, [&](int64_t b, int64_t e) {
+    const size_t lo = size_t(b) * kChunk, hi = std::min(n, size_t(e) * kChunk);
+    std::memcpy(static_cast<uint8_t*>(dst) + lo, static_cast<const uint8_t*>(src) + lo, hi - lo);
+  });
+}
+
 bool fits_half(const Tensor& t) {
   if (t.dtype() != DType::kFloat32) return true;
   const float* p = t.data<float>();
@@ -108,6 +126,9 @@ class CudaModel {
   std::vector<char> on_device;           // by value id: some GPU node (or the output copy) reads it, or a GPU node makes it
   std::vector<char> kept32;              // by value id: float32 stays float32 in fp16 mode
   std::vector<void*> weight;             // by value id: constants in the weight block
+  // (node id, input index) -> the kernel's reordered copy of that constant
+  // input in the weight block (GpuKernel::upload).
+  std::map<std::pair<int, size_t>, void*> reordered;
   void* weights = nullptr;
   uint64_t weights_bytes = 0;
   bool needs_cudnn = false;
@@ -184,6 +205,38 @@ DType device_dtype(const CudaModel& m, size_t id, DType t) {
 void upload_weights(CudaModel& m) {
   const Graph& g = m.g;
   m.weight.assign(g.values().size(), nullptr);
+  // Kernels' own layouts of constant inputs (GpuKernel::upload): one copy per
+  // (node, input); a constant every GPU reader takes reordered has no plain
+  // copy on the device.
+  struct Reordered {
+    int node;
+    size_t input;
+    const Value* v;
+    Tensor t;
+    uint64_t off = 0;
+  };
+  std::vector<Reordered> reord;
+  std::vector<char> plain(g.values().size(), 0);
+  for (const auto& np : g.nodes()) {
+    const GpuKernel* k = m.kernel[size_t(np->id)];
+    if (!k) continue;
+    for (size_t i = 0; i < np->inputs.size(); ++i) {
+      const Value* v = np->inputs[i];
+      if (!v) continue;
+      if (v->data && k->upload) {
+        Tensor t = k->upload(*np, i, *v->data);
+        if (t.defined()) {
+          DEEPEP_CHECK(t.dtype() == v->data->dtype() && t.numel() == v->data->numel(), np->describe(),
+                       ": internal: the reordered weight changes dtype or size");
+          reord.push_back({np->id, i, v, std::move(t)});
+          continue;
+        }
+      }
+      plain[size_t(v->id)] = 1;
+    }
+  }
+  for (const Reordered& r : reord)
+    if (!plain[size_t(r.v->id)]) m.on_device[size_t(r.v->id)] = 0;
   uint64_t total = 0;
   std::vector<std::pair<const Value*, uint64_t>> place;
   for (const auto& v : g.values()) {
@@ -191,11 +244,16 @@ void upload_weights(CudaModel& m) {
     place.emplace_back(v.get(), total);
     total += align_up(uint64_t(v->data->numel()) * dtype_size(device_dtype(m, size_t(v->id), v->data->dtype())));
   }
+  for (Reordered& r : reord) {
+    r.off = total;
+    total += align_up(uint64_t(r.t.numel()) * dtype_size(device_dtype(m, size_t(r.v->id), r.t.dtype())));
+  }
   m.weights_bytes = total;
   if (total == 0) return;
   std::vector<uint8_t> host(total);
   for (const auto& [v, off] : place)
     convert_host(*v->data, device_dtype(m, size_t(v->id), v->data->dtype()), host.data() + off);
+  for (const Reordered& r : reord) convert_host(r.t, device_dtype(m, size_t(r.v->id), r.t.dtype()), host.data() + r.off);
   DEEPEP_CUDA(cudaMalloc(&m.weights, total),
               detail::concat("uploading ", total, " bytes of weights to cuda:", m.opt.device));
   DEEPEP_CUDA(cudaMemcpy(m.weights, host.data(), total, cudaMemcpyHostToDevice), "uploading the weights");
@@ -203,6 +261,7 @@ void upload_weights(CudaModel& m) {
   // streams do not wait for the default stream.
   DEEPEP_CUDA(cudaDeviceSynchronize(), "uploading the weights");
   for (const auto& [v, off] : place) m.weight[size_t(v->id)] = static_cast<uint8_t*>(m.weights) + off;
+  for (const Reordered& r : reord) m.reordered[{r.node, r.input}] = static_cast<uint8_t*>(m.weights) + r.off;
 }
 
 // ---------------------------------------------------------------- sessions
@@ -317,7 +376,7 @@ class CudaSessionImpl : public CudaSession {
     last_ = p;
     // Caller bytes -> pinned staging.
     for (size_t i = 0; i < p->inputs.size(); ++i)
-      if (p->inputs[i].bytes) std::memcpy(static_cast<uint8_t*>(p->pin_in.p) + p->inputs[i].pin_off, inputs[i].raw(), p->inputs[i].bytes);
+      if (p->inputs[i].bytes) copy_to_staging(static_cast<uint8_t*>(p->pin_in.p) + p->inputs[i].pin_off, inputs[i].raw(), p->inputs[i].bytes);
     const bool debug_sync = env_on("DEEPEP_CUDA_SYNC");
     if (p->ran_once && m_->opt.graphs && !debug_sync && !p->exec && p->graph_error.empty()) {
       capture(*p);
@@ -660,6 +719,11 @@ class CudaSessionImpl : public CudaSession {
         return t;
       };
       for (const Value* v : n.inputs) gn.in.push_back(tensor_of(v));
+      for (size_t i = 0; i < gn.in.size(); ++i)
+        if (auto it = m_->reordered.find({n.id, i}); it != m_->reordered.end()) {
+          gn.in[i].data = it->second;
+          gn.in[i].reordered = true;
+        }
       for (const Value* v : n.outputs) gn.out.push_back(tensor_of(v));
       if (n.op_type == "Gather") p.gather_nodes.push_back(n.id);
       try {

@@ -32,6 +32,9 @@ struct GpuTensor {
   DType dtype = DType::kUndefined;
   Shape shape;
   const Tensor* host = nullptr;  // host copy when known on the host (constants, shape values)
+  // The bytes are the kernel's own layout of this constant, made at upload by
+  // GpuKernel::upload (shape and dtype stay the graph's).
+  bool reordered = false;
   int64_t numel() const { return shape_numel(shape); }
   size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
   bool defined() const { return dtype != DType::kUndefined; }
@@ -63,6 +66,14 @@ struct GpuKernel {
   // Output 0 is a view of input 0's bytes (Reshape, Flatten, Squeeze, ...):
   // no work, no buffer of its own.
   bool view = false;
+  // Optional weight layout: called once at weight upload for each constant
+  // input of each node of this op, with the host tensor; returns the tensor
+  // whose bytes go to the device instead (same dtype and element count, the
+  // kernel's layout, e.g. FusedConv channels_last: W OIHW -> OHWI for cuDNN's
+  // NHWC filter), or an undefined Tensor to upload it as is. The node then
+  // sees that input with `reordered` set; the value's plain copy is uploaded
+  // only when some other node reads it.
+  std::function<Tensor(const Node&, size_t input, const Tensor& host)> upload;
 };
 
 // nullptr when the CUDA backend has no kernel for the op.

@@ -4,6 +4,7 @@
 // tests (tests/cuda) compare every entry here against them.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -13,6 +14,7 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/gpu_kernels.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/nhwc.h"
 #include "ops/slice_bounds.h"
 #include "ops/fused_epilogue.h"
 
@@ -206,6 +208,12 @@ GpuKernel expand_kernel() {
   return k;
 }
 
+// DEEPEP_CUDA_TRANSPOSE=generic: every Transpose through the strided copy (A/B, tests).
+bool transpose_generic() {
+  const char* v = std::getenv("DEEPEP_CUDA_TRANSPOSE");
+  return v && std::strcmp(v, "generic") == 0;
+}
+
 GpuKernel transpose_kernel() {
   GpuKernel k;
   k.run = [](GpuContext& ctx, GpuNode& n) {
@@ -216,6 +224,14 @@ GpuKernel transpose_kernel() {
     if (perm.empty())
       for (int i = r - 1; i >= 0; --i) perm.push_back(i);
     DEEPEP_CHECK(int(perm.size()) == r && r <= kMaxDims, what_of(n), ": perm does not match rank ", r);
+    // NCHW <-> NHWC and every perm that is a swap of two adjacent dim groups:
+    // tiled through shared memory (coalesced both ways).
+    int64_t batch = 0, rows = 0, cols = 0;
+    if (y.numel() > 0 && as_batched_transpose(x.shape, perm, &batch, &rows, &cols) && !transpose_generic()) {
+      transpose_batched(x.data, y.data, int(dtype_size(y.dtype)), batch, rows, cols, ctx.stream);
+      launched(n);
+      return;
+    }
     const std::vector<int64_t> st = dense_strides(x.shape);
     Indexer ix;
     ix.rank = std::max(r, 1);
