@@ -54,7 +54,7 @@ def _paths(g: dict) -> dict:
         "fp32_gemm": "TF32 tensor cores (precision='fp32'); IEEE fp32 with precision='fp32-strict'"
         if g["tf32"] else "IEEE fp32 (no TF32 before compute capability 8.0)",
         "fp16_gemm": "fp16 tensor cores, fp32 accumulation" if major >= 7 else "fp16 without tensor cores",
-        "conv": "cuDNN (NCHW)",
+        "conv": "cuDNN, channels-last (NHWC) with bias/ReLU/residual fused (layout='auto'); NCHW with layout='nchw'",
     }
 
 

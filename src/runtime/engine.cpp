@@ -75,15 +75,17 @@ void validate_input(const TensorInfo& spec, const Tensor& t, std::map<std::strin
   }
 }
 // The layout the user asked for (DEEPEP_LAYOUT overrides the option), with
-// "auto" resolved for the device: NCHW until a device's channels-last kernels
-// measure faster on the zoo models (bench/results/).
+// "auto" resolved per device from measurements on the zoo CNNs: NHWC on CUDA
+// (cuDNN NHWC with fused epilogues: resnet50 b128 fp16 8.5 vs 13.7 ms NCHW on
+// an H200, bench/results/gpu_nhwc_2026-11-28.txt); the CPU stays NCHW until
+// its channels-last kernels measure faster.
 std::string resolve_layout(const EngineOptions& options, bool gpu) {
-  (void)gpu;
   std::string want = options.layout;
   if (const char* env = std::getenv("DEEPEP_LAYOUT"); env && *env) want = env;
   DEEPEP_CHECK(want == "auto" || want == "nchw" || want == "nhwc", "layout '", want,
                "' is not known: choose auto, nchw or nhwc");
-  return want == "auto" ? "nchw" : want;
+  if (want != "auto") return want;
+  return gpu ? "nhwc" : "nchw";
 }
 }  // namespace
 

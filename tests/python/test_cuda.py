@@ -75,3 +75,20 @@ def test_gpu_engine_matches_cpu(relu_add_model):
 
 def test_cuda_built_flag_is_a_bool():
     assert _deepep.cuda_built() in (True, False)
+
+
+@pytest.mark.skipif(not _gpus(), reason="no GPU")
+@pytest.mark.parametrize("name", ["resnet50", "mobilenetv2"])
+def test_gpu_cnn_auto_layout_is_nhwc_and_matches_cpu(name, tmp_path):
+    from deepep import zoo
+
+    path = tmp_path / f"{name}.onnx"
+    zoo.save(zoo.build(name, small=True), str(path))
+    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    want = next(iter(deepep.Engine(path).run({"input": x}).values()))
+    for layout, precision, tol in [("auto", "fp32-strict", 1e-4), ("nchw", "fp32-strict", 1e-4), ("auto", "fp16", 1e-2)]:
+        gpu = deepep.Engine(path, device="cuda:0", layout=layout, precision=precision)
+        assert gpu.layout == ("nhwc" if layout == "auto" else layout)
+        got = next(iter(gpu.run({"input": x}).values()))
+        err = np.linalg.norm(got - want) / np.linalg.norm(want)
+        assert err <= tol, (layout, precision, err)
