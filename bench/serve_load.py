@@ -165,7 +165,7 @@ def run_load(port, model_name, rate, duration, payload_dir, target_s, seed, tol)
     """One open-loop run of the C++ load generator; latency percentiles from its per-request numbers."""
     cmd = [find_binary("deepep_serve_loadgen", "DEEPEP_LOADGEN"), "--port", str(port), "--model", model_name,
            "--payloads", str(payload_dir), "--rate", f"{rate:.6g}", "--duration", str(duration), "--seed", str(seed),
-           "--rtol", str(tol), "--atol", str(tol), "--threads", "512"]
+           "--rtol", str(tol), "--atol", str(tol), "--threads", "256"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 4 + 120)
     if p.returncode != 0:
         raise RuntimeError(f"load generator failed ({p.returncode}): {p.stderr}")
@@ -260,7 +260,7 @@ def main():
     payload_dir = tmp / "payloads"
     write_payloads(payload_dir, feeds, expected)
 
-    common = ["--http-threads", "512", "--device", a.device, "--precision", a.precision]
+    common = ["--http-threads", "1024", "--device", a.device, "--precision", a.precision]
     all_configs = {
         "adaptive": ["--batch-size", str(a.batch_size), "--latency-target-ms", str(a.target_ms)],
         f"fixed{a.fixed_batch}": ["--batch-size", str(a.fixed_batch), "--max-queue", "100000"],

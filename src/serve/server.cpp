@@ -198,7 +198,8 @@ void HttpServer::routes() {
                                {"max_queue_size", o.max_queue},
                                {"batch_dimension", spec.symbol}};
     }
-    j["instance_group"] = {{{"kind", "KIND_CPU"}, {"count", batcher_.options().workers}}};
+    j["instance_group"] = {{{"kind", engine_->device() == "cpu" ? "KIND_CPU" : "KIND_GPU"},
+                            {"count", batcher_.options().workers}}};
     res.set_content(j.dump(), kJson);
   });
   s.Post(M + "/infer", [this, model_ok, max_batch](const httplib::Request& req, httplib::Response& res) {
