@@ -95,10 +95,39 @@ struct Geo {
   bool fp32 = false;
 };
 
-// Descriptors in `fmt` and an algorithm for them; false (descriptors kept)
-// when cuDNN offers no algorithm. s.fused set: the fused call's algorithm
-// (identity: IMPLICIT_PRECOMP_GEMM only).
-bool choose(GpuContext& ctx, ConvState& s, const Geo& g, cudnnTensorFormat_t fmt, bool relu, const std::string& what) {
+// Whether cuDNN executes `algo` on s's descriptors. Its heuristic has offered
+// algorithms that then fail with CUDNN_STATUS_BAD_PARAM (H200, cuDNN 9: an
+// fp32 NHWC depthwise 3x3 on 4x4 maps, MobileNetV2), so each candidate runs
+// once at plan time on the plan's own buffers (whose contents mean nothing
+// yet and are overwritten by the first run). Same sizes in either layout.
+bool runs(GpuContext& ctx, const ConvState& s, const GpuNode& n, cudnnConvolutionFwdAlgo_t algo, size_t ws_bytes) {
+  if (n.out[0].numel() == 0) return true;
+  void* ws = nullptr;
+  if (ws_bytes && cudaMalloc(&ws, ws_bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  const float one = 1.f, zero = 0.f;
+  void* y = n.out[0].data;
+  cudnnStatus_t st;
+  if (s.fused) {
+    const void* z = s.alpha2 != 0.f ? n.in[3].data : y;
+    st = cudnnConvolutionBiasActivationForward(ctx.dnn, &one, s.x, n.in[0].data, s.w, n.in[1].data, s.conv, algo, ws,
+                                               ws_bytes, &s.alpha2, s.y, z, s.bias, n.in[2].data, s.act, s.y, y);
+  } else {
+    st = cudnnConvolutionForward(ctx.dnn, &one, s.x, n.in[0].data, s.w, n.in[1].data, s.conv, algo, ws, ws_bytes, &zero,
+                                 s.y, y);
+  }
+  if (ws) cudaFree(ws);
+  cudaGetLastError();
+  return st == CUDNN_STATUS_SUCCESS;
+}
+
+// Descriptors in `fmt` and an algorithm for them that runs (see runs());
+// false (descriptors kept) when cuDNN offers none. s.fused set: the fused
+// call's algorithm (identity: IMPLICIT_PRECOMP_GEMM only).
+bool choose(GpuContext& ctx, ConvState& s, const Geo& g, cudnnTensorFormat_t fmt, bool relu, const GpuNode& n,
+            const std::string& what) {
   DEEPEP_CUDA(cudnnCreateTensorDescriptor(&s.x), what);
   DEEPEP_CUDA(cudnnCreateTensorDescriptor(&s.y), what);
   DEEPEP_CUDA(cudnnCreateFilterDescriptor(&s.w), what);
@@ -133,7 +162,7 @@ bool choose(GpuContext& ctx, ConvState& s, const Geo& g, cudnnTensorFormat_t fmt
                                            ",", strict, ",", ctx.cc_major, ctx.cc_minor);
     std::lock_guard<std::mutex> lock(g_find_mu);
     auto it = g_found.find(key);
-    if (it != g_found.end()) {
+    if (it != g_found.end() && runs(ctx, s, n, it->second.algo, it->second.memory)) {
       s.algo = it->second.algo, s.workspace = it->second.memory;
       return true;
     }
@@ -145,6 +174,7 @@ bool choose(GpuContext& ctx, ConvState& s, const Geo& g, cudnnTensorFormat_t fmt
     for (int i = 0; i < got; ++i) {  // sorted by time
       if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > (size_t(512) << 20)) continue;
       if (strict && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+      if (!runs(ctx, s, n, perf[i].algo, perf[i].memory)) continue;
       s.algo = perf[i].algo, s.workspace = perf[i].memory;
       g_found[key] = {s.algo, s.workspace};
       return true;
@@ -160,6 +190,7 @@ bool choose(GpuContext& ctx, ConvState& s, const Geo& g, cudnnTensorFormat_t fmt
     if (perf[i].memory > (size_t(512) << 20)) continue;
     if (strict && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
     if (identity_fused && perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
+    if (!runs(ctx, s, n, perf[i].algo, perf[i].memory)) continue;
     s.algo = perf[i].algo;
     s.workspace = perf[i].memory;
     return true;
@@ -167,7 +198,8 @@ bool choose(GpuContext& ctx, ConvState& s, const Geo& g, cudnnTensorFormat_t fmt
   if (identity_fused) {
     s.algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
     return cudnnGetConvolutionForwardWorkspaceSize(ctx.dnn, s.x, s.w, s.conv, s.y, s.algo, &s.workspace) ==
-           CUDNN_STATUS_SUCCESS;
+               CUDNN_STATUS_SUCCESS &&
+           runs(ctx, s, n, s.algo, s.workspace);
   }
   return false;
 }
@@ -247,10 +279,10 @@ size_t prepare_conv(GpuContext& ctx, GpuNode& n, bool fused) {
   } else if (want_fuse && fusable) {
     s->fused = true;
     s->alpha2 = res ? 1.f : 0.f;
-    found = choose(ctx, *s, g, fmt, relu, what);
+    found = choose(ctx, *s, g, fmt, relu, n, what);
     if (!found) s->reset();  // unfused next
   }
-  if (!found && !(nhwc && conv_option("nchw"))) found = choose(ctx, *s, g, fmt, false, what);
+  if (!found && !(nhwc && conv_option("nchw"))) found = choose(ctx, *s, g, fmt, false, n, what);
   if (nhwc) {
     s->nhwc = true;
     s->N = xs[0], s->C = xs[1], s->HW = xs[2] * xs[3], s->M = ys[1], s->OHW = ys[2] * ys[3];
@@ -259,7 +291,7 @@ size_t prepare_conv(GpuContext& ctx, GpuNode& n, bool fused) {
     size_t off = align_up(s->workspace);
     if (!found) {  // no NHWC algorithm: NCHW between transposes
       s->reset();
-      found = choose(ctx, *s, g, CUDNN_TENSOR_NCHW, false, what);
+      found = choose(ctx, *s, g, CUDNN_TENSOR_NCHW, false, n, what);
       s->via_nchw = true;
       off = align_up(s->workspace);
       s->x_off = off, off += align_up(size_t(X.numel()) * es);
