@@ -1,0 +1,174 @@
+// Internal: the channels-last conv inner loops, written once and compiled by
+// each ISA file (ops_conv_nhwc_avx512.cpp, ops_conv_nhwc_avx2.cpp) under its
+// own flags and namespace (DEEPEP_ISA_NS, DEEPEP_VW as for isa_common.h,
+// whose vector helpers and activations this reuses). Both ISAs have AVX2, so
+// the 8 x 8 transpose of the A packing uses __m256 intrinsics in either.
+#include <immintrin.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "kernels/cpu/isa_common.h"
+#pragma GCC diagnostic pop
+#include "kernels/cpu/ops_conv_nhwc.h"
+
+namespace deepep::cpu::DEEPEP_ISA_NS {
+namespace {
+
+// The first n < VW floats of p as a vector (the rest zero), and the reverse.
+inline vf load_part(const float* p, int64_t n) {
+  alignas(64) float t[VW] = {};
+  for (int64_t i = 0; i < n; ++i) t[i] = p[i];
+  return vload(t);
+}
+inline void store_part(float* p, vf v, int64_t n) {
+  alignas(64) float t[VW];
+  vstore(t, v);
+  for (int64_t i = 0; i < n; ++i) p[i] = t[i];
+}
+template <bool FULL>
+inline vf ld(const float* p, int64_t n) {
+  if constexpr (FULL) return vload(p);
+  else return load_part(p, n);
+}
+
+// NB outputs (n, oy, ox0 .. ox0 + NB) x channels [c0, c0 + nc) (nc = VW when
+// FULL): the weight vector of each tap is loaded once for the NB outputs;
+// taps outside the image are skipped (zero padding). Then bias, residual and
+// activation on the registers.
+template <Act A, int NB, bool FULL>
+inline void dw_tile(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0, int64_t c0, int64_t nc, float* yr,
+                    const float* rr) {
+  const int64_t C = a.C, W = a.W;
+  vf acc[NB];
+  for (int j = 0; j < NB; ++j) acc[j] = splat(0.f);
+  for (int64_t ky = 0; ky < a.KH; ++ky) {
+    const int64_t iy = iy0 + ky * a.dh;
+    if (iy < 0 || iy >= a.H) continue;
+    const float* xr = xn + iy * W * C + c0;
+    const float* wr = a.w + ky * a.KW * C + c0;
+    for (int64_t kx = 0; kx < a.KW; ++kx) {
+      const vf wv = ld<FULL>(wr + kx * C, nc);
+      const int64_t ixk = kx * a.dw - a.pw;
+      for (int j = 0; j < NB; ++j) {
+        const int64_t ix = (ox0 + j) * a.sw + ixk;
+        if (ix < 0 || ix >= W) continue;
+        acc[j] += wv * ld<FULL>(xr + ix * C, nc);
+      }
+    }
+  }
+  const vf b = a.bias ? ld<FULL>(a.bias + c0, nc) : splat(0.f);
+  for (int j = 0; j < NB; ++j) {
+    const int64_t o = (ox0 + j) * C + c0;
+    vf v = acc[j] + b;
+    vf r = splat(0.f);
+    if (rr) r = ld<FULL>(rr + o, nc);
+    if (rr && a.res_first) v += r;
+    v = vact<A>(v, a.p0, a.p1);
+    if (rr && !a.res_first) v += r;
+    if constexpr (FULL) vstore(yr + o, v);
+    else store_part(yr + o, v, nc);
+  }
+}
+
+template <Act A>
+void dw_rows(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
+  constexpr int NB = 4;
+  const int64_t C = a.C;
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t n = row / a.OH, oy = row % a.OH;
+    const float* xn = a.x + n * a.H * a.W * C;
+    float* yr = a.y + row * a.OW * C;
+    const float* rr = a.res ? a.res + row * a.OW * C : nullptr;
+    const int64_t iy0 = oy * a.sh - a.ph;
+    int64_t ox = 0;
+    for (; ox + NB <= a.OW; ox += NB) {
+      int64_t c0 = 0;
+      for (; c0 + VW <= C; c0 += VW) dw_tile<A, NB, true>(a, xn, iy0, ox, c0, VW, yr, rr);
+      if (c0 < C) dw_tile<A, NB, false>(a, xn, iy0, ox, c0, C - c0, yr, rr);
+    }
+    for (; ox < a.OW; ++ox) {
+      int64_t c0 = 0;
+      for (; c0 + VW <= C; c0 += VW) dw_tile<A, 1, true>(a, xn, iy0, ox, c0, VW, yr, rr);
+      if (c0 < C) dw_tile<A, 1, false>(a, xn, iy0, ox, c0, C - c0, yr, rr);
+    }
+  }
+}
+
+void depthwise_nhwc(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
+  switch (a.act) {
+    case Act::kNone: return dw_rows<Act::kNone>(a, r0, r1);
+    case Act::kRelu: return dw_rows<Act::kRelu>(a, r0, r1);
+    case Act::kLeakyRelu: return dw_rows<Act::kLeakyRelu>(a, r0, r1);
+    case Act::kSigmoid: return dw_rows<Act::kSigmoid>(a, r0, r1);
+    case Act::kTanh: return dw_rows<Act::kTanh>(a, r0, r1);
+    case Act::kSiLU: return dw_rows<Act::kSiLU>(a, r0, r1);
+    case Act::kGelu: return dw_rows<Act::kGelu>(a, r0, r1);
+    case Act::kGeluTanh: return dw_rows<Act::kGeluTanh>(a, r0, r1);
+    case Act::kClip: return dw_rows<Act::kClip>(a, r0, r1);
+    case Act::kHardSigmoid: return dw_rows<Act::kHardSigmoid>(a, r0, r1);
+    case Act::kHardSwish: return dw_rows<Act::kHardSwish>(a, r0, r1);
+  }
+}
+
+// In-register transpose of 8 rows of 8 floats: r[k][i] <- r[i][k].
+inline void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// dst[u * MR + r] = src[r][u]: 8 x 8 blocks through transpose8 when MR is 8
+// (one 8-float store per u) or 6 (8-float stores in ascending u, each
+// overwriting the 2 floats the previous one wrote past its slot; the last
+// one masked); scalar for the rest and for other MR.
+void pack_rows(const float* const* src, int64_t len, int MR, float* dst) {
+  int64_t u = 0;
+  if (MR == 8 || MR == 6) {
+    const __m256i m6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    for (; u + 8 <= len; u += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = i < MR && src[i] ? _mm256_loadu_ps(src[i] + u) : _mm256_setzero_ps();
+      transpose8(r);
+      if (MR == 8) {
+        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (u + k) * 8, r[k]);
+      } else {
+        for (int k = 0; k < 7; ++k) _mm256_storeu_ps(dst + (u + k) * 6, r[k]);
+        _mm256_maskstore_ps(dst + (u + 7) * 6, m6, r[7]);
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    const float* s = src[r];
+    if (s)
+      for (int64_t v = u; v < len; ++v) dst[v * MR + r] = s[v];
+    else
+      for (int64_t v = u; v < len; ++v) dst[v * MR + r] = 0.f;
+  }
+}
+
+NhwcKernels make_nhwc() {
+  NhwcKernels k;
+  k.depthwise = depthwise_nhwc;
+  k.pack_rows = pack_rows;
+  return k;
+}
+
+}  // namespace
+}  // namespace deepep::cpu::DEEPEP_ISA_NS
