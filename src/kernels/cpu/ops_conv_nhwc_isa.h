@@ -32,31 +32,41 @@ inline vf ld(const float* p, int64_t n) {
 }
 
 // NB outputs (n, oy, ox0 .. ox0 + NB) x channels [c0, c0 + nc) (nc = VW when
-// FULL): the weight vector of each tap is loaded once for the NB outputs;
-// taps outside the image are skipped (zero padding). Then bias, residual and
-// activation on the registers.
-template <Act A, int NB, bool FULL>
+// FULL): the weight vector of each tap is loaded once for the NB outputs.
+// KWC: the kernel width as a compile-time constant (0: a.KW); CHECK: skip
+// the taps left or right of the image (zero padding; without it every
+// horizontal tap of the NB outputs must be inside). Rows outside the image
+// are skipped. Then bias, residual and activation on the registers.
+template <Act A, int NB, bool FULL, int KWC, bool CHECK>
 inline void dw_tile(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0, int64_t c0, int64_t nc, float* yr,
                     const float* rr) {
   const int64_t C = a.C, W = a.W;
+  const int64_t KW = KWC ? KWC : a.KW;
   vf acc[NB];
   for (int j = 0; j < NB; ++j) acc[j] = splat(0.f);
+  const int64_t xstep = a.sw * C;  // between the NB outputs
   for (int64_t ky = 0; ky < a.KH; ++ky) {
     const int64_t iy = iy0 + ky * a.dh;
     if (iy < 0 || iy >= a.H) continue;
     const float* xr = xn + iy * W * C + c0;
-    const float* wr = a.w + ky * a.KW * C + c0;
-    for (int64_t kx = 0; kx < a.KW; ++kx) {
+    const float* wr = a.w + ky * KW * C + c0;
+#pragma GCC unroll 4
+    for (int64_t kx = 0; kx < KW; ++kx) {
       const vf wv = ld<FULL>(wr + kx * C, nc);
-      const int64_t ixk = kx * a.dw - a.pw;
+      const int64_t ix = ox0 * a.sw + kx * a.dw - a.pw;
+      const float* xp = xr + ix * C;
+#pragma GCC unroll 8
       for (int j = 0; j < NB; ++j) {
-        const int64_t ix = (ox0 + j) * a.sw + ixk;
-        if (ix < 0 || ix >= W) continue;
-        acc[j] += wv * ld<FULL>(xr + ix * C, nc);
+        if constexpr (CHECK) {
+          const int64_t ixj = ix + j * a.sw;
+          if (ixj < 0 || ixj >= W) continue;
+        }
+        acc[j] += wv * ld<FULL>(xp + j * xstep, nc);
       }
     }
   }
   const vf b = a.bias ? ld<FULL>(a.bias + c0, nc) : splat(0.f);
+#pragma GCC unroll 8
   for (int j = 0; j < NB; ++j) {
     const int64_t o = (ox0 + j) * C + c0;
     vf v = acc[j] + b;
@@ -70,10 +80,28 @@ inline void dw_tile(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t o
   }
 }
 
-template <Act A>
-void dw_rows(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
-  constexpr int NB = 4;
-  const int64_t C = a.C;
+// Outputs ox0 .. ox0 + NB of one row, all channels (the tail vector through
+// the generic checked tile).
+template <Act A, int NB, int KWC, bool CHECK>
+inline void dw_px(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0, float* yr, const float* rr) {
+  int64_t c0 = 0;
+  for (; c0 + VW <= a.C; c0 += VW) dw_tile<A, NB, true, KWC, CHECK>(a, xn, iy0, ox0, c0, VW, yr, rr);
+  if (c0 < a.C)
+    for (int j = 0; j < NB; ++j) dw_tile<A, 1, false, 0, true>(a, xn, iy0, ox0 + j, c0, a.C - c0, yr, rr);
+}
+
+// The rows: outputs left and right of the interior (some tap outside the
+// image) one at a time with checks, the interior in blocks of 8 and 4
+// without.
+template <Act A, int KWC>
+void dw_rows_k(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
+  const int64_t C = a.C, KW = KWC ? KWC : a.KW;
+  // Interior: ox * sw - pw >= 0 and ox * sw - pw + (KW - 1) * dw <= W - 1.
+  int64_t lo = (a.pw + a.sw - 1) / a.sw;
+  const int64_t last = a.W - 1 - (KW - 1) * a.dw + a.pw;
+  int64_t hi = last < 0 ? 0 : last / a.sw + 1;
+  hi = hi < a.OW ? hi : a.OW;
+  lo = lo < hi ? lo : hi;
   for (int64_t row = r0; row < r1; ++row) {
     const int64_t n = row / a.OH, oy = row % a.OH;
     const float* xn = a.x + n * a.H * a.W * C;
@@ -81,17 +109,18 @@ void dw_rows(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
     const float* rr = a.res ? a.res + row * a.OW * C : nullptr;
     const int64_t iy0 = oy * a.sh - a.ph;
     int64_t ox = 0;
-    for (; ox + NB <= a.OW; ox += NB) {
-      int64_t c0 = 0;
-      for (; c0 + VW <= C; c0 += VW) dw_tile<A, NB, true>(a, xn, iy0, ox, c0, VW, yr, rr);
-      if (c0 < C) dw_tile<A, NB, false>(a, xn, iy0, ox, c0, C - c0, yr, rr);
-    }
-    for (; ox < a.OW; ++ox) {
-      int64_t c0 = 0;
-      for (; c0 + VW <= C; c0 += VW) dw_tile<A, 1, true>(a, xn, iy0, ox, c0, VW, yr, rr);
-      if (c0 < C) dw_tile<A, 1, false>(a, xn, iy0, ox, c0, C - c0, yr, rr);
-    }
+    for (; ox < lo; ++ox) dw_px<A, 1, KWC, true>(a, xn, iy0, ox, yr, rr);
+    for (; ox + 8 <= hi; ox += 8) dw_px<A, 8, KWC, false>(a, xn, iy0, ox, yr, rr);
+    for (; ox + 4 <= hi; ox += 4) dw_px<A, 4, KWC, false>(a, xn, iy0, ox, yr, rr);
+    for (; ox < hi; ++ox) dw_px<A, 1, KWC, false>(a, xn, iy0, ox, yr, rr);
+    for (; ox < a.OW; ++ox) dw_px<A, 1, KWC, true>(a, xn, iy0, ox, yr, rr);
   }
+}
+
+template <Act A>
+void dw_rows(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
+  if (a.KW == 3) dw_rows_k<A, 3>(a, r0, r1);
+  else dw_rows_k<A, 0>(a, r0, r1);
 }
 
 void depthwise_nhwc(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
