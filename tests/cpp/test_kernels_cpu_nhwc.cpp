@@ -7,7 +7,9 @@
 // turn). Odd channel counts (tails of the vectors and of the 8 x 8 packing
 // transpose), tiny and empty images, empty batches, strides, pads,
 // dilations, groups, channel multipliers, constant (packed-once) and
-// variable weights, K over several GEMM K blocks, every epilogue.
+// variable weights, K over several GEMM K blocks, every epilogue; output
+// channel counts on both sides of the register tile's width (the few-channel
+// case runs the transposed GEMM and transposes its result).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -224,7 +226,9 @@ TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
   const std::vector<std::pair<Shape, std::string>> geo = {{{7, 5, 3, 3}, "pads=[1,1,1,1]"},
                                                           {{5, 1, 3, 3}, "group=5, pads=[1,1,1,1]"},
                                                           {{9, 5, 1, 1}, ""},
-                                                          {{21, 5, 1, 1}, "strides=[2,2]"}};
+                                                          {{21, 5, 1, 1}, "strides=[2,2]"},
+                                                          {{50, 5, 3, 3}, "pads=[0,1,1,2]"},
+                                                          {{64, 5, 1, 1}, ""}};
   for (const auto& [ws, gattrs] : geo)
     for (const char* act : kActAttrs)
       for (int res = 0; res < 3; ++res) {

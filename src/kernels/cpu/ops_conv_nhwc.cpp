@@ -51,6 +51,9 @@ namespace {
 // cached_derived_pack layouts of a conv weight.
 constexpr int kLayoutGemmB = 1;      // W_g^T, k = (ky, kx, c), packed as the GEMM's B
 constexpr int kLayoutDepthwise = 2;  // [KH*KW][C], plain
+constexpr int kLayoutGemmA = 3;      // W_g, k = (ky, kx, c), packed as the GEMM's A (few output channels)
+// Most pixels one packing strip may hold (MR for A strips, NR for B strips).
+constexpr int kMaxRows = 64;
 
 bool is_f32(const Tensor* t) { return t && t->dtype() == DType::kFloat32; }
 
@@ -105,13 +108,14 @@ std::shared_ptr<float> alloc(int64_t n) {
 // Group gi's weight as the GEMM's B (K x Mg): B[(ky*KW + kx)*Cg + c][m] =
 // W[gi*Mg + m][c][ky][kx]; reordered to B^T (row m contiguous over k), then
 // packed.
-std::shared_ptr<const Packed> pack_weight_b(Isa isa, const Plan& p, const float* Wg) {
+// packed as A (Mg x K, the transposed GEMM of few output channels) instead.
+std::shared_ptr<const Packed> pack_weight(Isa isa, const Plan& p, const float* Wg, bool as_a) {
   const int64_t taps = p.KH * p.KW, K = taps * p.Cg;
   std::vector<float> bt(size_t(p.Mg * K));
   for (int64_t m = 0; m < p.Mg; ++m)
     for (int64_t c = 0; c < p.Cg; ++c)
       for (int64_t t = 0; t < taps; ++t) bt[size_t(m * K + t * p.Cg + c)] = Wg[(m * p.Cg + c) * taps + t];
-  return pack_b(isa, K, p.Mg, bt.data(), K, true);
+  return as_a ? pack_a(isa, p.Mg, K, bt.data(), K, false) : pack_b(isa, K, p.Mg, bt.data(), K, true);
 }
 
 // Depthwise weight [C][1][KH][KW] as [KH*KW][C] (a Packed with R = 1: rows
@@ -130,18 +134,30 @@ std::shared_ptr<const Packed> pack_weight_dw(Isa isa, const Plan& p, const float
   return pk;
 }
 
-// The GEMM's A block for group gi: rows [i0, i0 + mc) (output pixels
-// (n, oy, ox)) x k [p0, p0 + kc) (k = (ky, kx, c)), MR-row strips. Per strip
-// and tap (or kernel row), each of the MR pixels reads one contiguous run of
-// X (or nothing: padding), which pack_rows transposes into the strip.
+// im2col of group gi, pixel-major: pixels [i0, i0 + mc) (output pixels
+// (n, oy, ox)) x k [p0, p0 + kc) (k = (ky, kx, c)) as MR-pixel strips,
+// dst[(i / MR) * kc * MR + k * MR + i % MR]: the GEMM's A block, or with
+// MR = NR, p0 = 0, kc = K and mc <= NR one B strip of the transposed GEMM.
+// Per strip and tap (or kernel row), each of the MR pixels reads one
+// contiguous run of X (or nothing: padding), which pack_rows transposes into
+// the strip.
 void pack_a_nhwc(const Plan& p, const float* X, int64_t gi, PackRowsFn pack_rows, int MR, int64_t i0, int64_t mc,
             int64_t p0, int64_t kc, float* dst) {
   const int64_t OHW = p.OH * p.OW, p1 = p0 + kc;
   const bool lines = p.dw == 1 && p.Cg == p.C;  // (kx, c) of a kernel row: one run of X
   const int64_t line = p.KW * p.C;
-  const float* img[kMaxMR];
-  int64_t iy0[kMaxMR], ix0[kMaxMR];
-  const float* src[kMaxMR];
+  const float* img[kMaxRows];
+  int64_t iy0[kMaxRows], ix0[kMaxRows];
+  const float* src[kMaxRows];
+  if (p.KH == 1 && p.KW == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0 && p.OH == p.H && p.OW == p.W) {
+    // Pointwise: row i is X's pixel i.
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int live = int(std::min<int64_t>(MR, mc - ir));
+      for (int r = 0; r < MR; ++r) src[r] = r < live ? X + (i0 + ir + r) * p.C + gi * p.Cg + p0 : nullptr;
+      pack_rows(src, kc, MR, dst + ir * kc);
+    }
+    return;
+  }
   for (int64_t ir = 0; ir < mc; ir += MR) {
     float* d = dst + ir * kc;
     const int live = int(std::min<int64_t>(MR, mc - ir));
@@ -219,21 +235,61 @@ void run(KernelContext& ctx) {
   }
 
   const int64_t K = taps * p.Cg, P = p.N * p.OH * p.OW;
-  const int MR = tile_of(isa).MR;
-  DEEPEP_CHECK(MR >= 1 && MR <= kMaxMR, "channels-last conv: unexpected GEMM tile MR ", MR);
+  const Tile tl = tile_of(isa);
+  const int MR = tl.MR, NR = tl.NR;
+  DEEPEP_CHECK(MR >= 1 && MR <= kMaxRows && NR >= 1, "channels-last conv: unexpected GEMM tile ", MR, "x", NR);
   GemmEpi epi;
-  epi.bias_per_row = false;
   epi.act = e.act;
   epi.p0 = e.p0;
   epi.p1 = e.p1;
   epi.res_first = e.residual_first;
+
+  // Fewer output channels per group than a register tile has columns (and
+  // not a multiple of the vector width): the tile would run partly empty
+  // with scalar epilogue tails. Run the NCHW GEMM's shape instead,
+  // Y_g^T[Mg, P] = W_g x im2col^T (im2col packed pixel-major straight into
+  // the B strips), into a scratch, epilogue included (bias per row, the
+  // residual read transposed), then transpose it into Y.
+  if (p.Mg < NR && p.Mg % tl.VW != 0 && NR <= kMaxRows) {
+    thread_local std::vector<float> yt;
+    yt.resize(size_t(p.Mg * P));
+    std::vector<int64_t> roff(size_t(p.Mg));
+    for (int64_t m = 0; m < p.Mg; ++m) roff[size_t(m)] = m;
+    const int threads = threads_for(double(P) * double(p.Mg) * 2);
+    for (int64_t gi = 0; gi < p.group; ++gi) {
+      const float* Wg = Wt + gi * p.Mg * K;
+      std::shared_ptr<const Packed> wp;
+      if (w_const)
+        wp = cached_derived_pack(isa, w, Wg, kLayoutGemmA, true, p.Mg, K, [&] { return pack_weight(isa, p, Wg, true); });
+      if (!wp) wp = pack_weight(isa, p, Wg, true);
+      GemmEpi ge = epi;
+      ge.bias_per_row = true;
+      if (bias) ge.bias = bias + gi * p.Mg;
+      if (res) {
+        ge.res = res + gi * p.Mg;
+        ge.res_row_off = roff.data();
+        ge.res_col_step = p.M;
+      }
+      const StripPacker packer = [&](int64_t j0, int64_t cols, float* dst) {
+        pack_a_nhwc(p, X, gi, nk->pack_rows, NR, j0, cols, 0, K, dst);
+      };
+      gemm(isa, p.Mg, P, K, Operand{nullptr, 0, false, wp.get()}, Operand{}, yt.data(), P, ge, 0, &packer);
+      ThreadPool::global().parallel_for((P + 63) / 64, 1, threads, [&](int64_t b0, int64_t b1) {
+        const int64_t j0 = b0 * 64, j1 = std::min(P, b1 * 64);
+        nk->transpose(yt.data() + j0, P, p.Mg, j1 - j0, Y + j0 * p.M + gi * p.Mg, p.M);
+      });
+    }
+    return;
+  }
+
+  epi.bias_per_row = false;
   epi.res_ld = p.M;
   for (int64_t gi = 0; gi < p.group; ++gi) {
     const float* Wg = Wt + gi * p.Mg * K;
     std::shared_ptr<const Packed> wp;
     if (w_const)
-      wp = cached_derived_pack(isa, w, Wg, kLayoutGemmB, false, K, p.Mg, [&] { return pack_weight_b(isa, p, Wg); });
-    if (!wp) wp = pack_weight_b(isa, p, Wg);
+      wp = cached_derived_pack(isa, w, Wg, kLayoutGemmB, false, K, p.Mg, [&] { return pack_weight(isa, p, Wg, false); });
+    if (!wp) wp = pack_weight(isa, p, Wg, false);
     GemmEpi ge = epi;
     if (bias) ge.bias = bias + gi * p.Mg;
     if (res) ge.res = res + gi * p.Mg;

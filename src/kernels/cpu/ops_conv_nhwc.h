@@ -29,13 +29,17 @@ struct NhwcDwArgs {
 // Output rows [r0, r1) of the N*OH rows (n, oy).
 using NhwcDwFn = void (*)(const NhwcDwArgs& a, int64_t r0, int64_t r1);
 
-// The GEMM's A packing from MR row pointers: dst[u * MR + r] = src[r][u]
-// for u < len, r < MR (src[r] == nullptr: zeros).
-using PackRowsFn = void (*)(const float* const* src, int64_t len, int MR, float* dst);
+// The GEMM's operand packing from R row pointers (R = MR for A strips, NR
+// for B strips): dst[u * R + r] = src[r][u] for u < len, r < R
+// (src[r] == nullptr: zeros).
+using PackRowsFn = void (*)(const float* const* src, int64_t len, int R, float* dst);
+// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols.
+using TransposeFn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
 
 struct NhwcKernels {
   NhwcDwFn depthwise = nullptr;
   PackRowsFn pack_rows = nullptr;
+  TransposeFn transpose = nullptr;
 };
 
 #if defined(__x86_64__)

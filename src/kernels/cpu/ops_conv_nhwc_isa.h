@@ -163,39 +163,64 @@ inline void transpose8(__m256* r) {
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// dst[u * MR + r] = src[r][u]: 8 x 8 blocks through transpose8 when MR is 8
-// (one 8-float store per u) or 6 (8-float stores in ascending u, each
-// overwriting the 2 floats the previous one wrote past its slot; the last
-// one masked); scalar for the rest and for other MR.
-void pack_rows(const float* const* src, int64_t len, int MR, float* dst) {
+// dst[u * R + r] = src[r][u]: 8 x 8 blocks through transpose8 when R is a
+// multiple of 8 (one 8-float store per u and group of 8 rows) or 6 (the
+// AVX2 MR: 8-float stores in ascending u, each overwriting the 2 floats the
+// previous one wrote past its slot; the last one masked); scalar for the
+// rest and for other R.
+void pack_rows(const float* const* src, int64_t len, int R, float* dst) {
   int64_t u = 0;
-  if (MR == 8 || MR == 6) {
+  if (R % 8 == 0) {
+    for (; u + 8 <= len; u += 8)
+      for (int g = 0; g < R; g += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = src[g + i] ? _mm256_loadu_ps(src[g + i] + u) : _mm256_setzero_ps();
+        transpose8(r);
+        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (u + k) * R + g, r[k]);
+      }
+  } else if (R == 6) {
     const __m256i m6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
     for (; u + 8 <= len; u += 8) {
       __m256 r[8];
-      for (int i = 0; i < 8; ++i) r[i] = i < MR && src[i] ? _mm256_loadu_ps(src[i] + u) : _mm256_setzero_ps();
+      for (int i = 0; i < 8; ++i) r[i] = i < 6 && src[i] ? _mm256_loadu_ps(src[i] + u) : _mm256_setzero_ps();
       transpose8(r);
-      if (MR == 8) {
-        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (u + k) * 8, r[k]);
-      } else {
-        for (int k = 0; k < 7; ++k) _mm256_storeu_ps(dst + (u + k) * 6, r[k]);
-        _mm256_maskstore_ps(dst + (u + 7) * 6, m6, r[7]);
-      }
+      for (int k = 0; k < 7; ++k) _mm256_storeu_ps(dst + (u + k) * 6, r[k]);
+      _mm256_maskstore_ps(dst + (u + 7) * 6, m6, r[7]);
     }
   }
-  for (int r = 0; r < MR; ++r) {
+  for (int r = 0; r < R; ++r) {
     const float* s = src[r];
     if (s)
-      for (int64_t v = u; v < len; ++v) dst[v * MR + r] = s[v];
+      for (int64_t v = u; v < len; ++v) dst[v * R + r] = s[v];
     else
-      for (int64_t v = u; v < len; ++v) dst[v * MR + r] = 0.f;
+      for (int64_t v = u; v < len; ++v) dst[v * R + r] = 0.f;
   }
+}
+
+// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: 8 x 8 blocks
+// through transpose8, scalar edges.
+void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
+  int64_t i = 0;
+  for (; i + 8 <= rows; i += 8) {
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+      __m256 r[8];
+      for (int t = 0; t < 8; ++t) r[t] = _mm256_loadu_ps(src + (i + t) * lds + j);
+      transpose8(r);
+      for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst + (j + t) * ldd + i, r[t]);
+    }
+    for (; j < cols; ++j)
+      for (int t = 0; t < 8; ++t) dst[j * ldd + i + t] = src[(i + t) * lds + j];
+  }
+  for (; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
 }
 
 NhwcKernels make_nhwc() {
   NhwcKernels k;
   k.depthwise = depthwise_nhwc;
   k.pack_rows = pack_rows;
+  k.transpose = transpose;
   return k;
 }
 

@@ -296,7 +296,12 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     // Tasks: NC-column blocks, each over a group of row blocks (all of them
     // unless there are too few column blocks to keep the threads busy).
     int64_t nb = (N + kNCMax - 1) / kNCMax;
-    if (threads > 1 && nb < 3 * threads) nb = std::min(nstrips, int64_t(3 * threads));
+    // With A packed by a_packer (implicit-GEMM convs: many rows, few
+    // columns), every column block packs its rows' A again: split the rows
+    // first and the columns only as far as the row blocks fall short.
+    if (threads > 1 && nb < 3 * threads)
+      nb = a_packer ? std::min(nstrips, std::max(nb, (3 * threads + mb - 1) / mb))
+                    : std::min(nstrips, int64_t(3 * threads));
     const int64_t nc_strips = (nstrips + nb - 1) / nb;
     nb = (nstrips + nc_strips - 1) / nc_strips;
     const int64_t nc_blk = nc_strips * NR;
