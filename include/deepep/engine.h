@@ -47,6 +47,12 @@ struct EngineOptions {
   uint64_t memory_pool_bytes = 0;
   // Plan memory per input-shape signature and reuse one arena (on by default).
   bool plan_memory = true;
+  // Activation layout of 2-D convolutions, applied at load: "nchw" (as the
+  // model has it), "nhwc" (channels-last convolutions, transposes only where
+  // that region meets other ops), or "auto" (the device's faster layout, see
+  // docs/ARCHITECTURE.md). The environment variable DEEPEP_LAYOUT=nchw|nhwc
+  // overrides it (for A/B measurements).
+  std::string layout = "auto";
 };
 
 // The memory plan for one input-shape signature (see docs/MEMORY.md).
@@ -70,6 +76,8 @@ class Engine {
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
   const std::string& device() const;
+  // The convolution layout chosen at load: "nchw" or "nhwc".
+  const std::string& layout() const;
   // The graph in the IR's text form.
   std::string graph_text() const;
   size_t node_count() const;

@@ -104,12 +104,14 @@ class Engine:
     `precision` (GPU only): "fp32" (TF32 tensor cores allowed on compute
     capability >= 8.0), "fp32-strict", or "fp16" (float16 weights and
     activations, fp32 accumulation; inputs and outputs stay float32).
-    `cuda_graphs` (GPU only): capture and replay one CUDA graph per input shapes."""
+    `cuda_graphs` (GPU only): capture and replay one CUDA graph per input shapes.
+    `layout`: "auto" (the device's faster convolution layout), "nchw" or "nhwc"
+    (channels-last convolutions); the environment's DEEPEP_LAYOUT overrides it."""
 
     def __init__(self, path, device: str = "cpu", memory_pool_size=None, fusion_level: int = 2,
-                 precision: str = "fp32", cuda_graphs: bool = True):
+                 precision: str = "fp32", cuda_graphs: bool = True, layout: str = "auto"):
         self._engine = _deepep._Engine.load(str(path), device, parse_size(memory_pool_size), fusion_level, True,
-                                            precision, cuda_graphs)
+                                            precision, cuda_graphs, layout)
         self._session = Session(self._engine.create_session())
 
     @property
@@ -124,6 +126,11 @@ class Engine:
     @property
     def device(self) -> str:
         return self._engine.device
+
+    @property
+    def layout(self) -> str:
+        """The convolution layout chosen at load: "nchw" or "nhwc"."""
+        return self._engine.layout
 
     @property
     def metadata(self) -> dict:

@@ -74,5 +74,7 @@ std::unique_ptr<Pass> make_conv_activation_fusion();
 // Level 3: aggressive.
 std::unique_ptr<Pass> make_precision_lowering();
 std::unique_ptr<Pass> make_elementwise_fusion();
+// Load time, per device (not in default_pipeline; see convert_to_channels_last).
+std::unique_ptr<Pass> make_channels_last();
 
 }  // namespace deepep

@@ -67,4 +67,10 @@ FusionReport optimize(Graph& g, const OptimizeOptions& options = {});
 FusionReport optimize_with(Graph& g, const std::vector<std::unique_ptr<Pass>>& passes,
                            const OptimizeOptions& options);
 
+// Load-time layout conversion, chosen per device (Engine's `layout` option;
+// not a fusion level): every 2-D convolution becomes deepep.FusedConv with
+// channels_last = 1, with transposes left only where the NHWC region meets
+// other ops. Returns how many convolutions were converted.
+int convert_to_channels_last(Graph& g);
+
 }  // namespace deepep

@@ -1,5 +1,6 @@
 #include "deepep/engine.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <map>
@@ -29,6 +30,7 @@ struct Engine::Impl {
   std::shared_ptr<void> mapping;  // a .de file's mapped weights
   std::string metadata_json = "{}";
   std::string device;
+  std::string layout = "nchw";
   std::vector<TensorInfo> inputs, outputs;
   std::shared_ptr<CudaModel> cuda;  // set when the device is a GPU
 };
@@ -72,6 +74,17 @@ void validate_input(const TensorInfo& spec, const Tensor& t, std::map<std::strin
     }
   }
 }
+// The layout the user asked for (DEEPEP_LAYOUT overrides the option), with
+// "auto" resolved for the device: NCHW until a device's channels-last kernels
+// measure faster on the zoo models (bench/results/).
+std::string resolve_layout(const EngineOptions& options, bool gpu) {
+  (void)gpu;
+  std::string want = options.layout;
+  if (const char* env = std::getenv("DEEPEP_LAYOUT"); env && *env) want = env;
+  DEEPEP_CHECK(want == "auto" || want == "nchw" || want == "nhwc", "layout '", want,
+               "' is not known: choose auto, nchw or nhwc");
+  return want == "auto" ? "nchw" : want;
+}
 }  // namespace
 
 std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options) {
@@ -84,6 +97,7 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
     throw Error(detail::concat("device '", options.device,
                                "' is not available: this build of DeepEP has no CUDA backend (use device='cpu', or "
                                "rebuild with -DDEEPEP_WITH_CUDA=ON)"));
+  const std::string layout = resolve_layout(options, cuda_device >= 0);
   auto impl = std::make_shared<Impl>();
   if (is_de_file(path)) {
     DeFile de = load_de_file(path);
@@ -101,6 +115,8 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
   }
   impl->device = cuda_device < 0 ? std::string("cpu") : "cuda:" + std::to_string(cuda_device);
   impl->options = options;
+  impl->layout = layout;
+  if (impl->layout == "nhwc") convert_to_channels_last(*impl->model.graph);
   if (cuda_device >= 0) {
     CudaOptions co;
     co.device = cuda_device;
@@ -120,6 +136,7 @@ Engine::~Engine() = default;
 const std::vector<TensorInfo>& Engine::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Engine::outputs() const { return impl_->outputs; }
 const std::string& Engine::device() const { return impl_->device; }
+const std::string& Engine::layout() const { return impl_->layout; }
 std::string Engine::graph_text() const { return impl_->model.graph->to_text(); }
 size_t Engine::node_count() const { return impl_->model.graph->nodes().size(); }
 const std::string& Engine::metadata_json() const { return impl_->metadata_json; }

@@ -223,7 +223,7 @@ bool conv_supports(const KernelContext& ctx) {
 }
 bool fused_conv_supports(const KernelContext& ctx) {
   ConvPlan p;
-  return make_plan(ctx, true, p);
+  return ctx.node.attr_int("channels_last", 0) == 0 && make_plan(ctx, true, p);
 }
 
 }  // namespace

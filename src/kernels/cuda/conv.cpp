@@ -67,6 +67,8 @@ size_t prepare_conv(GpuContext& ctx, GpuNode& n, bool fused) {
   DEEPEP_CHECK(X.shape.size() == 3 || X.shape.size() == 4, what,
                ": the CUDA backend runs 1-D and 2-D convolutions (N, C, ...), got X ", shape_str(X.shape));
   DEEPEP_CHECK(W.shape.size() == X.shape.size(), what, ": W rank does not match X");
+  DEEPEP_CHECK(n.node.attr_int("channels_last", 0) == 0, what,
+               ": the CUDA backend has no channels-last convolution yet (load with layout='nchw')");
   const bool one_d = X.shape.size() == 3;
   const int nsp = int(X.shape.size()) - 2;
   const int64_t group = n.node.attr_int("group", 1);

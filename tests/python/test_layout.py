@@ -1,0 +1,57 @@
+"""Channels-last convolutions (Engine(layout="nhwc")): the CNNs give the numbers they give in NCHW and
+onnxruntime's, every convolution runs channels-last, and transposes are left only where the NHWC region
+meets other ops. The layout is chosen at load, so one .de file runs either way."""
+import re
+
+import numpy as np
+import pytest
+
+import deepep
+from deepep import zoo
+
+from test_zoo_models import max_relative_error, random_feeds
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenetv2"])
+@pytest.mark.parametrize("level", [0, 2, 3])
+def test_nhwc_matches_nchw_and_onnxruntime(name, level, tmp_path):
+    path = tmp_path / f"{name}.onnx"
+    zoo.save(zoo.build(name, small=True), str(path))
+    sess, feeds = random_feeds(path, batch=2, seq=16)
+    ref = sess.run(None, feeds)[0]
+    nchw = deepep.Engine(path, fusion_level=level, layout="nchw")
+    nhwc = deepep.Engine(path, fusion_level=level, layout="nhwc")
+    assert (nchw.layout, nhwc.layout) == ("nchw", "nhwc")
+    a, b = (next(iter(e.run(feeds).values())) for e in (nchw, nhwc))
+    assert max_relative_error(b, a) <= 1e-5
+    assert max_relative_error(b, ref) <= 1e-4
+    text = nhwc.graph_text()
+    assert re.search(r"\bConv\(", text) is None
+    convs = text.count("deepep.FusedConv")
+    assert convs > 0 and convs == text.count("channels_last=1")
+    # Fused (level >= 2), transposes are left only at the region's edges: the image in, the features
+    # out to GlobalAveragePool, and ResNet's stem MaxPool out and back. (Level 0 keeps BatchNorm and
+    # activations between the convolutions, each behind a pair.)
+    if level >= 2:
+        assert text.count("Transpose") == {"resnet50": 4, "mobilenetv2": 2}[name], text
+
+
+def test_de_file_runs_in_either_layout(tmp_path):
+    src = tmp_path / "m.onnx"
+    zoo.save(zoo.build("resnet50", small=True), str(src))
+    de = tmp_path / "m.de"
+    deepep.Converter(str(src)).optimize().export(str(de))
+    _, feeds = random_feeds(src, batch=1, seq=16)
+    outs = [next(iter(deepep.Engine(de, layout=lay).run(feeds).values())) for lay in ("nchw", "nhwc")]
+    assert max_relative_error(outs[1], outs[0]) <= 1e-5
+
+
+def test_layout_errors_and_override(tmp_path, monkeypatch):
+    path = tmp_path / "m.onnx"
+    zoo.save(zoo.build("mobilenetv2", small=True), str(path))
+    with pytest.raises(deepep.Error, match="layout 'nchwc' is not known"):
+        deepep.Engine(path, layout="nchwc")
+    monkeypatch.setenv("DEEPEP_LAYOUT", "nhwc")
+    assert deepep.Engine(path, layout="nchw").layout == "nhwc"
+    monkeypatch.setenv("DEEPEP_LAYOUT", "")
+    assert deepep.Engine(path).layout in ("nchw", "nhwc")
