@@ -158,6 +158,12 @@ void check(const Shape& xs, const Shape& ws, const std::string& attrs, uint32_t 
   std::vector<Input> nhwc = nchw;
   nhwc[0].t = permute4(x, true);
   if (res) nhwc.back().t = permute4(nhwc.back().t, true);
+  {  // The channels-last reference agrees with the transposed NCHW one.
+    IsaScope s(Isa::kNone);
+    const Tensor got = run_node("deepep.FusedConv", join(attrs, "channels_last=1"), nhwc, kernel);
+    EXPECT_EQ(kernel, "");
+    EXPECT_LE(rel_err(got, want), 1e-6);
+  }
   for (Isa isa : isas()) {
     SCOPED_TRACE(isa_name(isa));
     IsaScope s(isa);

@@ -34,7 +34,6 @@ struct ConvPlan {
 // The plan, or false when the fast path does not take this node (the
 // reference then runs and reports any error).
 bool make_plan(const KernelContext& ctx, bool fused, ConvPlan& p) {
-  if (fused && ctx.node.attr_int("channels_last", 0) != 0) return false;  // ops_conv_nhwc.cpp
   if (ctx.num_inputs() < 2 || !is_f32(ctx.inputs[0]) || !is_f32(ctx.inputs[1])) return false;
   const Tensor& x = *ctx.inputs[0];
   const Tensor& w = *ctx.inputs[1];
