@@ -267,3 +267,33 @@ TEST(KernelsCpuNhwc, DeclinesWhatItDoesNotTake) {
     EXPECT_EQ(k2, "");
   }
 }
+
+TEST(KernelsCpuNhwc, LayoutTransposes) {
+  const Shape shapes[] = {{1, 3, 13, 11}, {2, 17, 9, 10}, {1, 64, 20, 23}, {3, 8, 1, 1}, {0, 4, 5, 5}, {2, 5, 0, 3}};
+  uint32_t s = 700;
+  for (const Shape& xs : shapes)
+    for (bool to_nhwc : {true, false}) {
+      SCOPED_TRACE(shp(xs) + (to_nhwc ? " to NHWC" : " to NCHW"));
+      const Tensor x = rnd(xs, s++);
+      const std::string attrs = to_nhwc ? "perm=[0,2,3,1]" : "perm=[0,3,1,2]";
+      const Tensor want = permute4(to_nhwc ? x : permute4(x, true), to_nhwc);
+      const Tensor in = to_nhwc ? x : permute4(x, true);
+      std::string kernel;
+      for (Isa isa : isas()) {
+        SCOPED_TRACE(isa_name(isa));
+        IsaScope sc(isa);
+        const Tensor got = run_node("Transpose", attrs, {{"x", in}}, kernel);
+        EXPECT_EQ(kernel, "cpu.transpose_nhwc");
+        EXPECT_EQ(rel_err(got, want), 0.0);
+      }
+    }
+  // Other permutations and ranks stay on the reference.
+  for (Isa isa : isas()) {
+    IsaScope sc(isa);
+    std::string kernel;
+    run_node("Transpose", "perm=[0,1,3,2]", {{"x", rnd({1, 2, 3, 4}, 1)}}, kernel);
+    EXPECT_EQ(kernel, "");
+    run_node("Transpose", "perm=[0,2,1]", {{"x", rnd({2, 3, 4}, 1)}}, kernel);
+    EXPECT_EQ(kernel, "");
+  }
+}

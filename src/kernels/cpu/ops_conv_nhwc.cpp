@@ -17,6 +17,8 @@
 //     vectorized across channels (contiguous in NHWC), 4 output pixels per
 //     weight-vector load, bias/activation/residual on the registers; W
 //     reordered once to [KH*KW][C] (cached the same way).
+//   - Transpose [0,2,3,1] / [0,3,1,2] (float32, rank 4), the layout changes
+//     at the edges of an NHWC region: per-image blocked matrix transposes.
 // Anything else declines to the reference (which also reports the errors).
 #include <algorithm>
 #include <cstring>
@@ -306,10 +308,47 @@ bool supports(const KernelContext& ctx) {
   return nhwc_kernels_of(active_isa()) && make_plan(ctx, p);
 }
 
+// The layout changes the channels-last pass leaves at the edges of an NHWC
+// region (Transpose with perm [0,2,3,1] or [0,3,1,2], rank 4, float32): per
+// image one [C, H*W] <-> [H*W, C] matrix transpose, 8 x 8 blocks in
+// registers, column chunks spread over the threads.
+const std::vector<int64_t> kToNhwc{0, 2, 3, 1}, kToNchw{0, 3, 1, 2};
+
+bool transpose_supports(const KernelContext& ctx) {
+  if (ctx.num_inputs() != 1 || !is_f32(ctx.inputs[0]) || ctx.inputs[0]->rank() != 4 || !ctx.node.has_attr("perm"))
+    return false;
+  const std::vector<int64_t> perm = ctx.node.attr_ints("perm");
+  return nhwc_kernels_of(active_isa()) && (perm == kToNhwc || perm == kToNchw);
+}
+
+void transpose_run(KernelContext& ctx) {
+  const NhwcKernels* nk = nhwc_kernels_of(active_isa());
+  DEEPEP_CHECK(nk && transpose_supports(ctx), ctx.node.describe(), ": fast layout transpose called on an unsupported node");
+  const Tensor& x = ctx.input(0);
+  const bool to_nhwc = ctx.node.attr_ints("perm") == kToNhwc;
+  const Shape& s = x.shape();
+  const Shape out = to_nhwc ? Shape{s[0], s[2], s[3], s[1]} : Shape{s[0], s[3], s[1], s[2]};
+  Tensor& y = ctx.output(0, DType::kFloat32, out);
+  if (y.numel() == 0) return;
+  // Per image: src [rows, cols] -> dst [cols, rows].
+  const int64_t N = s[0], rows = to_nhwc ? s[1] : s[1] * s[2], cols = to_nhwc ? s[2] * s[3] : s[3];
+  constexpr int64_t kChunk = 256;
+  const int64_t chunks = (cols + kChunk - 1) / kChunk;
+  const float* X = x.data<float>();
+  float* Y = y.data<float>();
+  ThreadPool::global().parallel_for(N * chunks, 1, threads_for(double(y.numel()) * 2), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / chunks, j0 = (t % chunks) * kChunk, j1 = std::min(cols, j0 + kChunk);
+      nk->transpose(X + n * rows * cols + j0, cols, rows, j1 - j0, Y + n * rows * cols + j0 * rows, rows);
+    }
+  });
+}
+
 }  // namespace
 
 void register_conv_nhwc_kernels(OpTable& table) {
   add_fast_kernel(table, "deepep.FusedConv", "cpu.conv_nhwc", supports, run);
+  add_fast_kernel(table, "Transpose", "cpu.transpose_nhwc", transpose_supports, transpose_run);
 }
 
 }  // namespace deepep::cpu
