@@ -204,12 +204,14 @@ TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
       {{1, 6, 8, 8}, {6, 2, 3, 3}, "group=3, strides=[2,2], pads=[0,1,1,0]"},
       {{1, 64, 14, 14}, {96, 64, 3, 3}, "pads=[1,1,1,1]"},  // K = 576: two K blocks
       {{1, 130, 5, 7}, {50, 130, 3, 3}, "pads=[1,1,1,1]"},  // K = 1170
+      {{1, 256, 14, 14}, {96, 256, 3, 3}, "pads=[1,1,1,1]"},  // im2col packed whole by several threads
       {{2, 17, 9, 10}, {17, 1, 3, 3}, "group=17, pads=[1,1,1,1]"},                   // depthwise, C tail
       {{1, 40, 11, 13}, {40, 1, 3, 3}, "group=40, strides=[2,2], pads=[1,1,1,1]"},   // 40 = 2 x 16 + 8
       {{1, 5, 9, 9}, {5, 1, 5, 5}, "group=5, auto_pad=\"SAME_UPPER\""},
       {{1, 4, 13, 11}, {4, 1, 3, 3}, "group=4, dilations=[2,3], pads=[2,3,1,0]"},    // dilated depthwise
       {{1, 3, 17, 16}, {3, 1, 3, 2}, "group=3, strides=[3,3], pads=[1,0,0,1]"},
       {{1, 3, 6, 6}, {6, 1, 3, 3}, "group=3, pads=[1,1,1,1]"},                       // multiplier 2: GEMM path
+      {{1, 8, 9, 9}, {32, 8, 3, 3}, "pads=[1,1,1,1]"},  // Mg = 32: a vector multiple below the tile width
       {{1, 3, 2, 2}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // tiny image
       {{1, 3, 1, 1}, {5, 3, 1, 1}, ""},                                              // 1 x 1 image
       {{1, 6, 1, 1}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},
@@ -243,6 +245,10 @@ TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
         check({2, 5, 10, 11}, ws, attrs, s, true, res != 1, res != 0);
         s += 4;
       }
+  // im2col too large to pack whole before the GEMM (packed per block inside it).
+  check({1, 64, 40, 40}, {64, 64, 3, 3}, "pads=[1,1,1,1], activation=\"Relu\"", 11, true, true, true);
+  check({1, 64, 40, 40}, {64, 64, 3, 3}, "pads=[1,1,1,1], residual_before_activation=1, activation=\"Tanh\"", 12,
+        false, true, true);
   // Residual without bias on a larger GEMM (several row blocks and column strips).
   check({1, 32, 12, 13}, {100, 32, 1, 1}, "activation=\"Relu\"", 9, true, false, true);
   check({1, 96, 12, 13}, {96, 1, 3, 3}, "group=96, activation=\"Clip\", activation_params=[0.0, 6.0]", 10, true,

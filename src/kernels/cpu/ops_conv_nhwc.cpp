@@ -56,6 +56,11 @@ constexpr int kLayoutDepthwise = 2;  // [KH*KW][C], plain
 constexpr int kLayoutGemmA = 3;      // W_g, k = (ky, kx, c), packed as the GEMM's A (few output channels)
 // Most pixels one packing strip may hold (MR for A strips, NR for B strips).
 constexpr int kMaxRows = 64;
+// Largest im2col (pixels x K floats) packed whole before the GEMM (2 MiB).
+constexpr int64_t kPrepackFloats = 512 * 1024;
+// ... of at most this many pixels (28x28; larger maps have enough row blocks
+// for the threads, and a separate packing pass over them measured slower).
+constexpr int64_t kPrepackPixels = 1024;
 
 bool is_f32(const Tensor* t) { return t && t->dtype() == DType::kFloat32; }
 
@@ -286,6 +291,19 @@ void run(KernelContext& ctx) {
 
   epi.bias_per_row = false;
   epi.res_ld = p.M;
+  // Few pixels (7x7 to 28x28 maps): the GEMM splits the columns into several
+  // blocks (for L2, for the threads) and would pack A again in each; while
+  // all of A fits in cache, pack it once instead (in parallel, into a
+  // buffer of the calling thread) and hand it over as a packed operand.
+  const int64_t strips = (P + MR - 1) / MR;
+  const bool prepack = P <= kPrepackPixels && P * K <= kPrepackFloats && p.Mg > NR;
+  thread_local std::shared_ptr<float> abuf;
+  thread_local int64_t acap = 0;
+  if (prepack && acap < strips * K * MR) {
+    acap = strips * K * MR;
+    abuf = alloc(acap);
+  }
+  float* const adata = prepack ? abuf.get() : nullptr;  // (the workers' abuf is another)
   for (int64_t gi = 0; gi < p.group; ++gi) {
     const float* Wg = Wt + gi * p.Mg * K;
     std::shared_ptr<const Packed> wp;
@@ -298,8 +316,24 @@ void run(KernelContext& ctx) {
     const APacker packer = [&](int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
       pack_a_nhwc(p, X, gi, nk->pack_rows, MR, i0, mc, p0, kc, dst);
     };
-    gemm(isa, P, p.Mg, K, Operand{}, Operand{nullptr, 0, false, wp.get()}, Y + gi * p.Mg, p.M, ge, 0, nullptr,
-         &packer);
+    if (prepack) {
+      Packed ap;
+      ap.isa = isa;
+      ap.is_a = true;
+      ap.K = K;
+      ap.len = P;
+      ap.R = MR;
+      ap.data = abuf;
+      ThreadPool::global().parallel_for(strips, 1, threads_for(double(P) * double(K) * 4), [&](int64_t s0, int64_t s1) {
+        pack_a_nhwc(p, X, gi, nk->pack_rows, MR, s0 * MR, std::min(P, s1 * MR) - s0 * MR, 0, K,
+                    adata + s0 * K * MR);
+      });
+      gemm(isa, P, p.Mg, K, Operand{nullptr, 0, false, &ap}, Operand{nullptr, 0, false, wp.get()}, Y + gi * p.Mg,
+           p.M, ge);
+    } else {
+      gemm(isa, P, p.Mg, K, Operand{}, Operand{nullptr, 0, false, wp.get()}, Y + gi * p.Mg, p.M, ge, 0, nullptr,
+           &packer);
+    }
   }
 }
 
