@@ -212,8 +212,9 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
     for (; j < cols; ++j)
       for (int t = 0; t < 8; ++t) dst[j * ldd + i + t] = src[(i + t) * lds + j];
   }
-  for (; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
+  if (i < rows)  // the last rows % 8 rows (all of them for an image's 3 channels): contiguous stores
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t t = i; t < rows; ++t) dst[j * ldd + t] = src[t * lds + j];
 }
 
 NhwcKernels make_nhwc() {
