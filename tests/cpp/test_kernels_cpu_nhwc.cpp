@@ -213,6 +213,7 @@ TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
       {{1, 3, 6, 6}, {6, 1, 3, 3}, "group=3, pads=[1,1,1,1]"},                       // multiplier 2: GEMM path
       {{1, 8, 9, 9}, {32, 8, 3, 3}, "pads=[1,1,1,1]"},  // Mg = 32: a vector multiple below the tile width
       {{1, 32, 11, 12}, {16, 32, 1, 1}, ""},             // Mg = 16: one vector
+      {{1, 8, 120, 110}, {40, 8, 1, 1}, ""},             // transposed GEMM, transposed back by several threads
       {{1, 3, 2, 2}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // tiny image
       {{1, 3, 1, 1}, {5, 3, 1, 1}, ""},                                              // 1 x 1 image
       {{1, 6, 1, 1}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},

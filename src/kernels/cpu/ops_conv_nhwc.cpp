@@ -260,6 +260,7 @@ void run(KernelContext& ctx) {
   if (p.Mg < NR && p.Mg % tl.VW != 0 && NR <= kMaxRows) {
     thread_local std::vector<float> yt;
     yt.resize(size_t(p.Mg * P));
+    float* const ytp = yt.data();  // (a worker's yt is another)
     std::vector<int64_t> roff(size_t(p.Mg));
     for (int64_t m = 0; m < p.Mg; ++m) roff[size_t(m)] = m;
     const int threads = threads_for(double(P) * double(p.Mg) * 2);
@@ -280,10 +281,10 @@ void run(KernelContext& ctx) {
       const StripPacker packer = [&](int64_t j0, int64_t cols, float* dst) {
         pack_a_nhwc(p, X, gi, nk->pack_rows, NR, j0, cols, 0, K, dst);
       };
-      gemm(isa, p.Mg, P, K, Operand{nullptr, 0, false, wp.get()}, Operand{}, yt.data(), P, ge, 0, &packer);
+      gemm(isa, p.Mg, P, K, Operand{nullptr, 0, false, wp.get()}, Operand{}, ytp, P, ge, 0, &packer);
       ThreadPool::global().parallel_for((P + 63) / 64, 1, threads, [&](int64_t b0, int64_t b1) {
         const int64_t j0 = b0 * 64, j1 = std::min(P, b1 * 64);
-        nk->transpose(yt.data() + j0, P, p.Mg, j1 - j0, Y + j0 * p.M + gi * p.Mg, p.M);
+        nk->transpose(ytp + j0, P, p.Mg, j1 - j0, Y + j0 * p.M + gi * p.Mg, p.M);
       });
     }
     return;
