@@ -38,27 +38,28 @@ inline vf ld(const float* p, int64_t n) {
 // horizontal tap of the NB outputs must be inside). Rows outside the image
 // are skipped. Then bias, residual and activation on the registers.
 template <Act A, int NB, bool FULL, int KWC, bool CHECK>
-inline void dw_tile(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0, int64_t c0, int64_t nc, float* yr,
-                    const float* rr) {
-  const int64_t C = a.C, W = a.W;
+__attribute__((always_inline)) inline void dw_tile(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0,
+                                                   int64_t c0, int64_t nc, float* yr, const float* rr) {
+  const int64_t C = a.C, W = a.W, H = a.H, KH = a.KH, sw = a.sw, dw = a.dw, dh = a.dh, pw = a.pw;
   const int64_t KW = KWC ? KWC : a.KW;
+  const float* const wbase = a.w;
   vf acc[NB];
   for (int j = 0; j < NB; ++j) acc[j] = splat(0.f);
-  const int64_t xstep = a.sw * C;  // between the NB outputs
-  for (int64_t ky = 0; ky < a.KH; ++ky) {
-    const int64_t iy = iy0 + ky * a.dh;
-    if (iy < 0 || iy >= a.H) continue;
+  const int64_t xstep = sw * C;  // between the NB outputs
+  for (int64_t ky = 0; ky < KH; ++ky) {
+    const int64_t iy = iy0 + ky * dh;
+    if (iy < 0 || iy >= H) continue;
     const float* xr = xn + iy * W * C + c0;
-    const float* wr = a.w + ky * KW * C + c0;
+    const float* wr = wbase + ky * KW * C + c0;
 #pragma GCC unroll 4
     for (int64_t kx = 0; kx < KW; ++kx) {
       const vf wv = ld<FULL>(wr + kx * C, nc);
-      const int64_t ix = ox0 * a.sw + kx * a.dw - a.pw;
+      const int64_t ix = ox0 * sw + kx * dw - pw;
       const float* xp = xr + ix * C;
 #pragma GCC unroll 8
       for (int j = 0; j < NB; ++j) {
         if constexpr (CHECK) {
-          const int64_t ixj = ix + j * a.sw;
+          const int64_t ixj = ix + j * sw;
           if (ixj < 0 || ixj >= W) continue;
         }
         acc[j] += wv * ld<FULL>(xp + j * xstep, nc);
