@@ -21,6 +21,7 @@ void add_fast_kernel(OpTable& table, const std::string& key, const std::string& 
 void register_kernels(OpTable& table) {
   register_matmul_kernels(table);
   register_conv_kernels(table);
+  register_conv_nhwc_kernels(table);
   register_pool_kernels(table);
 }
 

@@ -24,6 +24,7 @@ void register_kernels(OpTable& table);
 // One line per family file:
 void register_matmul_kernels(OpTable& table);
 void register_conv_kernels(OpTable& table);
+void register_conv_nhwc_kernels(OpTable& table);  // deepep.FusedConv, channels_last = 1
 void register_pool_kernels(OpTable& table);
 
 }  // namespace deepep::cpu

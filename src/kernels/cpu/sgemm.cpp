@@ -181,6 +181,13 @@ std::shared_ptr<const Packed> cached_pack_b(Isa isa, const Tensor& t, int64_t K,
   return cached(CacheKey{B, int(isa), false, trans, K, N, ldb}, t, [&] { return pack_b(isa, K, N, B, ldb, trans); });
 }
 
+std::shared_ptr<const Packed> cached_derived_pack(Isa isa, const Tensor& t, const void* data, int layout, bool is_a,
+                                                  int64_t rows, int64_t cols,
+                                                  const std::function<std::shared_ptr<const Packed>()>& make) {
+  DEEPEP_CHECK(layout > 0, "cached_derived_pack: layout must be > 0");
+  return cached(CacheKey{data, int(isa), is_a, true, rows, cols, -int64_t(layout)}, t, make);
+}
+
 size_t packed_cache_size() {
   std::lock_guard<std::mutex> lock(g_cache_mu);
   return g_cache.size();
@@ -198,7 +205,7 @@ void apply_epilogue(Isa isa, const GemmEpi& epi, float* C, int64_t ldc, int64_t 
 }
 
 void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Operand& B, float* C, int64_t ldc,
-          const GemmEpi& epi, int max_threads, const StripPacker* b_packer) {
+          const GemmEpi& epi, int max_threads, const StripPacker* b_packer, const APacker* a_packer) {
   const IsaKernels* ks = kernels_of(isa);
   DEEPEP_CHECK(ks, "fast GEMM: no kernels for ISA ", isa_name(isa));
   if (M <= 0 || N <= 0) return;
@@ -208,6 +215,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     apply_epilogue(isa, epi, C, ldc, 0, M, N);
     return;
   }
+  DEEPEP_CHECK(A.packed || A.p || a_packer, "fast GEMM: no A operand");
   if (A.packed) DEEPEP_CHECK(A.packed->isa == isa && A.packed->K == K && A.packed->len == M, "fast GEMM: packed A mismatch");
   if (B.packed) DEEPEP_CHECK(B.packed->isa == isa && B.packed->K == K && B.packed->len == N, "fast GEMM: packed B mismatch");
   const double work = double(M) * double(N) * double(K);
@@ -238,7 +246,8 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
           ablk = A.packed->data.get() + (i0 / MR) * K * MR + pc * MR;
           astride = K * MR;
         } else {
-          pack_a_block(MR, A.p, A.ld, A.trans, i0, mc, pc, kc, abuf);
+          if (a_packer) (*a_packer)(i0, mc, pc, kc, abuf);
+          else pack_a_block(MR, A.p, A.ld, A.trans, i0, mc, pc, kc, abuf);
           ablk = abuf;
           astride = kc * MR;
         }
@@ -287,7 +296,12 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     // Tasks: NC-column blocks, each over a group of row blocks (all of them
     // unless there are too few column blocks to keep the threads busy).
     int64_t nb = (N + kNCMax - 1) / kNCMax;
-    if (threads > 1 && nb < 3 * threads) nb = std::min(nstrips, int64_t(3 * threads));
+    // With A packed by a_packer (implicit-GEMM convs: many rows, few
+    // columns), every column block packs its rows' A again: split the rows
+    // first and the columns only as far as the row blocks fall short.
+    if (threads > 1 && nb < 3 * threads)
+      nb = a_packer ? std::min(nstrips, std::max(nb, (3 * threads + mb - 1) / mb))
+                    : std::min(nstrips, int64_t(3 * threads));
     const int64_t nc_strips = (nstrips + nb - 1) / nb;
     nb = (nstrips + nc_strips - 1) / nc_strips;
     const int64_t nc_blk = nc_strips * NR;

@@ -66,6 +66,13 @@ std::shared_ptr<const Packed> cached_pack_a(Isa isa, const Tensor& t, int64_t M,
                                             int64_t lda, bool trans);
 std::shared_ptr<const Packed> cached_pack_b(Isa isa, const Tensor& t, int64_t K, int64_t N, const float* B,
                                             int64_t ldb, bool trans);
+// A packed operand that `make` derives from constant t (e.g. its data
+// reordered into another layout first: the channels-last conv's weight),
+// cached like cached_pack_* under (data, isa, is_a, rows, cols) and `layout`
+// (> 0), which tells different derived layouts of the same data apart.
+std::shared_ptr<const Packed> cached_derived_pack(Isa isa, const Tensor& t, const void* data, int layout, bool is_a,
+                                                  int64_t rows, int64_t cols,
+                                                  const std::function<std::shared_ptr<const Packed>()>& make);
 // Number of cached packed operands (tests).
 size_t packed_cache_size();
 
@@ -82,11 +89,18 @@ struct Operand {
 // straight into the GEMM's layout.
 using StripPacker = std::function<void(int64_t j0, int64_t cols, float* dst)>;
 
+// Fills rows [i0, i0 + mc) x k [p0, p0 + kc) of op(A) as MR-row strips,
+// dst[(r / MR) * kc * MR + k * MR + r % MR] (rows mc.. of the last strip
+// zero). Lets an implicit-GEMM conv (channels last: rows = output pixels)
+// pack its activations straight into the GEMM's layout.
+using APacker = std::function<void(int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst)>;
+
 // C = epilogue(op(A) x op(B)) on isa (not kNone). B may be given by a strip
-// packer instead (B.p == nullptr, B.packed == nullptr). max_threads <= 0:
-// by size.
+// packer instead (B.p == nullptr, B.packed == nullptr), A by a block packer
+// (A.p == nullptr, A.packed == nullptr). max_threads <= 0: by size.
 void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Operand& B, float* C, int64_t ldc,
-          const GemmEpi& epi, int max_threads = 0, const StripPacker* b_packer = nullptr);
+          const GemmEpi& epi, int max_threads = 0, const StripPacker* b_packer = nullptr,
+          const APacker* a_packer = nullptr);
 
 // Applies the epilogue to a whole M x N matrix (rows i0.., used by kernels
 // whose product is not the GEMM's, e.g. depthwise conv).

@@ -1,0 +1,52 @@
+// Internal: the per-ISA inner loops of the channels-last (NHWC) conv kernels
+// (ops_conv_nhwc.cpp). Each ISA file (ops_conv_nhwc_avx512.cpp,
+// ops_conv_nhwc_avx2.cpp) fills one table from the shared code in
+// ops_conv_nhwc_isa.h, compiled with its own -m flags; nothing here may be
+// called unless cpu_features says so.
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/cpu_features.h"
+#include "ops/fused_epilogue.h"
+
+namespace deepep::cpu {
+
+// Depthwise conv, channels last, channel multiplier 1:
+//   y[n, oy, ox, c] = epi(sum_{ky,kx} w[ky*KW + kx][c] * x[n, iy, ix, c] + bias[c], res[n, oy, ox, c])
+// with w the weight reordered to [KH*KW][C] (channel vectors contiguous).
+struct NhwcDwArgs {
+  const float* x = nullptr;
+  const float* w = nullptr;
+  const float* bias = nullptr;  // [C] or null
+  const float* res = nullptr;   // y's shape or null
+  float* y = nullptr;
+  int64_t H = 0, W = 0, C = 0, OH = 0, OW = 0, KH = 0, KW = 0;
+  int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  ops::Act act = ops::Act::kNone;
+  float p0 = 0.f, p1 = 0.f;
+  bool res_first = false;
+};
+// Output rows [r0, r1) of the N*OH rows (n, oy).
+using NhwcDwFn = void (*)(const NhwcDwArgs& a, int64_t r0, int64_t r1);
+
+// The GEMM's operand packing from R row pointers (R = MR for A strips, NR
+// for B strips): dst[u * R + r] = src[r][u] for u < len, r < R
+// (src[r] == nullptr: zeros).
+using PackRowsFn = void (*)(const float* const* src, int64_t len, int R, float* dst);
+// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols.
+using TransposeFn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
+
+struct NhwcKernels {
+  NhwcDwFn depthwise = nullptr;
+  PackRowsFn pack_rows = nullptr;
+  TransposeFn transpose = nullptr;
+};
+
+#if defined(__x86_64__)
+const NhwcKernels& nhwc_avx512_kernels();
+const NhwcKernels& nhwc_avx2_kernels();
+#endif
+// nullptr for Isa::kNone.
+const NhwcKernels* nhwc_kernels_of(Isa isa);
+
+}  // namespace deepep::cpu

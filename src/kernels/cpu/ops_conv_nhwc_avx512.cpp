@@ -1,0 +1,13 @@
+// The channels-last conv inner loops (ops_conv_nhwc_isa.h) compiled for
+// AVX512 (this file gets only that ISA's -m flags; called only when
+// cpu_features finds it).
+#define DEEPEP_ISA_NS avx512
+#define DEEPEP_VW 16
+#include "kernels/cpu/ops_conv_nhwc_isa.h"
+
+namespace deepep::cpu {
+const NhwcKernels& nhwc_avx512_kernels() {
+  static const NhwcKernels k = avx512::make_nhwc();
+  return k;
+}
+}  // namespace deepep::cpu

@@ -1,0 +1,290 @@
+// Internal: the channels-last conv inner loops, written once and compiled by
+// each ISA file (ops_conv_nhwc_avx512.cpp, ops_conv_nhwc_avx2.cpp) under its
+// own flags and namespace (DEEPEP_ISA_NS, DEEPEP_VW as for isa_common.h,
+// whose vector helpers and activations this reuses). Both ISAs have AVX2, so
+// the 8 x 8 transpose of the A packing uses __m256 intrinsics in either.
+#include <immintrin.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "kernels/cpu/isa_common.h"
+#pragma GCC diagnostic pop
+#include "kernels/cpu/ops_conv_nhwc.h"
+
+namespace deepep::cpu::DEEPEP_ISA_NS {
+namespace {
+
+// The first n < VW floats of p as a vector (the rest zero), and the reverse.
+inline vf load_part(const float* p, int64_t n) {
+  alignas(64) float t[VW] = {};
+  for (int64_t i = 0; i < n; ++i) t[i] = p[i];
+  return vload(t);
+}
+inline void store_part(float* p, vf v, int64_t n) {
+  alignas(64) float t[VW];
+  vstore(t, v);
+  for (int64_t i = 0; i < n; ++i) p[i] = t[i];
+}
+template <bool FULL>
+inline vf ld(const float* p, int64_t n) {
+  if constexpr (FULL) return vload(p);
+  else return load_part(p, n);
+}
+
+// NB outputs (n, oy, ox0 .. ox0 + NB) x channels [c0, c0 + nc) (nc = VW when
+// FULL): the weight vector of each tap is loaded once for the NB outputs.
+// KWC: the kernel width as a compile-time constant (0: a.KW); CHECK: skip
+// the taps left or right of the image (zero padding; without it every
+// horizontal tap of the NB outputs must be inside). Rows outside the image
+// are skipped. Then bias, residual and activation on the registers.
+template <Act A, int NB, bool FULL, int KWC, bool CHECK>
+__attribute__((always_inline)) inline void dw_tile(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0,
+                                                   int64_t c0, int64_t nc, float* yr, const float* rr) {
+  const int64_t C = a.C, W = a.W, H = a.H, KH = a.KH, sw = a.sw, dw = a.dw, dh = a.dh, pw = a.pw;
+  const int64_t KW = KWC ? KWC : a.KW;
+  const float* const wbase = a.w;
+  vf acc[NB];
+  for (int j = 0; j < NB; ++j) acc[j] = splat(0.f);
+  const int64_t xstep = sw * C;  // between the NB outputs
+  for (int64_t ky = 0; ky < KH; ++ky) {
+    const int64_t iy = iy0 + ky * dh;
+    if (iy < 0 || iy >= H) continue;
+    const float* xr = xn + iy * W * C + c0;
+    const float* wr = wbase + ky * KW * C + c0;
+#pragma GCC unroll 4
+    for (int64_t kx = 0; kx < KW; ++kx) {
+      const vf wv = ld<FULL>(wr + kx * C, nc);
+      const int64_t ix = ox0 * sw + kx * dw - pw;
+      const float* xp = xr + ix * C;
+#pragma GCC unroll 8
+      for (int j = 0; j < NB; ++j) {
+        if constexpr (CHECK) {
+          const int64_t ixj = ix + j * sw;
+          if (ixj < 0 || ixj >= W) continue;
+        }
+        acc[j] += wv * ld<FULL>(xp + j * xstep, nc);
+      }
+    }
+  }
+  const vf b = a.bias ? ld<FULL>(a.bias + c0, nc) : splat(0.f);
+#pragma GCC unroll 8
+  for (int j = 0; j < NB; ++j) {
+    const int64_t o = (ox0 + j) * C + c0;
+    vf v = acc[j] + b;
+    vf r = splat(0.f);
+    if (rr) r = ld<FULL>(rr + o, nc);
+    if (rr && a.res_first) v += r;
+    v = vact<A>(v, a.p0, a.p1);
+    if (rr && !a.res_first) v += r;
+    if constexpr (FULL) vstore(yr + o, v);
+    else store_part(yr + o, v, nc);
+  }
+}
+
+// Outputs ox0 .. ox0 + NB of one row, all channels (the tail vector through
+// the generic checked tile).
+template <Act A, int NB, int KWC, bool CHECK>
+inline void dw_px(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0, float* yr, const float* rr) {
+  int64_t c0 = 0;
+  for (; c0 + VW <= a.C; c0 += VW) dw_tile<A, NB, true, KWC, CHECK>(a, xn, iy0, ox0, c0, VW, yr, rr);
+  if (c0 < a.C)
+    for (int j = 0; j < NB; ++j) dw_tile<A, 1, false, 0, true>(a, xn, iy0, ox0 + j, c0, a.C - c0, yr, rr);
+}
+
+// The rows: outputs left and right of the interior (some tap outside the
+// image) one at a time with checks, the interior in blocks of 8 and 4
+// without.
+template <Act A, int KWC>
+void dw_rows_k(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
+  const int64_t C = a.C, KW = KWC ? KWC : a.KW;
+  // Interior: ox * sw - pw >= 0 and ox * sw - pw + (KW - 1) * dw <= W - 1.
+  int64_t lo = (a.pw + a.sw - 1) / a.sw;
+  const int64_t last = a.W - 1 - (KW - 1) * a.dw + a.pw;
+  int64_t hi = last < 0 ? 0 : last / a.sw + 1;
+  hi = hi < a.OW ? hi : a.OW;
+  lo = lo < hi ? lo : hi;
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t n = row / a.OH, oy = row % a.OH;
+    const float* xn = a.x + n * a.H * a.W * C;
+    float* yr = a.y + row * a.OW * C;
+    const float* rr = a.res ? a.res + row * a.OW * C : nullptr;
+    const int64_t iy0 = oy * a.sh - a.ph;
+    int64_t ox = 0;
+    for (; ox < lo; ++ox) dw_px<A, 1, KWC, true>(a, xn, iy0, ox, yr, rr);
+    for (; ox + 8 <= hi; ox += 8) dw_px<A, 8, KWC, false>(a, xn, iy0, ox, yr, rr);
+    for (; ox + 4 <= hi; ox += 4) dw_px<A, 4, KWC, false>(a, xn, iy0, ox, yr, rr);
+    for (; ox < hi; ++ox) dw_px<A, 1, KWC, false>(a, xn, iy0, ox, yr, rr);
+    for (; ox < a.OW; ++ox) dw_px<A, 1, KWC, true>(a, xn, iy0, ox, yr, rr);
+  }
+}
+
+template <Act A>
+void dw_rows(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
+  if (a.KW == 3) dw_rows_k<A, 3>(a, r0, r1);
+  else dw_rows_k<A, 0>(a, r0, r1);
+}
+
+void depthwise_nhwc(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
+  switch (a.act) {
+    case Act::kNone: return dw_rows<Act::kNone>(a, r0, r1);
+    case Act::kRelu: return dw_rows<Act::kRelu>(a, r0, r1);
+    case Act::kLeakyRelu: return dw_rows<Act::kLeakyRelu>(a, r0, r1);
+    case Act::kSigmoid: return dw_rows<Act::kSigmoid>(a, r0, r1);
+    case Act::kTanh: return dw_rows<Act::kTanh>(a, r0, r1);
+    case Act::kSiLU: return dw_rows<Act::kSiLU>(a, r0, r1);
+    case Act::kGelu: return dw_rows<Act::kGelu>(a, r0, r1);
+    case Act::kGeluTanh: return dw_rows<Act::kGeluTanh>(a, r0, r1);
+    case Act::kClip: return dw_rows<Act::kClip>(a, r0, r1);
+    case Act::kHardSigmoid: return dw_rows<Act::kHardSigmoid>(a, r0, r1);
+    case Act::kHardSwish: return dw_rows<Act::kHardSwish>(a, r0, r1);
+  }
+}
+
+// In-register transpose of 8 rows of 8 floats: r[k][i] <- r[i][k].
+inline void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// (GCC 12 flags the _mm512_undefined_ps inside the AVX-512 unpack
+// intrinsics as maybe-uninitialized: a false positive.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if DEEPEP_VW == 16
+// AVX-512: rows src[0..8) x columns [u, u + 16) into dst[v * R + r]
+// (v = 0..16): 8 zmm loads, unpack/shuffle within 128-bit lanes as in
+// transpose8, then two rounds of lane shuffles put (column v: rows 0-3,
+// rows 4-7, column v + 1: rows 0-3, rows 4-7) into one zmm: 32 shuffles per
+// 128 floats where transpose8 needs 48.
+inline void pack_rows_8x16(const float* const* src, int64_t u, int R, float* dst) {
+  __m512 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = src[i] ? _mm512_loadu_ps(src[i] + u) : _mm512_setzero_ps();
+  const __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
+  const __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
+  const __m512 t4 = _mm512_unpacklo_ps(r[4], r[5]), t5 = _mm512_unpackhi_ps(r[4], r[5]);
+  const __m512 t6 = _mm512_unpacklo_ps(r[6], r[7]), t7 = _mm512_unpackhi_ps(r[6], r[7]);
+  // s[k] lane L: rows 0-3 of column 4L + k; s[k + 4] lane L: rows 4-7.
+  __m512 s[8];
+  s[0] = _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  s[1] = _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  s[2] = _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  s[3] = _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  s[4] = _mm512_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  s[5] = _mm512_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  s[6] = _mm512_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  s[7] = _mm512_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  // lo[k]: (s[k] lanes 0, 1, s[k + 4] lanes 0, 1); hi[k]: lanes 2, 3.
+  __m512 lo[4], hi[4];
+  for (int k = 0; k < 4; ++k) {
+    lo[k] = _mm512_shuffle_f32x4(s[k], s[k + 4], _MM_SHUFFLE(1, 0, 1, 0));
+    hi[k] = _mm512_shuffle_f32x4(s[k], s[k + 4], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  // Column 4L + k and 4L + k + 1 (k = 0, 2): lanes L (or L - 2 of hi) and L + 2 of the pair.
+  __m512 o[8];
+  o[0] = _mm512_shuffle_f32x4(lo[0], lo[1], 0x88);
+  o[1] = _mm512_shuffle_f32x4(lo[2], lo[3], 0x88);
+  o[2] = _mm512_shuffle_f32x4(lo[0], lo[1], 0xDD);
+  o[3] = _mm512_shuffle_f32x4(lo[2], lo[3], 0xDD);
+  o[4] = _mm512_shuffle_f32x4(hi[0], hi[1], 0x88);
+  o[5] = _mm512_shuffle_f32x4(hi[2], hi[3], 0x88);
+  o[6] = _mm512_shuffle_f32x4(hi[0], hi[1], 0xDD);
+  o[7] = _mm512_shuffle_f32x4(hi[2], hi[3], 0xDD);
+  if (R == 8) {
+    for (int q = 0; q < 8; ++q) _mm512_storeu_ps(dst + 16 * q, o[q]);
+  } else {
+    for (int q = 0; q < 8; ++q) {
+      _mm256_storeu_ps(dst + (2 * q) * R, _mm512_castps512_ps256(o[q]));
+      _mm256_storeu_ps(dst + (2 * q + 1) * R, _mm512_extractf32x8_ps(o[q], 1));
+    }
+  }
+}
+#endif
+
+// dst[u * R + r] = src[r][u]: 8 x 8 blocks through transpose8 when R is a
+// multiple of 8 (one 8-float store per u and group of 8 rows) or 6 (the
+// AVX2 MR: 8-float stores in ascending u, each overwriting the 2 floats the
+// previous one wrote past its slot; the last one masked); scalar for the
+// rest and for other R.
+void pack_rows(const float* const* src, int64_t len, int R, float* dst) {
+  int64_t u = 0;
+  if (R % 8 == 0) {
+#if DEEPEP_VW == 16
+    for (; u + 16 <= len; u += 16)
+      for (int g = 0; g < R; g += 8) pack_rows_8x16(src + g, u, R, dst + u * R + g);
+#endif
+    for (; u + 8 <= len; u += 8)
+      for (int g = 0; g < R; g += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = src[g + i] ? _mm256_loadu_ps(src[g + i] + u) : _mm256_setzero_ps();
+        transpose8(r);
+        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (u + k) * R + g, r[k]);
+      }
+  } else if (R == 6) {
+    const __m256i m6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    for (; u + 8 <= len; u += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = i < 6 && src[i] ? _mm256_loadu_ps(src[i] + u) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int k = 0; k < 7; ++k) _mm256_storeu_ps(dst + (u + k) * 6, r[k]);
+      _mm256_maskstore_ps(dst + (u + 7) * 6, m6, r[7]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const float* s = src[r];
+    if (s)
+      for (int64_t v = u; v < len; ++v) dst[v * R + r] = s[v];
+    else
+      for (int64_t v = u; v < len; ++v) dst[v * R + r] = 0.f;
+  }
+}
+
+#pragma GCC diagnostic pop
+
+// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: 8 x 8 blocks
+// through transpose8, scalar edges.
+void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
+  int64_t i = 0;
+  for (; i + 8 <= rows; i += 8) {
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+      __m256 r[8];
+      for (int t = 0; t < 8; ++t) r[t] = _mm256_loadu_ps(src + (i + t) * lds + j);
+      transpose8(r);
+      for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst + (j + t) * ldd + i, r[t]);
+    }
+    for (; j < cols; ++j)
+      for (int t = 0; t < 8; ++t) dst[j * ldd + i + t] = src[(i + t) * lds + j];
+  }
+  if (i < rows)  // the last rows % 8 rows (all of them for an image's 3 channels): contiguous stores
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t t = i; t < rows; ++t) dst[j * ldd + t] = src[t * lds + j];
+}
+
+NhwcKernels make_nhwc() {
+  NhwcKernels k;
+  k.depthwise = depthwise_nhwc;
+  k.pack_rows = pack_rows;
+  k.transpose = transpose;
+  return k;
+}
+
+}  // namespace
+}  // namespace deepep::cpu::DEEPEP_ISA_NS

@@ -1,0 +1,307 @@
+// The channels-last fast kernels of deepep.FusedConv (cpu.conv_nhwc:
+// implicit GEMM for 1x1 / KxK / grouped convs, direct depthwise) against the
+// NCHW reference: X and the residual are drawn in NCHW, the reference runs
+// on them (DEEPEP_CPU_ISA=none), its output is transposed to NHWC and
+// compared with the fast kernel's output on the transposed inputs with
+// channels_last=1, on each ISA path this CPU has (AVX-512 and AVX2 forced in
+// turn). Odd channel counts (tails of the vectors and of the 8 x 8 packing
+// transpose), tiny and empty images, empty batches, strides, pads,
+// dilations, groups, channel multipliers, constant (packed-once) and
+// variable weights, K over several GEMM K blocks, every epilogue; output
+// channel counts on both sides of the register tile's width (the few-channel
+// case runs the transposed GEMM and transposes its result).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "deepep/error.h"
+#include "ir/graph_text_parser.h"
+#include "kernels/cpu/cpu_features.h"
+#include "runtime/executor.h"
+
+using namespace deepep;
+using namespace deepep::cpu;
+
+namespace {
+
+Tensor rnd(const Shape& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  Tensor t(DType::kFloat32, s);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+// [N, C, H, W] -> [N, H, W, C] (to_nhwc) and back.
+Tensor permute4(const Tensor& t, bool to_nhwc) {
+  const Shape s = t.shape();
+  const Shape o = to_nhwc ? Shape{s[0], s[2], s[3], s[1]} : Shape{s[0], s[3], s[1], s[2]};
+  Tensor r(DType::kFloat32, o);
+  const int64_t N = to_nhwc ? s[0] : o[0], C = to_nhwc ? s[1] : o[1], H = to_nhwc ? s[2] : o[2],
+                W = to_nhwc ? s[3] : o[3];
+  const float* src = t.data<float>();
+  float* dst = r.data<float>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w) {
+          const int64_t nchw = ((n * C + c) * H + h) * W + w, nhwc = ((n * H + h) * W + w) * C + c;
+          if (to_nhwc) dst[nhwc] = src[nchw];
+          else dst[nchw] = src[nhwc];
+        }
+  return r;
+}
+
+std::string shp(const Shape& s) {
+  std::string o = "float32[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? "," : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+std::vector<Isa> isas() {
+  std::vector<Isa> out;
+  if (int(cpu_best_isa()) >= int(Isa::kAvx2)) out.push_back(Isa::kAvx2);
+  if (int(cpu_best_isa()) >= int(Isa::kAvx512)) out.push_back(Isa::kAvx512);
+  return out;
+}
+
+struct IsaScope {
+  int old;
+  explicit IsaScope(Isa isa) : old(set_isa_override(int(isa))) {}
+  ~IsaScope() { set_isa_override(old); }
+};
+
+struct Input {
+  std::string name;
+  Tensor t;
+  bool constant = false;
+};
+
+// One node `op<attrs>(inputs)`; constants become graph constants. Returns the
+// output; `kernel`: the fast kernel that takes it ("" = the reference).
+Tensor run_node(const std::string& op, const std::string& attrs, const std::vector<Input>& ins, std::string& kernel) {
+  std::string sig, body, args;
+  std::vector<Tensor> feeds;
+  for (const Input& in : ins) {
+    if (in.name == "_") {
+      args += std::string(args.empty() ? "" : ", ") + "_";
+      continue;
+    }
+    if (in.constant)
+      body += " %" + in.name + ": " + shp(in.t.shape()) + (in.t.numel() ? " = const[0]\n" : " = const[]\n");
+    else {
+      sig += std::string(sig.empty() ? "" : ", ") + "%" + in.name + ": " + shp(in.t.shape());
+      feeds.push_back(in.t);
+    }
+    args += std::string(args.empty() ? "" : ", ") + "%" + in.name;
+  }
+  const std::string text = "graph main(" + sig + ") {\n" + body + " %y = " + op +
+                           (attrs.empty() ? "" : "<" + attrs + ">") + "(" + args + ")\n return %y\n}";
+  auto g = parse_graph_text(text);
+  for (const auto& v : g->values())
+    for (const Input& in : ins)
+      if (in.constant && v->name == in.name) v->data = in.t;
+  const Node& n = *g->nodes().at(0);
+  KernelContext ctx{n, {}, {}, nullptr, nullptr};
+  size_t fi = 0;
+  for (const Input& in : ins) ctx.inputs.push_back(in.name == "_" ? nullptr : (in.constant ? &in.t : &feeds[fi++]));
+  kernel.clear();
+  for (const FastKernel& k : n.def->cpu)
+    if (k.supports(ctx)) {
+      kernel = k.name;
+      break;
+    }
+  Executor ex;
+  return ex.run_graph(*g, feeds, nullptr).at(0);
+}
+
+double rel_err(const Tensor& got, const Tensor& want) {
+  EXPECT_EQ(got.shape(), want.shape());
+  if (got.shape() != want.shape()) return 1e9;
+  double scale = 1.0, err = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double w = want.data<float>()[i], g = got.data<float>()[i];
+    if (std::isnan(w) != std::isnan(g)) return 1e9;
+    scale = std::max(scale, std::fabs(w));
+    if (!std::isnan(w)) err = std::max(err, std::fabs(g - w));
+  }
+  return err / scale;
+}
+
+std::string join(std::string a, const std::string& b) {
+  if (b.empty()) return a;
+  return a.empty() ? b : a + ", " + b;
+}
+
+// x, res in NCHW. The NCHW reference (no ISA), transposed, vs
+// cpu.conv_nhwc on the NHWC inputs with channels_last=1 on each ISA.
+void check(const Shape& xs, const Shape& ws, const std::string& attrs, uint32_t seed, bool wconst, bool bias,
+           bool res, double tol = 5e-5) {
+  SCOPED_TRACE("x" + shp(xs) + " w" + shp(ws) + " <" + attrs + "> wconst=" + std::to_string(wconst) +
+               " bias=" + std::to_string(bias) + " res=" + std::to_string(res));
+  const Tensor x = rnd(xs, seed), w = rnd(ws, seed + 1), b = rnd({ws[0]}, seed + 2);
+  std::vector<Input> nchw = {{"x", x}, {"w", w, wconst}};
+  if (bias || res) nchw.push_back(bias ? Input{"b", b, true} : Input{"_", Tensor()});
+  std::string kernel;
+  Tensor want;
+  {
+    IsaScope s(Isa::kNone);
+    Tensor y0 = run_node("deepep.FusedConv", attrs, nchw, kernel);  // shape of the residual
+    if (res) {
+      nchw.push_back({"r", rnd(y0.shape(), seed + 3)});
+      y0 = run_node("deepep.FusedConv", attrs, nchw, kernel);
+    }
+    EXPECT_EQ(kernel, "");
+    want = permute4(y0, true);
+  }
+  std::vector<Input> nhwc = nchw;
+  nhwc[0].t = permute4(x, true);
+  if (res) nhwc.back().t = permute4(nhwc.back().t, true);
+  {  // The channels-last reference agrees with the transposed NCHW one.
+    IsaScope s(Isa::kNone);
+    const Tensor got = run_node("deepep.FusedConv", join(attrs, "channels_last=1"), nhwc, kernel);
+    EXPECT_EQ(kernel, "");
+    EXPECT_LE(rel_err(got, want), 1e-6);
+  }
+  for (Isa isa : isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    IsaScope s(isa);
+    const Tensor got = run_node("deepep.FusedConv", join(attrs, "channels_last=1"), nhwc, kernel);
+    EXPECT_EQ(kernel, "cpu.conv_nhwc");
+    EXPECT_LE(rel_err(got, want), tol);
+  }
+}
+
+const char* kActAttrs[] = {"",
+                           "activation=\"Relu\"",
+                           "activation=\"LeakyRelu\", activation_params=[0.1]",
+                           "activation=\"Sigmoid\"",
+                           "activation=\"Tanh\"",
+                           "activation=\"SiLU\"",
+                           "activation=\"Gelu\"",
+                           "activation=\"GeluTanh\"",
+                           "activation=\"Clip\", activation_params=[-0.3, 0.4]",
+                           "activation=\"HardSigmoid\", activation_params=[0.2, 0.5]",
+                           "activation=\"HardSwish\""};
+
+}  // namespace
+
+TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
+  struct C {
+    Shape x, w;
+    std::string attrs;
+  };
+  const C cases[] = {
+      {{1, 3, 13, 11}, {8, 3, 3, 3}, "pads=[1,1,1,1]"},
+      {{2, 5, 11, 9}, {7, 5, 3, 3}, "pads=[1,0,2,1], strides=[2,1]"},
+      {{1, 17, 7, 5}, {33, 17, 1, 1}, ""},                                // pointwise, C = 17
+      {{1, 16, 13, 12}, {24, 16, 1, 1}, "strides=[2,2]"},                 // strided 1x1
+      {{1, 3, 13, 12}, {20, 3, 7, 7}, "pads=[3,3,3,3], strides=[2,2]"},   // stem
+      {{1, 4, 12, 13}, {6, 4, 3, 3}, "dilations=[2,2], pads=[2,2,2,2]"},  // dilated
+      {{1, 5, 10, 9}, {9, 5, 3, 2}, "dilations=[1,2], strides=[1,2], pads=[0,1,2,1]"},
+      {{1, 8, 9, 9}, {10, 4, 3, 3}, "group=2, pads=[1,1,1,1]"},
+      {{1, 6, 8, 8}, {6, 2, 3, 3}, "group=3, strides=[2,2], pads=[0,1,1,0]"},
+      {{1, 64, 14, 14}, {96, 64, 3, 3}, "pads=[1,1,1,1]"},  // K = 576: two K blocks
+      {{1, 130, 5, 7}, {50, 130, 3, 3}, "pads=[1,1,1,1]"},  // K = 1170
+      {{1, 256, 14, 14}, {96, 256, 3, 3}, "pads=[1,1,1,1]"},  // im2col packed whole by several threads
+      {{2, 17, 9, 10}, {17, 1, 3, 3}, "group=17, pads=[1,1,1,1]"},                   // depthwise, C tail
+      {{1, 40, 11, 13}, {40, 1, 3, 3}, "group=40, strides=[2,2], pads=[1,1,1,1]"},   // 40 = 2 x 16 + 8
+      {{1, 5, 9, 9}, {5, 1, 5, 5}, "group=5, auto_pad=\"SAME_UPPER\""},
+      {{1, 4, 13, 11}, {4, 1, 3, 3}, "group=4, dilations=[2,3], pads=[2,3,1,0]"},    // dilated depthwise
+      {{1, 3, 17, 16}, {3, 1, 3, 2}, "group=3, strides=[3,3], pads=[1,0,0,1]"},
+      {{1, 3, 6, 6}, {6, 1, 3, 3}, "group=3, pads=[1,1,1,1]"},                       // multiplier 2: GEMM path
+      {{1, 8, 9, 9}, {32, 8, 3, 3}, "pads=[1,1,1,1]"},  // Mg = 32: a vector multiple below the tile width
+      {{1, 32, 11, 12}, {16, 32, 1, 1}, ""},             // Mg = 16: one vector
+      {{1, 8, 120, 110}, {40, 8, 1, 1}, ""},             // transposed GEMM, transposed back by several threads
+      {{1, 3, 2, 2}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // tiny image
+      {{1, 3, 1, 1}, {5, 3, 1, 1}, ""},                                              // 1 x 1 image
+      {{1, 6, 1, 1}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},
+      {{1, 3, 4, 4}, {4, 3, 5, 5}, ""},                                              // empty output
+      {{0, 3, 5, 5}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // empty batch
+      {{0, 6, 5, 5}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},                       // empty batch, depthwise
+  };
+  uint32_t s = 100;
+  for (const C& c : cases) {
+    for (bool wconst : {true, false}) {
+      check(c.x, c.w, c.attrs, s, wconst, false, false);
+      check(c.x, c.w, c.attrs, s, wconst, true, false);
+    }
+    s += 4;
+  }
+}
+
+TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
+  uint32_t s = 300;
+  const std::vector<std::pair<Shape, std::string>> geo = {{{7, 5, 3, 3}, "pads=[1,1,1,1]"},
+                                                          {{5, 1, 3, 3}, "group=5, pads=[1,1,1,1]"},
+                                                          {{9, 5, 1, 1}, ""},
+                                                          {{21, 5, 1, 1}, "strides=[2,2]"},
+                                                          {{50, 5, 3, 3}, "pads=[0,1,1,2]"},
+                                                          {{64, 5, 1, 1}, ""}};
+  for (const auto& [ws, gattrs] : geo)
+    for (const char* act : kActAttrs)
+      for (int res = 0; res < 3; ++res) {
+        std::string attrs = join(gattrs, act);
+        if (res == 2) attrs = join(attrs, "residual_before_activation=1");
+        check({2, 5, 10, 11}, ws, attrs, s, true, res != 1, res != 0);
+        s += 4;
+      }
+  // im2col too large to pack whole before the GEMM (packed per block inside it).
+  check({1, 64, 40, 40}, {64, 64, 3, 3}, "pads=[1,1,1,1], activation=\"Relu\"", 11, true, true, true);
+  check({1, 64, 40, 40}, {64, 64, 3, 3}, "pads=[1,1,1,1], residual_before_activation=1, activation=\"Tanh\"", 12,
+        false, true, true);
+  // Residual without bias on a larger GEMM (several row blocks and column strips).
+  check({1, 32, 12, 13}, {100, 32, 1, 1}, "activation=\"Relu\"", 9, true, false, true);
+  check({1, 96, 12, 13}, {96, 1, 3, 3}, "group=96, activation=\"Clip\", activation_params=[0.0, 6.0]", 10, true,
+        true, true);
+}
+
+TEST(KernelsCpuNhwc, DeclinesWhatItDoesNotTake) {
+  for (Isa isa : isas()) {
+    IsaScope sc(isa);
+    std::string kernel;
+    // channels_last = 0 stays on the NCHW kernel.
+    run_node("deepep.FusedConv", "pads=[1,1,1,1]", {{"x", rnd({1, 3, 5, 5}, 1)}, {"w", rnd({4, 3, 3, 3}, 2), true}},
+             kernel);
+    EXPECT_EQ(kernel, "cpu.conv_gemm");
+    // Bad shapes are left to the reference (which reports them).
+    const std::vector<Input> bad = {{"x", rnd({1, 5, 5, 4}, 1)}, {"w", rnd({4, 3, 3, 3}, 2), true}};
+    std::string k2 = "?";
+    try {
+      run_node("deepep.FusedConv", "channels_last=1", bad, k2);
+    } catch (const Error&) {
+    }
+    EXPECT_EQ(k2, "");
+  }
+}
+
+TEST(KernelsCpuNhwc, LayoutTransposes) {
+  const Shape shapes[] = {{1, 3, 13, 11}, {2, 17, 9, 10}, {1, 64, 20, 23}, {3, 8, 1, 1}, {0, 4, 5, 5}, {2, 5, 0, 3}};
+  uint32_t s = 700;
+  for (const Shape& xs : shapes)
+    for (bool to_nhwc : {true, false}) {
+      SCOPED_TRACE(shp(xs) + (to_nhwc ? " to NHWC" : " to NCHW"));
+      const Tensor x = rnd(xs, s++);
+      const std::string attrs = to_nhwc ? "perm=[0,2,3,1]" : "perm=[0,3,1,2]";
+      const Tensor want = permute4(to_nhwc ? x : permute4(x, true), to_nhwc);
+      const Tensor in = to_nhwc ? x : permute4(x, true);
+      std::string kernel;
+      for (Isa isa : isas()) {
+        SCOPED_TRACE(isa_name(isa));
+        IsaScope sc(isa);
+        const Tensor got = run_node("Transpose", attrs, {{"x", in}}, kernel);
+        EXPECT_EQ(kernel, "cpu.transpose_nhwc");
+        EXPECT_EQ(rel_err(got, want), 0.0);
+      }
+    }
+  // Other permutations and ranks stay on the reference.
+  for (Isa isa : isas()) {
+    IsaScope sc(isa);
+    std::string kernel;
+    run_node("Transpose", "perm=[0,1,3,2]", {{"x", rnd({1, 2, 3, 4}, 1)}}, kernel);
+    EXPECT_EQ(kernel, "");
+    run_node("Transpose", "perm=[0,2,1]", {{"x", rnd({2, 3, 4}, 1)}}, kernel);
+    EXPECT_EQ(kernel, "");
+  }
+}
