@@ -204,7 +204,9 @@ def inspect_model(path, shapes: dict | None = None, dims: dict | None = None, fu
                   device: str = "cpu", seed: int = 0) -> dict:
     """The `deepep inspect --json` report of an .onnx (optimized at `fusion_level`) or .de file."""
     path = str(path)
-    engine = deepep.Engine(path, device=device, fusion_level=fusion_level)
+    # The graph as the optimizer left it: the device's load-time layout change
+    # (channels-last convolutions, docs/OPTIMIZER.md) is not part of the report.
+    engine = deepep.Engine(path, device=device, fusion_level=fusion_level, layout="nchw")
     meta = engine.metadata
     is_de = "precision" in meta
     report = meta.get("fusion", {})
@@ -216,7 +218,7 @@ def inspect_model(path, shapes: dict | None = None, dims: dict | None = None, fu
         original_compute = in_fused + final.compute_ops - fused_nodes(report, final)
         basis = "engine"
     else:
-        original_compute = engine_stats(deepep.Engine(path, device=device, fusion_level=0)).compute_ops
+        original_compute = engine_stats(deepep.Engine(path, device=device, fusion_level=0, layout="nchw")).compute_ops
         basis = "source"
     rate = in_fused / original_compute if original_compute else 0.0
     fusion = {

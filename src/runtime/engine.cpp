@@ -7,6 +7,7 @@
 
 #include "format/de_file.h"
 #include "frontend/onnx_loader.h"
+#include "kernels/cpu/cpu_features.h"
 #include "optimizer/pipeline.h"
 #include "runtime/cuda_runtime.h"
 #include "runtime/executor.h"
@@ -77,15 +78,18 @@ void validate_input(const TensorInfo& spec, const Tensor& t, std::map<std::strin
 // The layout the user asked for (DEEPEP_LAYOUT overrides the option), with
 // "auto" resolved per device from measurements on the zoo CNNs: NHWC on CUDA
 // (cuDNN NHWC with fused epilogues: resnet50 b128 fp16 8.5 vs 13.7 ms NCHW on
-// an H200, bench/results/gpu_nhwc_2026-11-28.txt); the CPU stays NCHW until
-// its channels-last kernels measure faster.
+// an H200, bench/results/gpu_nhwc_2026-11-28.txt) and on a CPU with fast
+// kernels (NHWC/NCHW at 2 threads 0.74 resnet50, 0.54 mobilenetv2, 0.82
+// resnet152: bench/results/cpu_nhwc_2026-11-28.md). Without them (no AVX2,
+// or DEEPEP_CPU_ISA=none) the reference runs, for which the transposes are
+// pure cost: NCHW.
 std::string resolve_layout(const EngineOptions& options, bool gpu) {
   std::string want = options.layout;
   if (const char* env = std::getenv("DEEPEP_LAYOUT"); env && *env) want = env;
   DEEPEP_CHECK(want == "auto" || want == "nchw" || want == "nhwc", "layout '", want,
                "' is not known: choose auto, nchw or nhwc");
   if (want != "auto") return want;
-  return gpu ? "nhwc" : "nchw";
+  return gpu || cpu::active_isa() != cpu::Isa::kNone ? "nhwc" : "nchw";
 }
 }  // namespace
 

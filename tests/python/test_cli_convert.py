@@ -152,7 +152,7 @@ def test_inspect_onnx_json(resnet_small, capsys):
     f = r["fusion"]
     assert r["precision"] == "fp32" and r["fusion_level"] == 2 and r["format"] == "onnx"
     assert f["nodes_before"] == len(onnx.load(resnet_small).graph.node)
-    assert f["kernels"] == f["nodes_after"] == deepep.Engine(resnet_small)._engine.node_count
+    assert f["kernels"] == f["nodes_after"] == deepep.Engine(resnet_small, layout="nchw")._engine.node_count
     assert 0.0 < f["rate"] <= 1.0 and f["fused_kernels"] > 0  # Conv+ReLU and residual Adds fuse
     assert f["passes"]["conv_batchnorm_fold"]["changes"] >= 1 if "conv_batchnorm_fold" in f["passes"] else True
     assert any(p["changes"] for p in f["passes"].values())
@@ -257,7 +257,7 @@ def test_graph_text_parser_matches_engine_on_zoo_models(tmp_path):
     for name in ("bert-base", "mobilenetv2"):
         p = tmp_path / f"{name}.onnx"
         zoo.save(zoo.build(name, small=True), p)
-        e = deepep.Engine(p, fusion_level=0)
+        e = deepep.Engine(p, fusion_level=0, layout="nchw")  # no load-time layout change either
         s = analysis.engine_stats(e)  # raises when the top-level count disagrees with the engine
         # Constant nodes load as constants, not nodes.
         assert s.kernels == sum(n.op_type != "Constant" for n in onnx.load(p).graph.node)
