@@ -8,6 +8,7 @@
 #define DEEPEP_ISA_NS avx512
 #define DEEPEP_VW 16
 #include "kernels/cpu/isa_common.h"
+#include "kernels/cpu/row_kernels_impl.h"
 
 namespace deepep::cpu::avx512 {
 namespace {
@@ -81,6 +82,10 @@ IsaKernels make() {
 namespace deepep::cpu {
 const IsaKernels& avx512_kernels() {
   static const IsaKernels k = avx512::make();
+  return k;
+}
+const RowKernels& avx512_row_kernels() {
+  static const RowKernels k = avx512::make_row_kernels();
   return k;
 }
 }  // namespace deepep::cpu
