@@ -311,7 +311,17 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     // unless there are too few column blocks to keep the threads busy).
     int64_t nb = (N + kNCMax - 1) / kNCMax;
     if (threads > 1 && nb < 3 * threads) nb = std::min(nstrips, int64_t(3 * threads));
-    const int64_t nc_strips = (nstrips + nb - 1) / nb;
+    int64_t nc_strips = (nstrips + nb - 1) / nb;
+    if (threads > 1 && nb < 8 * threads) {
+      // Few blocks: the width whose busiest thread gets the fewest strips
+      // (16 strips on 2 threads: 8 x 2, not 6 blocks of 3, 3, 3, 3, 3, 1),
+      // then at least 3 blocks per thread, then the widest.
+      auto busiest = [&](int64_t ns) { return ((nstrips + ns - 1) / ns + threads - 1) / threads * ns; };
+      for (int64_t ns = 1; ns <= kNCMax / NR; ++ns) {
+        const int64_t b = busiest(ns), cur = busiest(nc_strips);
+        if (b < cur || (b == cur && ns > nc_strips)) nc_strips = ns;
+      }
+    }
     nb = (nstrips + nc_strips - 1) / nc_strips;
     const int64_t nc_blk = nc_strips * NR;
     const int64_t row_groups = threads > 1 && nb < 3 * threads ? std::min(mb, (3 * threads + nb - 1) / nb) : 1;
