@@ -314,8 +314,9 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     int64_t nc_strips = (nstrips + nb - 1) / nb;
     if (threads > 1 && nb < 8 * threads) {
       // Few blocks: the width whose busiest thread gets the fewest strips
-      // (16 strips on 2 threads: 8 x 2, not 6 blocks of 3, 3, 3, 3, 3, 1),
-      // then at least 3 blocks per thread, then the widest.
+      // (16 strips on 2 threads: 2 x 8, each split in row groups below, not
+      // 6 blocks of 3, 3, 3, 3, 3, 1), the widest on ties (narrower blocks
+      // reread A more often: measured slower).
       auto busiest = [&](int64_t ns) { return ((nstrips + ns - 1) / ns + threads - 1) / threads * ns; };
       for (int64_t ns = 1; ns <= kNCMax / NR; ++ns) {
         const int64_t b = busiest(ns), cur = busiest(nc_strips);
