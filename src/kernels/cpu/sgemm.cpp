@@ -40,8 +40,11 @@ namespace {
 constexpr int64_t kKC = 512;  // A micro-panel (MR x KC) stays in L1
 constexpr int64_t kMCTarget = 96;
 constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 768 KiB) stays in L2
-// op(A) up to this size is packed once per call when several column blocks use it.
-constexpr int64_t kPrepackMaxFloats = int64_t(8) << 20;
+// op(A) up to this size (8 MiB: 512 x 3072, batch-4 BERT's FFN input) is
+// packed once per call when several column blocks use it, into a buffer each
+// calling thread keeps (so a server with many Session threads holds at most
+// this much per thread); larger ones are packed per block as before.
+constexpr int64_t kPrepackMaxFloats = int64_t(2) << 20;
 
 std::shared_ptr<float> alloc_floats(int64_t n) {
   const size_t bytes = (size_t(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
