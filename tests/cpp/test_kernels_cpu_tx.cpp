@@ -5,7 +5,9 @@
 // 1, 7, 33; 1 and 3 heads; hidden sizes that are not a multiple of 16),
 // masks with -inf and large negative values, fully masked rows, empty
 // batches; also checks that the fast kernel takes each case meant for it and
-// declines (the reference runs and reports) what it does not handle.
+// declines (the reference runs and reports) what it does not handle. And the
+// GEMM's whole-A prepack (several column blocks, A transposed or not, each B
+// form) against a naive product.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +18,7 @@
 #include "ir/graph_text_parser.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/row_kernels.h"
+#include "kernels/cpu/sgemm.h"
 #include "runtime/executor.h"
 
 using namespace deepep;
@@ -272,6 +275,51 @@ TEST(KernelsCpuTx, SoftmaxRowKernelEdgeCases) {
         else EXPECT_NEAR(s[size_t(j)], want[size_t(j)] / sum, 1e-6) << j;
       }
       if (n > 1) EXPECT_EQ(s[0], 0.f);  // exp(-inf) is exactly 0
+    }
+  }
+}
+
+// op(A) packed once per call (several column blocks), A transposed or not,
+// B raw, packed or through a strip packer, one thread and all of them.
+TEST(KernelsCpuTx, GemmWholeAPrepackAcrossColumnBlocks) {
+  const int64_t M = 37, N = 1000, K = 600;
+  for (Isa isa : isas()) {
+    for (bool ta : {false, true}) {
+      std::vector<float> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * N)), bias(static_cast<size_t>(N));
+      std::mt19937 rng(ta ? 5 : 6);
+      std::uniform_real_distribution<float> d(-1.f, 1.f);
+      for (float& x : A) x = d(rng);
+      for (float& x : B) x = d(rng);
+      for (float& x : bias) x = d(rng);
+      const int64_t lda = ta ? M : K;
+      std::vector<float> want(size_t(M * N));
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          double acc = 0;
+          for (int64_t k = 0; k < K; ++k) acc += double(ta ? A[k * lda + i] : A[i * lda + k]) * double(B[k * N + j]);
+          want[size_t(i * N + j)] = float(acc) + bias[size_t(j)];
+        }
+      GemmEpi e;
+      e.bias = bias.data();
+      auto pb = pack_b(isa, K, N, B.data(), N, false);
+      const int NR = tile_of(isa).NR;
+      const StripPacker packer = [&](int64_t j0, int64_t cols, float* dst) {
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t t = 0; t < NR; ++t) dst[k * NR + t] = t < cols ? B[k * N + j0 + t] : 0.f;
+      };
+      for (int threads : {1, 0})
+        for (int form = 0; form < 3; ++form) {
+          SCOPED_TRACE(std::string(isa_name(isa)) + (ta ? " transA" : "") + " threads " + std::to_string(threads) +
+                       " form " + std::to_string(form));
+          std::vector<float> c(size_t(M * N), std::nanf(""));
+          const Operand a{A.data(), lda, ta, nullptr};
+          if (form == 0) gemm(isa, M, N, K, a, Operand{B.data(), N, false, nullptr}, c.data(), N, e, threads);
+          else if (form == 1) gemm(isa, M, N, K, a, Operand{nullptr, 0, false, pb.get()}, c.data(), N, e, threads);
+          else gemm(isa, M, N, K, a, Operand{}, c.data(), N, e, threads, &packer);
+          double err = 0;
+          for (size_t i = 0; i < c.size(); ++i) err = std::max(err, double(std::fabs(c[i] - want[i])));
+          EXPECT_LE(err, 1e-3);
+        }
     }
   }
 }
