@@ -2,7 +2,8 @@
 // ISA path of this CPU against that ISA's measured FMA peak, and the old
 // reference sgemm (src/ops/gemm_util.h) for scale.
 //
-//   build/dev/deepep_gemm_bench [--reps N] [--threads T] [--markdown]
+//   build/dev/deepep_gemm_bench [--reps N] [--threads T] [--markdown] [--cold]
+//                               [--isa avx2|avx512] [--shape MxNxK]
 //
 // Peak: a loop of independent FMAs (16 zmm / 12 ymm accumulators, fully
 // unrolled, no loads) per ISA, run on one thread and on all pool threads at
@@ -105,11 +106,23 @@ double peak_gflops(Isa isa, int threads) {
 double best(std::vector<double> v) { return *std::min_element(v.begin(), v.end()); }
 
 // Best wall-clock ms of `reps` runs; cpu_ms: the process CPU time of that run.
+// --cold: before each timed run, a 256 MiB buffer is read, so the packed B
+// comes from memory as a model's weights do (each weight is used once per
+// inference), not from the L3 where the previous run left it.
+bool g_cold = false;
+void evict_caches() {
+  static std::vector<float> junk(size_t(64) << 20, 1.f);
+  float s = 0;
+  for (size_t i = 0; i < junk.size(); i += 16) s += junk[i];
+  g_sink = s;
+}
+
 template <class F>
 double time_ms(F&& f, int reps, double* cpu_ms = nullptr) {
   f();  // warm-up
   double bw = 1e300, bc = 0;
   for (int r = 0; r < reps; ++r) {
+    if (g_cold) evict_caches();
     const double c0 = cpu_seconds();
     const auto t0 = Clock::now();
     f();
@@ -133,6 +146,7 @@ int main(int argc, char** argv) {
     if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--threads" && i + 1 < argc) max_threads = std::max(1, std::atoi(argv[++i]));
     else if (a == "--markdown") markdown = true;
+    else if (a == "--cold") g_cold = true;
     else if (a == "--isa" && i + 1 < argc) only_isa = argv[++i];
     else if (a == "--shape" && i + 1 < argc) {
       long m, n, k;
@@ -140,7 +154,7 @@ int main(int argc, char** argv) {
       only_shape = {m, n, k};
     }
     else {
-      std::fprintf(stderr, "usage: %s [--reps N] [--threads T] [--markdown] [--isa avx2|avx512] [--shape MxNxK]\n",
+      std::fprintf(stderr, "usage: %s [--reps N] [--threads T] [--markdown] [--cold] [--isa avx2|avx512] [--shape MxNxK]\n",
                    argv[0]);
       return 2;
     }

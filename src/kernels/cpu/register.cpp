@@ -23,6 +23,8 @@ void register_kernels(OpTable& table) {
   register_conv_kernels(table);
   register_conv_nhwc_kernels(table);
   register_pool_kernels(table);
+  register_attention_kernels(table);
+  register_norm_kernels(table);
 }
 
 }  // namespace deepep::cpu

@@ -39,7 +39,12 @@ namespace {
 
 constexpr int64_t kKC = 512;  // A micro-panel (MR x KC) stays in L1
 constexpr int64_t kMCTarget = 96;
-constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 384 KiB) stays in L2
+constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 768 KiB) stays in L2
+// op(A) up to this size (8 MiB: 512 x 3072, batch-4 BERT's FFN input) is
+// packed once per call when several column blocks use it, into a buffer each
+// calling thread keeps (so a server with many Session threads holds at most
+// this much per thread); larger ones are packed per block as before.
+constexpr int64_t kPrepackMaxFloats = int64_t(2) << 20;
 
 std::shared_ptr<float> alloc_floats(int64_t n) {
   const size_t bytes = (size_t(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
@@ -231,9 +236,31 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   const bool do_epi = !epi.trivial();
   const int64_t kc_max = std::min(kKC, K);
 
+  // op(A) packed whole (given packed, or packed once below when several
+  // column blocks would each pack it again).
+  const float* apre = A.packed ? A.packed->data.get() : nullptr;
+  auto prepack_a = [&](int64_t column_tasks) {
+    // (a_packer: A is not a matrix in memory; its packer runs per block.)
+    if (apre || a_packer || column_tasks < 2 || M * K > kPrepackMaxFloats) return;
+    const int64_t strips = (M + MR - 1) / MR;
+    thread_local std::shared_ptr<float> pbuf;
+    thread_local int64_t pcap = 0;
+    if (pcap < strips * K * MR) {
+      pcap = strips * K * MR;
+      pbuf = alloc_floats(pcap);
+    }
+    float* d = pbuf.get();
+    pool.parallel_for(strips, 1, threads, [&](int64_t s0, int64_t s1) {
+      for (int64_t st = s0; st < s1; ++st)
+        pack_a_block(MR, A.p, A.ld, A.trans, st * MR, std::min<int64_t>(MR, M - st * MR), 0, K, d + st * K * MR);
+    });
+    apre = d;
+  };
   // Row blocks [ib0, ib1) x columns [j0, j1) of C; bs: op(B)'s strip holding
   // column j0 (strips of K x NR, consecutive). K blocks outermost, so each
   // KC x NC block of B stays in L2 for all the row blocks.
+  // (Measured on the 2-vCPU SPR: B-panel-outer with KC 128-192 and no B
+  // prefetch are within noise of this order, slightly slower.)
   auto block = [&](int64_t ib0, int64_t ib1, int64_t j0, int64_t j1, const float* bs, float* abuf) {
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
@@ -242,8 +269,8 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
         const int64_t i0 = ib * mc_blk, mc = std::min(mc_blk, M - i0);
         const float* ablk;
         int64_t astride;
-        if (A.packed) {
-          ablk = A.packed->data.get() + (i0 / MR) * K * MR + pc * MR;
+        if (apre) {
+          ablk = apre + (i0 / MR) * K * MR + pc * MR;
           astride = K * MR;
         } else {
           if (a_packer) (*a_packer)(i0, mc, pc, kc, abuf);
@@ -265,8 +292,8 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
       }
     }
   };
-  const int64_t abuf_len = A.packed ? 0 : mc_blk * kc_max;
   auto abuf_for_thread = [&]() -> float* {
+    const int64_t abuf_len = apre ? 0 : mc_blk * kc_max;
     thread_local std::vector<float> abuf;
     if (int64_t(abuf.size()) < abuf_len) abuf.resize(size_t(abuf_len));
     return abuf.data();
@@ -302,12 +329,24 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     if (threads > 1 && nb < 3 * threads)
       nb = a_packer ? std::min(nstrips, std::max(nb, (3 * threads + mb - 1) / mb))
                     : std::min(nstrips, int64_t(3 * threads));
-    const int64_t nc_strips = (nstrips + nb - 1) / nb;
+    int64_t nc_strips = (nstrips + nb - 1) / nb;
+    if (!a_packer && threads > 1 && nb < 8 * threads) {
+      // Few blocks: the width whose busiest thread gets the fewest strips
+      // (16 strips on 2 threads: 2 x 8, each split in row groups below, not
+      // 6 blocks of 3, 3, 3, 3, 3, 1), the widest on ties (narrower blocks
+      // reread A more often: measured slower).
+      auto busiest = [&](int64_t ns) { return ((nstrips + ns - 1) / ns + threads - 1) / threads * ns; };
+      for (int64_t ns = 1; ns <= kNCMax / NR; ++ns) {
+        const int64_t b = busiest(ns), cur = busiest(nc_strips);
+        if (b < cur || (b == cur && ns > nc_strips)) nc_strips = ns;
+      }
+    }
     nb = (nstrips + nc_strips - 1) / nc_strips;
     const int64_t nc_blk = nc_strips * NR;
     const int64_t row_groups = threads > 1 && nb < 3 * threads ? std::min(mb, (3 * threads + nb - 1) / nb) : 1;
     const int64_t rg_size = (mb + row_groups - 1) / row_groups;
     const float* bp = B.packed ? B.packed->data.get() : shared_b;
+    prepack_a(nb);
     pool.parallel_for(nb * row_groups, 1, threads, [&](int64_t t0, int64_t t1) {
       float* abuf = abuf_for_thread();
       for (int64_t t = t0; t < t1; ++t) {
@@ -326,6 +365,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   int64_t nc_strips = std::max<int64_t>(1, kBBlockFloats / (K * NR));
   if (threads > 1) nc_strips = std::min(nc_strips, std::max<int64_t>(1, nstrips / (3 * threads)));
   const int64_t nb = (nstrips + nc_strips - 1) / nc_strips;
+  prepack_a(nb);
   pool.parallel_for(nb, 1, threads, [&](int64_t t0, int64_t t1) {
     float* abuf = abuf_for_thread();
     thread_local std::shared_ptr<float> bbuf;

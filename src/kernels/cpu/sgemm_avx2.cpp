@@ -8,6 +8,7 @@
 #define DEEPEP_ISA_NS avx2
 #define DEEPEP_VW 8
 #include "kernels/cpu/isa_common.h"
+#include "kernels/cpu/row_kernels_impl.h"
 
 namespace deepep::cpu::avx2 {
 namespace {
@@ -88,6 +89,10 @@ IsaKernels make() {
 namespace deepep::cpu {
 const IsaKernels& avx2_kernels() {
   static const IsaKernels k = avx2::make();
+  return k;
+}
+const RowKernels& avx2_row_kernels() {
+  static const RowKernels k = avx2::make_row_kernels();
   return k;
 }
 }  // namespace deepep::cpu
