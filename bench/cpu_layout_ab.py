@@ -70,7 +70,7 @@ def main():
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--gap-ms", type=float, default=20.0)
+    p.add_argument("--gap-ms", type=float, default=200.0)  # see cpu_vs_ort.py: ORT's workers spin after a run
     p.add_argument("--fusion-level", type=int, default=3)
     p.add_argument("--cache-dir", default=os.path.join(ROOT, "build", "bench_models"))
     p.add_argument("--markdown", action="store_true")

@@ -9,8 +9,11 @@ ONNX file once (cached under --cache-dir), loads it in DeepEP (Engine,
 ORT_ENABLE_ALL, the same intra-op thread count, inter-op 1, sequential), checks
 that both give the same outputs, warms both up, then times them alternately
 (DeepEP run, ORT run, DeepEP run, ...) so load from other processes hits both
-alike (with a short pause before each run, so idle threads of the other
-runtime have stopped spinning). Reports the median latency of each and the ratio DeepEP/ORT (< 1: DeepEP
+alike, with a pause before each run (--gap-ms, default 200 ms) so the other
+runtime's idle threads have stopped spinning: onnxruntime's intra-op workers
+spin after a run, and with a 20 ms pause they still held one of this 2-vCPU
+machine's cores during DeepEP's next run (resnet50 at 2 threads: DeepEP 85 ms
+after 20 ms, 61-62 ms after 100-200 ms; ORT 49-53 ms either way). Reports the median latency of each and the ratio DeepEP/ORT (< 1: DeepEP
 is faster). --json prints a list of {"model", "deepep_ms", "ort_ms", "ratio"}.
 A markdown table with the CPU model, thread count, load average and date is
 written to bench/results/cpu_vs_ort_<date>.md (--no-write to skip).
@@ -118,7 +121,7 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="intra-op threads of both (default: CPUs)")
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--gap-ms", type=float, default=20.0, help="pause before each timed run (default 20 ms)")
+    p.add_argument("--gap-ms", type=float, default=200.0, help="pause before each timed run (default 200 ms)")
     p.add_argument("--fusion-level", type=int, default=3)
     p.add_argument("--cache-dir", default=os.path.join(ROOT, "build", "bench_models"))
     p.add_argument("--json", action="store_true")
