@@ -8,97 +8,14 @@
 // (reference runs, reference errors) for what it does not handle.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <random>
-
+#include "cpu_kernel_test_util.h"
 #include "deepep/error.h"
-#include "ir/graph_text_parser.h"
-#include "kernels/cpu/cpu_features.h"
-#include "runtime/executor.h"
 
 using namespace deepep;
 using namespace deepep::cpu;
+using namespace deepep::cputest;
 
 namespace {
-
-Tensor rnd(const Shape& s, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  Tensor t(DType::kFloat32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
-
-std::string shp(const Shape& s) {
-  std::string o = "float32[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? "," : "") + std::to_string(s[i]);
-  return o + "]";
-}
-
-std::vector<Isa> isas() {
-  std::vector<Isa> out;
-  if (int(cpu_best_isa()) >= int(Isa::kAvx2)) out.push_back(Isa::kAvx2);
-  if (int(cpu_best_isa()) >= int(Isa::kAvx512)) out.push_back(Isa::kAvx512);
-  return out;
-}
-
-struct IsaScope {
-  int old;
-  explicit IsaScope(Isa isa) : old(set_isa_override(int(isa))) {}
-  ~IsaScope() { set_isa_override(old); }
-};
-
-struct Input {
-  std::string name;
-  Tensor t;
-  bool constant = false;
-};
-
-// One node `op<attrs>(inputs)`; constants become graph constants (the
-// packed-weight path). Returns the output, and whether the fast kernel took it.
-Tensor run_node(const std::string& op, const std::string& attrs, const std::vector<Input>& ins, bool& fast) {
-  std::string sig, body, args;
-  std::vector<Tensor> feeds;
-  for (const Input& in : ins) {
-    if (in.name == "_") {
-      args += std::string(args.empty() ? "" : ", ") + "_";
-      continue;
-    }
-    if (in.constant)
-      body += " %" + in.name + ": " + shp(in.t.shape()) + (in.t.numel() ? " = const[0]\n" : " = const[]\n");
-    else {
-      sig += std::string(sig.empty() ? "" : ", ") + "%" + in.name + ": " + shp(in.t.shape());
-      feeds.push_back(in.t);
-    }
-    args += std::string(args.empty() ? "" : ", ") + "%" + in.name;
-  }
-  const std::string text = "graph main(" + sig + ") {\n" + body + " %y = " + op + (attrs.empty() ? "" : "<" + attrs + ">") +
-                           "(" + args + ")\n return %y\n}";
-  auto g = parse_graph_text(text);
-  for (const auto& v : g->values())
-    for (const Input& in : ins)
-      if (in.constant && v->name == in.name) v->data = in.t;
-  const Node& n = *g->nodes().at(0);
-  KernelContext ctx{n, {}, {}, nullptr, nullptr};
-  size_t fi = 0;
-  for (const Input& in : ins) ctx.inputs.push_back(in.name == "_" ? nullptr : (in.constant ? &in.t : &feeds[fi++]));
-  fast = !n.def->cpu.empty() && &select_kernel(*n.def, ctx) != &n.def->reference;
-  Executor ex;
-  return ex.run_graph(*g, feeds, nullptr).at(0);
-}
-
-double rel_err(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  if (got.shape() != want.shape()) return 1e9;
-  double scale = 1.0, err = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    const double w = want.data<float>()[i], g = got.data<float>()[i];
-    if (std::isnan(w) != std::isnan(g)) return 1e9;
-    scale = std::max(scale, std::fabs(w));
-    if (!std::isnan(w)) err = std::max(err, std::fabs(g - w));
-  }
-  return err / scale;
-}
 
 // Reference under DEEPEP_CPU_ISA=none, then each ISA; expect_fast: the fast
 // kernel must take the node.
@@ -120,18 +37,6 @@ void check(const std::string& op, const std::string& attrs, const std::vector<In
     EXPECT_LE(rel_err(got, want), tol);
   }
 }
-
-const char* kActAttrs[] = {"",
-                           "activation=\"Relu\"",
-                           "activation=\"LeakyRelu\", activation_params=[0.1]",
-                           "activation=\"Sigmoid\"",
-                           "activation=\"Tanh\"",
-                           "activation=\"SiLU\"",
-                           "activation=\"Gelu\"",
-                           "activation=\"GeluTanh\"",
-                           "activation=\"Clip\", activation_params=[-0.3, 0.4]",
-                           "activation=\"HardSigmoid\", activation_params=[0.2, 0.5]",
-                           "activation=\"HardSwish\""};
 
 }  // namespace
 

@@ -14,25 +14,16 @@
 #include <limits>
 #include <random>
 
+#include "cpu_kernel_test_util.h"
 #include "deepep/error.h"
-#include "ir/graph_text_parser.h"
-#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/row_kernels.h"
 #include "kernels/cpu/sgemm.h"
-#include "runtime/executor.h"
 
 using namespace deepep;
 using namespace deepep::cpu;
+using namespace deepep::cputest;
 
 namespace {
-
-Tensor rnd(const Shape& s, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  Tensor t(DType::kFloat32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
 
 Tensor bools(const Shape& s, uint32_t seed, double p_true = 0.7) {
   std::mt19937 rng(seed);
@@ -40,77 +31,6 @@ Tensor bools(const Shape& s, uint32_t seed, double p_true = 0.7) {
   Tensor t(DType::kBool, s);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<bool>()[i] = d(rng);
   return t;
-}
-
-std::string type_text(const Tensor& t) {
-  std::string o = t.dtype() == DType::kBool ? "bool[" : "float32[";
-  for (int i = 0; i < t.rank(); ++i) o += (i ? "," : "") + std::to_string(t.dim(i));
-  return o + "]";
-}
-
-std::vector<Isa> isas() {
-  std::vector<Isa> out;
-  if (int(cpu_best_isa()) >= int(Isa::kAvx2)) out.push_back(Isa::kAvx2);
-  if (int(cpu_best_isa()) >= int(Isa::kAvx512)) out.push_back(Isa::kAvx512);
-  return out;
-}
-
-struct IsaScope {
-  int old;
-  explicit IsaScope(Isa isa) : old(set_isa_override(int(isa))) {}
-  ~IsaScope() { set_isa_override(old); }
-};
-
-struct Input {
-  std::string name;  // "_": omitted optional input
-  Tensor t;
-  bool constant = false;
-};
-
-// One node `outs = op<attrs>(inputs)`; returns its outputs and whether the
-// fast kernel took it.
-std::vector<Tensor> run_node(const std::string& op, const std::string& attrs, const std::vector<Input>& ins,
-                             int n_out, bool& fast) {
-  std::string sig, body, args, outs;
-  std::vector<Tensor> feeds;
-  for (const Input& in : ins) {
-    args += std::string(args.empty() ? "" : ", ") + (in.name == "_" ? "_" : "%" + in.name);
-    if (in.name == "_") continue;
-    if (in.constant)
-      body += " %" + in.name + ": " + type_text(in.t) + (in.t.numel() ? " = const[0]\n" : " = const[]\n");
-    else {
-      sig += std::string(sig.empty() ? "" : ", ") + "%" + in.name + ": " + type_text(in.t);
-      feeds.push_back(in.t);
-    }
-  }
-  for (int i = 0; i < n_out; ++i) outs += std::string(i ? ", " : "") + "%y" + std::to_string(i);
-  const std::string text = "graph main(" + sig + ") {\n" + body + " " + outs + " = " + op +
-                           (attrs.empty() ? "" : "<" + attrs + ">") + "(" + args + ")\n return " + outs + "\n}";
-  auto g = parse_graph_text(text);
-  for (const auto& v : g->values())
-    for (const Input& in : ins)
-      if (in.constant && v->name == in.name) v->data = in.t;
-  const Node& n = *g->nodes().at(0);
-  KernelContext ctx{n, {}, {}, nullptr, nullptr};
-  ctx.outputs.resize(size_t(n_out));
-  size_t fi = 0;
-  for (const Input& in : ins) ctx.inputs.push_back(in.name == "_" ? nullptr : (in.constant ? &in.t : &feeds[fi++]));
-  fast = !n.def->cpu.empty() && &select_kernel(*n.def, ctx) != &n.def->reference;
-  Executor ex;
-  return ex.run_graph(*g, feeds, nullptr);
-}
-
-double rel_err(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  if (got.shape() != want.shape()) return 1e9;
-  double scale = 1.0, err = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    const double w = want.data<float>()[i], g = got.data<float>()[i];
-    if (std::isnan(w) != std::isnan(g)) return 1e9;
-    scale = std::max(scale, std::fabs(w));
-    if (!std::isnan(w)) err = std::max(err, std::fabs(g - w));
-  }
-  return err / scale;
 }
 
 // Reference with no ISA, then each ISA; expect_fast: the fast kernel must take the node.
