@@ -16,125 +16,46 @@
 #include "kernels/cpu/row_kernels.h"
 #include "kernels/cpu/sgemm.h"
 #include "kernels/cpu/thread_pool.h"
+#include "ops/attention_geometry.h"
 
 namespace deepep::cpu {
 namespace {
 
-struct View {
-  const float* p = nullptr;
-  int64_t sb = 0, sh = 0, ld = 0;  // batch and head offsets, row stride
-  const float* at(int64_t b, int64_t h) const { return p + b * sb + h * sh; }
-};
-
-struct Geometry {
-  int64_t B = 0, H = 0, Sq = 0, Sk = 0, D = 0, Dv = 0;
-  bool kt = false;  // K viewed as [D, Sk]
-  View q, k, v;
-  Shape y;
-  int64_t ysb = 0, ysh = 0, yld = 0;
+// The shared decoding (ops/attention_geometry.h) plus what the row pass needs.
+struct Geometry : ops::AttentionGeometry {
   RowMask mode = RowMask::kNone;
   float scale = 1.f, fill = 0.f;
   const Tensor* mask = nullptr;
   int64_t ms[4] = {0, 0, 0, 0};  // mask strides over [B, H, Sq, Sk]
 };
 
-bool is_f32(const Tensor* t) { return t && t->dtype() == DType::kFloat32; }
-
 // The geometry, or false when the reference should run (unsupported or
 // invalid: the reference reports those).
 bool geometry(const KernelContext& ctx, Geometry& g) {
   const Node& n = ctx.node;
-  if (!ctx.has_input(0) || !is_f32(ctx.inputs[0]) || !n.has_attr("scale")) return false;
-  const Tensor& Q = *ctx.inputs[0];
-  const bool packed = !ctx.has_input(1) && !ctx.has_input(2);
-  if (!packed && !(ctx.has_input(1) && ctx.has_input(2))) return false;
-  if (!packed && (!is_f32(ctx.inputs[1]) || !is_f32(ctx.inputs[2]))) return false;
-  if (Q.rank() == 3) {
-    g.H = n.attr_int("num_heads", 0);
-    if (g.H <= 0) return false;
-    g.B = Q.dim(0);
-    g.Sq = Q.dim(1);
-    int64_t nq, nk, nv, ldq, ldk, ldv, sbq, sbk, sbv;
-    const float *pq = Q.data<float>(), *pk, *pv;
-    if (packed) {
-      const std::vector<int64_t> sizes = n.attr_ints("qkv_hidden_sizes", {});
-      if (sizes.size() != 3 || sizes[0] < 0 || sizes[1] < 0 || sizes[2] < 0) return false;
-      nq = sizes[0], nk = sizes[1], nv = sizes[2];
-      if (nq + nk + nv != Q.dim(2)) return false;
-      g.Sk = g.Sq;
-      ldq = ldk = ldv = Q.dim(2);
-      sbq = sbk = sbv = g.Sq * Q.dim(2);
-      pk = pq + nq;
-      pv = pq + nq + nk;
-    } else {
-      const Tensor& K = *ctx.inputs[1];
-      const Tensor& V = *ctx.inputs[2];
-      if (K.rank() != 3 || V.rank() != 3) return false;
-      if (K.dim(0) != g.B || V.dim(0) != g.B || K.dim(1) != V.dim(1)) return false;
-      nq = Q.dim(2), nk = K.dim(2), nv = V.dim(2);
-      g.Sk = K.dim(1);
-      ldq = nq, ldk = nk, ldv = nv;
-      sbq = g.Sq * nq, sbk = g.Sk * nk, sbv = g.Sk * nv;
-      pk = K.data<float>();
-      pv = V.data<float>();
-    }
-    if (nq % g.H != 0 || nk % g.H != 0 || nv % g.H != 0 || nq != nk) return false;
-    g.D = nq / g.H;
-    g.Dv = nv / g.H;
-    g.q = {pq, sbq, g.D, ldq};
-    g.k = {pk, sbk, g.D, ldk};
-    g.v = {pv, sbv, g.Dv, ldv};
-    g.y = {g.B, g.Sq, nv};
-    g.ysb = g.Sq * nv, g.ysh = g.Dv, g.yld = nv;
-  } else {
-    if (Q.rank() != 4 || packed) return false;
-    const Tensor& K = *ctx.inputs[1];
-    const Tensor& V = *ctx.inputs[2];
-    g.kt = n.attr_int("k_transposed", 0) != 0;
-    if (K.rank() != 4 || V.rank() != 4) return false;
-    g.B = Q.dim(0), g.H = Q.dim(1), g.Sq = Q.dim(2), g.D = Q.dim(3);
-    g.Sk = V.dim(2), g.Dv = V.dim(3);
-    const Shape kwant = g.kt ? Shape{g.B, g.H, g.D, g.Sk} : Shape{g.B, g.H, g.Sk, g.D};
-    if (K.shape() != kwant || V.dim(0) != g.B || V.dim(1) != g.H) return false;
-    g.q = {Q.data<float>(), g.H * g.Sq * g.D, g.Sq * g.D, g.D};
-    g.k = {K.data<float>(), g.H * g.Sk * g.D, g.Sk * g.D, g.kt ? g.Sk : g.D};
-    g.v = {V.data<float>(), g.H * g.Sk * g.Dv, g.Sk * g.Dv, g.Dv};
-    g.y = {g.B, g.H, g.Sq, g.Dv};
-    g.ysb = g.H * g.Sq * g.Dv, g.ysh = g.Sq * g.Dv, g.yld = g.Dv;
+  if (!ctx.has_input(0) || !n.has_attr("scale")) return false;
+  ops::AttentionMask am;
+  try {
+    static_cast<ops::AttentionGeometry&>(g) = ops::attention_geometry(ctx);
+    am = ops::attention_mask(ctx, g);
+    g.scale = n.attr_float("scale", 1.f);
+  } catch (const Error&) {
+    return false;  // invalid inputs or attributes: the reference reports them
   }
-  g.scale = n.attr_float("scale", 1.f);
-  g.fill = n.attr_float("mask_fill", -std::numeric_limits<float>::infinity());
-  const std::string mode = n.attr_string("mask_mode", "add");
-  RowMask mm;
-  if (mode == "add") mm = RowMask::kAdd;
-  else if (mode == "keep") mm = RowMask::kKeep;
-  else if (mode == "drop") mm = RowMask::kDrop;
-  else return false;
-  if (ctx.has_input(3)) {
-    const Tensor& m = *ctx.inputs[3];
-    if (m.dtype() != (mm == RowMask::kAdd ? DType::kFloat32 : DType::kBool) || m.rank() > 4) return false;
-    const int64_t target[4] = {g.B, g.H, g.Sq, g.Sk};
-    int64_t m4[4] = {1, 1, 1, 1};
-    for (int i = 0; i < m.rank(); ++i) m4[4 - m.rank() + i] = m.dim(i);
-    int64_t stride = 1;
-    for (int i = 3; i >= 0; --i) {
-      if (m4[i] != 1 && m4[i] != target[i]) return false;
-      g.ms[i] = m4[i] == 1 ? 0 : stride;
-      stride *= m4[i];
-    }
-    g.mask = &m;
-    g.mode = mm;
+  g.fill = am.fill;
+  if (am.mask) {
+    g.mask = am.mask;
+    g.mode = am.mode == ops::AttentionMaskMode::kAdd    ? RowMask::kAdd
+             : am.mode == ops::AttentionMaskMode::kKeep ? RowMask::kKeep
+                                                        : RowMask::kDrop;
+    for (int i = 0; i < 4; ++i) g.ms[i] = am.strides[size_t(i)];
   }
   return true;
 }
 
 bool attention_supports(const KernelContext& ctx) {
-  try {
-    Geometry g;
-    return geometry(ctx, g);
-  } catch (const Error&) {
-    return false;  // malformed attributes: the reference reports them
-  }
+  Geometry g;
+  return geometry(ctx, g);
 }
 
 void attention_run(KernelContext& ctx) {
@@ -142,13 +63,8 @@ void attention_run(KernelContext& ctx) {
   const RowKernels* rk = row_kernels_of(isa);
   Geometry g;
   DEEPEP_CHECK(rk && geometry(ctx, g), ctx.node.describe(), ": fast attention kernel called on unsupported input");
-  Tensor& y = ctx.output(0, DType::kFloat32, g.y);
-  if (y.numel() == 0) return;
-  float* py = y.data<float>();
-  if (g.Sk == 0) {  // softmax over nothing: the chain's MatMul gives zeros
-    std::fill(py, py + y.numel(), 0.f);
-    return;
-  }
+  float* py = ops::attention_output(ctx, g);
+  if (!py) return;
   // Query rows per job: the score block (rows x Sk) stays in L2.
   const int64_t rows_max = std::clamp<int64_t>(32768 / g.Sk, 8, 256);
   const int64_t chunks = (g.Sq + rows_max - 1) / rows_max;
