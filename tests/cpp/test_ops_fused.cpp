@@ -394,4 +394,15 @@ TEST(Attention, MaskThatDoesNotBroadcastIsAnError) {
     })",
                         {rnd({1, 1, 2, 2}, 1), rnd({1, 1, 2, 2}, 2), rnd({1, 1, 2, 2}, 3), bools({2, 2}, 4)}),
                Error);
+  // Negative packed sizes that still sum to the packed width: refused by name, not computed with.
+  try {
+    run_text(R"(graph main(%qkv: float32[1,2,8]) {
+      %y = deepep.Attention<num_heads=1, scale=0.5, qkv_hidden_sizes=[-4,-4,16]>(%qkv)
+      return %y
+    })",
+             {rnd({1, 2, 8}, 5)});
+    ADD_FAILURE() << "negative qkv_hidden_sizes were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("qkv_hidden_sizes must not be negative"), std::string::npos) << e.what();
+  }
 }
