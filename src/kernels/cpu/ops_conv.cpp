@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "deepep/error.h"
+#include "kernels/cpu/conv_plan.h"
 #include "kernels/cpu/gemm_isa.h"
 #include "kernels/cpu/register.h"
 #include "kernels/cpu/sgemm.h"
@@ -23,53 +24,6 @@
 
 namespace deepep::cpu {
 namespace {
-
-bool is_f32(const Tensor* t) { return t && t->dtype() == DType::kFloat32; }
-
-struct ConvPlan {
-  int64_t N, C, H, W, M, group, Cg, Mg, KH, KW, OH, OW;
-  int64_t sh, sw, ph, pw, dh, dw;
-};
-
-// The plan, or false when the fast path does not take this node (the
-// reference then runs and reports any error).
-bool make_plan(const KernelContext& ctx, bool fused, ConvPlan& p) {
-  if (ctx.num_inputs() < 2 || !is_f32(ctx.inputs[0]) || !is_f32(ctx.inputs[1])) return false;
-  const Tensor& x = *ctx.inputs[0];
-  const Tensor& w = *ctx.inputs[1];
-  if (x.rank() != 4 || w.rank() != 4) return false;
-  p.N = x.dim(0), p.C = x.dim(1), p.H = x.dim(2), p.W = x.dim(3);
-  p.M = w.dim(0), p.KH = w.dim(2), p.KW = w.dim(3);
-  p.group = ctx.node.attr_int("group", 1);
-  if (p.group < 1 || p.C % p.group != 0 || p.M % p.group != 0) return false;
-  p.Cg = p.C / p.group;
-  p.Mg = p.M / p.group;
-  if (w.dim(1) != p.Cg) return false;
-  if (ctx.node.has_attr("kernel_shape") && ctx.node.attr_ints("kernel_shape") != std::vector<int64_t>{p.KH, p.KW})
-    return false;
-  ops::SpatialGeom g;
-  try {
-    g = ops::conv_geometry(ctx.node, Shape{p.H, p.W}, {p.KH, p.KW});
-  } catch (const Error&) {
-    return false;
-  }
-  p.OH = g.out[0], p.OW = g.out[1];
-  p.sh = g.s[0], p.sw = g.s[1], p.ph = g.pb[0], p.pw = g.pb[1], p.dh = g.d[0], p.dw = g.d[1];
-  if (ctx.has_input(2)) {
-    const Tensor* b = ctx.inputs[2];
-    if (!is_f32(b) || b->numel() != p.M) return false;
-  }
-  if (fused) {
-    ops::Act act;
-    if (!ops::act_from_name(ctx.node.attr_string("activation", ""), act)) return false;
-    if (int(ctx.node.attr_floats("activation_params", {}).size()) != ops::act_param_count(act)) return false;
-    if (ctx.has_input(3)) {
-      const Tensor* r = ctx.inputs[3];
-      if (!is_f32(r) || r->shape() != Shape{p.N, p.M, p.OH, p.OW}) return false;
-    }
-  }
-  return true;
-}
 
 // floor(a / b) and ceil(a / b) for b > 0.
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -143,7 +97,7 @@ void conv_run(KernelContext& ctx, bool fused) {
   const Isa isa = active_isa();
   const IsaKernels* ks = kernels_of(isa);
   ConvPlan p;
-  DEEPEP_CHECK(make_plan(ctx, fused, p), ctx.node.describe(), ": fast conv called on an unsupported node");
+  DEEPEP_CHECK(make_conv_plan(ctx, false, fused, p), ctx.node.describe(), ": fast conv called on an unsupported node");
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   Tensor& y = ctx.output(0, DType::kFloat32, Shape{p.N, p.M, p.OH, p.OW});
@@ -218,11 +172,11 @@ void conv_run(KernelContext& ctx, bool fused) {
 
 bool conv_supports(const KernelContext& ctx) {
   ConvPlan p;
-  return ctx.num_inputs() <= 3 && make_plan(ctx, false, p);
+  return ctx.num_inputs() <= 3 && make_conv_plan(ctx, false, false, p);
 }
 bool fused_conv_supports(const KernelContext& ctx) {
   ConvPlan p;
-  return ctx.node.attr_int("channels_last", 0) == 0 && make_plan(ctx, true, p);
+  return make_conv_plan(ctx, false, true, p);
 }
 
 }  // namespace

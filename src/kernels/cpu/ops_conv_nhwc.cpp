@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "deepep/error.h"
+#include "kernels/cpu/conv_plan.h"
 #include "kernels/cpu/gemm_isa.h"
 #include "kernels/cpu/ops_conv_nhwc.h"
 #include "kernels/cpu/register.h"
@@ -64,49 +65,7 @@ constexpr int64_t kPrepackPixels = 1024;
 
 bool is_f32(const Tensor* t) { return t && t->dtype() == DType::kFloat32; }
 
-struct Plan {
-  int64_t N, H, W, C, M, group, Cg, Mg, KH, KW, OH, OW;
-  int64_t sh, sw, ph, pw, dh, dw;
-  bool depthwise() const { return Cg == 1 && Mg == 1; }
-};
-
-bool make_plan(const KernelContext& ctx, Plan& p) {
-  if (ctx.node.attr_int("channels_last", 0) != 1) return false;
-  if (ctx.num_inputs() < 2 || !is_f32(ctx.inputs[0]) || !is_f32(ctx.inputs[1])) return false;
-  const Tensor& x = *ctx.inputs[0];
-  const Tensor& w = *ctx.inputs[1];
-  if (x.rank() != 4 || w.rank() != 4) return false;
-  p.N = x.dim(0), p.H = x.dim(1), p.W = x.dim(2), p.C = x.dim(3);
-  p.M = w.dim(0), p.KH = w.dim(2), p.KW = w.dim(3);
-  p.group = ctx.node.attr_int("group", 1);
-  if (p.group < 1 || p.C % p.group != 0 || p.M % p.group != 0) return false;
-  p.Cg = p.C / p.group;
-  p.Mg = p.M / p.group;
-  if (w.dim(1) != p.Cg || p.Cg < 1 || p.KH < 1 || p.KW < 1) return false;
-  if (ctx.node.has_attr("kernel_shape") && ctx.node.attr_ints("kernel_shape") != std::vector<int64_t>{p.KH, p.KW})
-    return false;
-  ops::SpatialGeom g;
-  try {
-    g = ops::conv_geometry(ctx.node, Shape{p.H, p.W}, {p.KH, p.KW});
-  } catch (const Error&) {
-    return false;
-  }
-  p.OH = g.out[0], p.OW = g.out[1];
-  p.sh = g.s[0], p.sw = g.s[1], p.ph = g.pb[0], p.pw = g.pb[1], p.dh = g.d[0], p.dw = g.d[1];
-  if (p.OH < 0 || p.OW < 0) return false;
-  if (ctx.has_input(2)) {
-    const Tensor* b = ctx.inputs[2];
-    if (!is_f32(b) || b->numel() != p.M) return false;
-  }
-  ops::Act act;
-  if (!ops::act_from_name(ctx.node.attr_string("activation", ""), act)) return false;
-  if (int(ctx.node.attr_floats("activation_params", {}).size()) != ops::act_param_count(act)) return false;
-  if (ctx.has_input(3)) {
-    const Tensor* r = ctx.inputs[3];
-    if (!is_f32(r) || r->shape() != Shape{p.N, p.OH, p.OW, p.M}) return false;
-  }
-  return true;
-}
+using Plan = ConvPlan;
 
 std::shared_ptr<float> alloc(int64_t n) {
   return std::shared_ptr<float>(new float[size_t(std::max<int64_t>(n, 1))], std::default_delete<float[]>());
@@ -210,7 +169,7 @@ void run(KernelContext& ctx) {
   const Isa isa = active_isa();
   const NhwcKernels* nk = nhwc_kernels_of(isa);
   Plan p;
-  DEEPEP_CHECK(nk && make_plan(ctx, p), ctx.node.describe(), ": fast channels-last conv called on an unsupported node");
+  DEEPEP_CHECK(nk && make_conv_plan(ctx, true, true, p), ctx.node.describe(), ": fast channels-last conv called on an unsupported node");
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   Tensor& y = ctx.output(0, DType::kFloat32, Shape{p.N, p.OH, p.OW, p.M});
@@ -340,7 +299,7 @@ void run(KernelContext& ctx) {
 
 bool supports(const KernelContext& ctx) {
   Plan p;
-  return nhwc_kernels_of(active_isa()) && make_plan(ctx, p);
+  return nhwc_kernels_of(active_isa()) && make_conv_plan(ctx, true, true, p);
 }
 
 // The layout changes the channels-last pass leaves at the edges of an NHWC

@@ -1,0 +1,50 @@
+#include "kernels/cpu/conv_plan.h"
+
+#include "ops/fused_epilogue.h"
+#include "ops/gemm_util.h"
+
+namespace deepep::cpu {
+namespace {
+bool is_f32(const Tensor* t) { return t && t->dtype() == DType::kFloat32; }
+}  // namespace
+
+bool make_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p) {
+  if ((ctx.node.attr_int("channels_last", 0) != 0) != channels_last) return false;
+  if (ctx.num_inputs() < 2 || !is_f32(ctx.inputs[0]) || !is_f32(ctx.inputs[1])) return false;
+  const Tensor& x = *ctx.inputs[0];
+  const Tensor& w = *ctx.inputs[1];
+  if (x.rank() != 4 || w.rank() != 4) return false;
+  p.N = x.dim(0);
+  if (channels_last) p.H = x.dim(1), p.W = x.dim(2), p.C = x.dim(3);
+  else p.C = x.dim(1), p.H = x.dim(2), p.W = x.dim(3);
+  p.M = w.dim(0), p.KH = w.dim(2), p.KW = w.dim(3);
+  p.group = ctx.node.attr_int("group", 1);
+  if (p.group < 1 || p.C % p.group != 0 || p.M % p.group != 0) return false;
+  p.Cg = p.C / p.group;
+  p.Mg = p.M / p.group;
+  if (w.dim(1) != p.Cg || p.Cg < 1 || p.KH < 1 || p.KW < 1) return false;
+  if (ctx.node.has_attr("kernel_shape") && ctx.node.attr_ints("kernel_shape") != std::vector<int64_t>{p.KH, p.KW})
+    return false;
+  ops::SpatialGeom g;
+  try {
+    g = ops::conv_geometry(ctx.node, Shape{p.H, p.W}, {p.KH, p.KW});
+  } catch (const Error&) {
+    return false;
+  }
+  p.OH = g.out[0], p.OW = g.out[1];
+  p.sh = g.s[0], p.sw = g.s[1], p.ph = g.pb[0], p.pw = g.pb[1], p.dh = g.d[0], p.dw = g.d[1];
+  if (p.OH < 0 || p.OW < 0) return false;
+  if (ctx.has_input(2) && (!is_f32(ctx.inputs[2]) || ctx.inputs[2]->numel() != p.M)) return false;
+  if (!fused) return true;
+  ops::Act act;
+  if (!ops::act_from_name(ctx.node.attr_string("activation", ""), act)) return false;
+  if (int(ctx.node.attr_floats("activation_params", {}).size()) != ops::act_param_count(act)) return false;
+  if (ctx.has_input(3)) {
+    const Tensor* r = ctx.inputs[3];
+    const Shape y = channels_last ? Shape{p.N, p.OH, p.OW, p.M} : Shape{p.N, p.M, p.OH, p.OW};
+    if (!is_f32(r) || r->shape() != y) return false;
+  }
+  return true;
+}
+
+}  // namespace deepep::cpu

@@ -1,0 +1,24 @@
+// The geometry of a 2-D float32 Conv / deepep.FusedConv as the fast CPU
+// kernels see it, in either activation layout (NCHW: ops_conv.cpp; NHWC,
+// channels_last = 1: ops_conv_nhwc.cpp).
+#pragma once
+#include <cstdint>
+
+#include "ir/op_registry.h"
+
+namespace deepep::cpu {
+
+struct ConvPlan {
+  int64_t N, C, H, W, M, group, Cg, Mg, KH, KW, OH, OW;
+  int64_t sh, sw, ph, pw, dh, dw;
+  bool depthwise() const { return Cg == 1 && Mg == 1; }
+};
+
+// The plan, or false when the fast path does not take this node (the
+// reference then runs and reports any error): float32 X and W of rank 4 in
+// the layout asked for (the node's channels_last attribute must agree),
+// group and kernel_shape consistent with W, a bias of M floats; for
+// FusedConv (`fused`) a known activation and a residual of Y's shape.
+bool make_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p);
+
+}  // namespace deepep::cpu
