@@ -53,6 +53,20 @@ std::shared_ptr<float> alloc_floats(int64_t n) {
   return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
 }
 
+// A per-thread scratch buffer of at least n floats, grown on demand and kept
+// for the thread's next call (one per use: callers hold thread_local ones).
+struct Scratch {
+  std::shared_ptr<float> p;
+  int64_t cap = 0;
+  float* get(int64_t n) {
+    if (cap < n) {
+      cap = n;
+      p = alloc_floats(n);
+    }
+    return p.get();
+  }
+};
+
 // Rows [i0, i0+mc) x k [p0, p0+kc) of op(A) as MR-row strips: dst[s][k][r].
 void pack_a_block(int MR, const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                   float* dst) {
@@ -243,13 +257,8 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     // (a_packer: A is not a matrix in memory; its packer runs per block.)
     if (apre || a_packer || column_tasks < 2 || M * K > kPrepackMaxFloats) return;
     const int64_t strips = (M + MR - 1) / MR;
-    thread_local std::shared_ptr<float> pbuf;
-    thread_local int64_t pcap = 0;
-    if (pcap < strips * K * MR) {
-      pcap = strips * K * MR;
-      pbuf = alloc_floats(pcap);
-    }
-    float* d = pbuf.get();
+    thread_local Scratch pbuf;
+    float* d = pbuf.get(strips * K * MR);
     pool.parallel_for(strips, 1, threads, [&](int64_t s0, int64_t s1) {
       for (int64_t st = s0; st < s1; ++st)
         pack_a_block(MR, A.p, A.ld, A.trans, st * MR, std::min<int64_t>(MR, M - st * MR), 0, K, d + st * K * MR);
@@ -303,13 +312,8 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // B once, shared, then split rows as well as columns.
   const float* shared_b = nullptr;
   if (!B.packed && threads > 1 && nstrips < 3 * threads) {
-    thread_local std::shared_ptr<float> sbuf;
-    thread_local int64_t scap = 0;
-    if (scap < nstrips * K * NR) {
-      scap = nstrips * K * NR;
-      sbuf = alloc_floats(scap);
-    }
-    float* d = sbuf.get();
+    thread_local Scratch sbuf;
+    float* d = sbuf.get(nstrips * K * NR);
     pool.parallel_for(nstrips, 1, threads, [&](int64_t s0, int64_t s1) {
       for (int64_t st = s0; st < s1; ++st) {
         const int64_t jr = st * NR, cols = std::min<int64_t>(NR, N - jr);
@@ -368,15 +372,10 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   prepack_a(nb);
   pool.parallel_for(nb, 1, threads, [&](int64_t t0, int64_t t1) {
     float* abuf = abuf_for_thread();
-    thread_local std::shared_ptr<float> bbuf;
-    thread_local int64_t bcap = 0;
-    if (bcap < nc_strips * K * NR) {
-      bcap = nc_strips * K * NR;
-      bbuf = alloc_floats(bcap);
-    }
+    thread_local Scratch bbuf;
+    float* const d = bbuf.get(nc_strips * K * NR);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t j0 = t * nc_strips * NR, j1 = std::min(N, j0 + nc_strips * NR);
-      float* d = bbuf.get();
       for (int64_t jr = j0; jr < j1; jr += NR) {
         const int64_t cols = std::min<int64_t>(NR, N - jr);
         float* dst = d + ((jr - j0) / NR) * K * NR;
