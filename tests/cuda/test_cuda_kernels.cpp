@@ -5,6 +5,7 @@
 #include "cuda_test_util.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 
 #include "kernels/cuda/gpu_kernels.h"
@@ -192,7 +193,7 @@ TEST(CudaKernels, Attention) {
     c.inputs = {rnd({B, s, 3 * N}, 33), m};
     SCOPED_TRACE(s);
     expect_match(c, 1e-5);
-    expect_match(c, 5e-3, {true, false});  // float16 on tensor cores (WMMA, the default)
+    expect_match(c, 5e-3, {true, false});  // float16 on tensor cores (mma.sync, the default)
     setenv("DEEPEP_CUDA_ATTENTION", "tiled", 1);
     expect_match(c, 5e-3, {true, false});  // float16: the tiled kernel
     unsetenv("DEEPEP_CUDA_ATTENTION");
@@ -208,6 +209,26 @@ TEST(CudaKernels, Attention) {
     setenv("DEEPEP_CUDA_ATTENTION", "tiled", 1);
     expect_match(c, 5e-3, {true, false});
     unsetenv("DEEPEP_CUDA_ATTENTION");
+  }
+  // Tensor-core kernel shapes: 4-warp blocks (4 x 12 heads x 4 tiles of 64 rows >= the SMs), head size 128
+  // (1-warp blocks, 3 key tiles), and K/V of another length with Dv != D and a boolean keep-mask.
+  for (auto [B, S, H, D] : std::vector<std::array<int64_t, 4>>{{4, 200, 12, 64}, {1, 150, 2, 128}}) {
+    const std::string n = std::to_string(H * D);
+    auto c = make(graph("%q: float32[" + std::to_string(B) + "," + std::to_string(S) + "," + std::to_string(3 * H * D) +
+                            "], %m: float32[" + std::to_string(B) + ",1,1," + std::to_string(S) + "]",
+                        "  %y = deepep.Attention<num_heads=" + std::to_string(H) + ", qkv_hidden_sizes=[" + n + "," + n +
+                            "," + n + "], scale=0.125>(%q, _, _, %m)"));
+    Tensor m = rnd({B, 1, 1, S}, 76);
+    for (int64_t i = 0; i < m.numel(); ++i) m.data<float>()[i] = m.data<float>()[i] > 0.7f ? -10000.f : 0.f;
+    c.inputs = {rnd({B, S, 3 * H * D}, 77), m};
+    SCOPED_TRACE(D);
+    expect_match(c, 5e-3, {true, false});
+  }
+  {
+    auto c = make(graph("%q: float32[2,5,64], %k: float32[2,77,64], %v: float32[2,77,128], %m: bool[1,1,5,77]",
+                        "  %y = deepep.Attention<num_heads=4, scale=0.3, mask_mode=\"keep\", mask_fill=-3.4028235e+38>(%q, %k, %v, %m)"));
+    c.inputs = {rnd({2, 5, 64}, 78), rnd({2, 77, 64}, 79), rnd({2, 77, 128}, 80), bools({1, 1, 5, 77}, 81)};
+    expect_match(c, 5e-3, {true, false});
   }
   // 3-D separate Q, K, V with different lengths and a causal boolean keep-mask (GPT-2).
   auto k = make(graph("%q: float32[2,5,32], %k: float32[2,9,32], %v: float32[2,9,24], %m: bool[1,1,5,9]",
@@ -274,11 +295,15 @@ TEST(CudaKernels, Tf32AndFp16Gemm) {
                 {{"w", rnd({256, 96}, 53)}, {"bias", rnd({96}, 54)}});
   c.inputs = {rnd({64, 256}, 55)};
   expect_match(c, 2e-3, {false, false});  // TF32: 10-bit mantissa operands
-  auto h = make(graph("%a: float32[64,256], %w: float32[256,96], %bias: float32[96]",
-                      "  %y = deepep.FusedMatMul<activation=\"Relu\">(%a, %w, %bias)"),
-                {{"w", through_half(rnd({256, 96}, 56))}, {"bias", through_half(rnd({96}, 57))}});
-  h.inputs = {rnd({64, 256}, 58)};
-  expect_match(h, 5e-3, {true, false});
+  // Float16: ReLU and both GELUs run in cuBLASLt's epilogue (erf GELU as the tanh form, within float16's step).
+  for (const char* act : {"Relu", "Gelu", "GeluTanh"}) {
+    auto h = make(graph("%a: float32[64,256], %w: float32[256,96], %bias: float32[96]",
+                        std::string("  %y = deepep.FusedMatMul<activation=\"") + act + "\">(%a, %w, %bias)"),
+                  {{"w", through_half(rnd({256, 96}, 56))}, {"bias", through_half(rnd({96}, 57))}});
+    h.inputs = {rnd({64, 256}, 58, -3.f, 3.f)};
+    SCOPED_TRACE(act);
+    expect_match(h, 5e-3, {true, false});
+  }
 }
 
 TEST(CudaKernels, ConvAndPooling) {

@@ -136,12 +136,11 @@ __global__ void __launch_bounds__(kThreads) attention_tiled_kernel(AttnArgs a) {
   }
 }
 
-// Float16 with head sizes multiples of 16 (<= 128) run on tensor cores (WMMA)
-// unless DEEPEP_CUDA_ATTENTION=tiled (measured: bert-base b32 s128 on an H200,
-// 2.2 ms -> 1.66 ms over 12 layers).
-bool wmma_chosen(const AttnArgs& a) {
+// Float16 with head sizes multiples of 16 (<= 128) runs on tensor cores
+// (attention_mma.cu) unless DEEPEP_CUDA_ATTENTION=tiled.
+bool mma_chosen(const AttnArgs& a) {
   const char* v = std::getenv("DEEPEP_CUDA_ATTENTION");
-  return !(v && std::strcmp(v, "tiled") == 0) && attention_wmma_fits(a);
+  return !(v && std::strcmp(v, "tiled") == 0) && attention_mma_fits(a);
 }
 
 bool tiled(const AttnArgs& a) {
@@ -162,12 +161,12 @@ void launch_tiled(const AttnArgs& a, int64_t blocks, size_t smem, cudaStream_t s
 }  // namespace
 
 size_t attention_smem_bytes(const AttnArgs& a) {
-  if (wmma_chosen(a)) return attention_wmma_smem_bytes(a);
+  if (mma_chosen(a)) return attention_mma_smem_bytes(a);
   return tiled(a) ? tiled_smem_floats(a.D, a.Dv) * sizeof(float) : attention_rowwise_smem_bytes(a);
 }
 
 void attention(const AttnArgs& a, cudaStream_t s) {
-  if (wmma_chosen(a)) return attention_wmma(a, s);
+  if (mma_chosen(a)) return attention_mma(a, s);
   if (!tiled(a)) return attention_rowwise(a, s);
   const int64_t blocks = a.B * a.H * ((a.Sq + kTQ - 1) / kTQ);
   if (blocks == 0 || a.Dv == 0) return;

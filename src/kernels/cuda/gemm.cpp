@@ -12,13 +12,13 @@ namespace deepep::cuda {
 namespace {
 // Process-wide: geometry -> chosen algorithm (a cublasLtMatmulAlgo_t is plain data).
 using Key = std::tuple<int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, bool, bool, bool, int>;
+                       int64_t, bool, int, bool, int>;
 std::mutex g_mu;
 std::map<Key, std::pair<cublasLtMatmulAlgo_t, size_t>> g_algos;
 
 Key key_of(const GemmShape& s, bool tf32, int device) {
   return Key{int(s.dtype), s.ta, s.tb, s.M, s.N, s.K, s.lda, s.ldb, s.ldc, s.stride_a, s.stride_b, s.stride_c,
-             s.batch, s.bias, s.relu, tf32, device};
+             s.batch, s.bias, int(s.act), tf32, device};
 }
 
 constexpr size_t kMaxWorkspace = size_t(32) << 20;
@@ -64,8 +64,11 @@ std::shared_ptr<GemmPlan> gemm_prepare(GpuContext& ctx, const GemmShape& s, cons
   DEEPEP_CUDA(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof(opB)), what);
   DEEPEP_CUDA(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof(opA)), what);
   cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
-  if (s.bias) epi = s.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
-  else if (s.relu) epi = CUBLASLT_EPILOGUE_RELU;
+  switch (s.act) {
+    case GemmShape::Act::kNone: epi = s.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT; break;
+    case GemmShape::Act::kRelu: epi = s.bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU; break;
+    case GemmShape::Act::kGelu: epi = s.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU; break;
+  }
   DEEPEP_CUDA(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), what);
   if (s.bias) {
     DEEPEP_CUDA(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), what);

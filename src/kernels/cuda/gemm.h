@@ -1,5 +1,5 @@
 // Row-major GEMM through cuBLASLt: C[b] = alpha * op(A[b]) op(B[b]) (+ bias
-// per column, optional ReLU) for b < batch, with per-shape algorithm choice
+// per column, optional ReLU or tanh-GELU) for b < batch, with per-shape algorithm choice
 // cached process-wide (heuristic candidates timed once on first use of a
 // geometry when the product is large, else the heuristic's first choice).
 #pragma once
@@ -21,7 +21,9 @@ struct GemmShape {
   int64_t batch = 1;
   float alpha = 1.f;
   bool bias = false;  // bias has N values of `dtype`, added per column of C
-  bool relu = false;
+  // Activation after the bias, in cuBLASLt's epilogue. kGelu is GELU's tanh
+  // approximation (cuBLASLt has no erf GELU).
+  enum class Act { kNone, kRelu, kGelu } act = Act::kNone;
 };
 
 struct GemmPlan;  // descriptors and the chosen algorithm

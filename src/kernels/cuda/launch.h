@@ -139,11 +139,12 @@ void attention(const AttnArgs& a, cudaStream_t s);
 size_t attention_smem_bytes(const AttnArgs& a);
 void attention_rowwise(const AttnArgs& a, cudaStream_t s);
 size_t attention_rowwise_smem_bytes(const AttnArgs& a);
-// Tensor cores (WMMA) for float16 with head sizes multiples of 16 up to 128;
-// attention() takes it when DEEPEP_CUDA_ATTENTION=wmma (opt-in until measured).
-bool attention_wmma_fits(const AttnArgs& a);
-void attention_wmma(const AttnArgs& a, cudaStream_t s);
-size_t attention_wmma_smem_bytes(const AttnArgs& a);
+// Tensor cores (mma.sync, flash style) for float16 with head sizes multiples
+// of 16 up to 128, 16-byte aligned rows, K not transposed: attention() takes
+// it unless DEEPEP_CUDA_ATTENTION=tiled.
+bool attention_mma_fits(const AttnArgs& a);
+void attention_mma(const AttnArgs& a, cudaStream_t s);
+size_t attention_mma_smem_bytes(const AttnArgs& a);
 
 // Pooling over NCHW (2-D spatial; 1-D/3-D callers pad dims with 1s).
 struct PoolArgs {

@@ -1,0 +1,286 @@
+// Tensor-core attention for float16 Q/K/V (head sizes multiples of 16, up to
+// 128), flash-attention style with everything per row in registers: each warp
+// owns 16 query rows; per 64-key tile it computes S = Q K^T with
+// mma.sync.m16n8k16 (fp32 accumulation), scales and masks S, updates the
+// running max and sum (online softmax, fp32), turns S into P (float16) in
+// place -- the accumulator layout of S is the A-operand layout of P V -- and
+// adds P V into fp32 output registers. K and V tiles stream through shared
+// memory with cp.async, double-buffered, so the next tile loads while this one
+// computes. Blocks hold 1, 2 or 4 warps: small problems (BERT at batch 1: 24
+// tiles of 64 rows) get more, smaller blocks to fill the SMs.
+// Needs 16-byte aligned rows (head sizes, row strides and offsets multiples
+// of 8 halves) and K not transposed; attention.cu takes the tiled kernel
+// otherwise.
+#include <cfloat>
+
+#include "kernels/cuda/device_util.cuh"
+
+namespace deepep::cuda {
+namespace {
+
+constexpr int kKeys = 64, kMaxWarps = 4, kPad = 8;  // kPad halves per row: 16-byte rows, no bank conflicts
+
+__host__ __device__ constexpr int row_ld(int kD) { return kD + kPad; }
+__host__ __device__ constexpr size_t smem_bytes(int kD, int warps) {
+  return size_t(warps * 16 + 4 * kKeys) * row_ld(kD) * sizeof(__half);  // Q, then K and V twice
+}
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// rows x width halves from src (row stride ld, rows from `first`, those at or
+// past `limit` zero-filled) into dst (row stride row_ld(kD)), 16 bytes per copy.
+template <int kD>
+__device__ __forceinline__ void load_rows(__half* dst, const __half* src, int64_t ld, int64_t first, int64_t limit,
+                                          int rows, int width) {
+  const int per_row = width / 8, n = rows * per_row;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const int r = i / per_row, c = (i - r * per_row) * 8;
+    const bool valid = first + r < limit;
+    cp_async16(dst + r * row_ld(kD) + c, valid ? src + (first + r) * ld + c : src, valid);
+  }
+}
+
+// kD: head size rounded up to 32, 64 or 128 (register arrays); D, Dv <= kD.
+template <int kD>
+__global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs a) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  constexpr int ld = row_ld(kD), kC = kD / 16, kN = kD / 8;  // k-chunks of Q K^T, n-tiles of P V
+  const int warps = int(blockDim.x) / 32, rows = warps * 16;
+  __half* Qs = reinterpret_cast<__half*>(smem);
+  __half* KV = Qs + rows * ld;  // K0, V0, K1, V1
+  const int D = int(a.D), Dv = int(a.Dv);
+  const __half* q = static_cast<const __half*>(a.q);
+  const __half* kp = static_cast<const __half*>(a.k);
+  const __half* vp = static_cast<const __half*>(a.v);
+
+  const int64_t qtiles = (a.Sq + rows - 1) / rows;
+  const int64_t bh = blockIdx.x / qtiles, qt = blockIdx.x % qtiles;
+  const int64_t b = bh / a.H, h = bh % a.H;
+  const int64_t r0 = qt * rows;
+  const __half* kb = kp + b * a.k_sb + h * a.k_sh;
+  const __half* vb = vp + b * a.v_sb + h * a.v_sh;
+  const int64_t ntiles = (a.Sk + kKeys - 1) / kKeys;
+
+  load_rows<kD>(Qs, q + b * a.q_sb + h * a.q_sh, a.q_ld, r0, a.Sq, rows, D);
+  load_rows<kD>(KV, kb, a.k_ld, 0, a.Sk, kKeys, D);
+  load_rows<kD>(KV + kKeys * ld, vb, a.v_ld, 0, a.Sk, kKeys, Dv);
+  cp_async_commit();
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
+  const int64_t row_lo = r0 + warp * 16 + g, row_hi = row_lo + 8;
+  const int64_t mo_lo = b * a.m_sb + h * a.m_sh + (row_lo < a.Sq ? row_lo : 0) * a.m_sq;
+  const int64_t mo_hi = b * a.m_sb + h * a.m_sh + (row_hi < a.Sq ? row_hi : 0) * a.m_sq;
+  const int kc_n = D / 16, nt_n = Dv / 8;
+
+  uint32_t qf[kC][4];
+  float o[kN][4];
+#pragma unroll
+  for (int n = 0; n < kN; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+
+  for (int64_t t = 0; t < ntiles; ++t) {
+    if (t + 1 < ntiles) {  // next tile into the other buffer (freed by the barrier ending the last step)
+      __half* nk = KV + ((t + 1) & 1) * 2 * kKeys * ld;
+      load_rows<kD>(nk, kb, a.k_ld, (t + 1) * kKeys, a.Sk, kKeys, D);
+      load_rows<kD>(nk + kKeys * ld, vb, a.v_ld, (t + 1) * kKeys, a.Sk, kKeys, Dv);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (t == 0) {
+      const __half* qw = Qs + (warp * 16 + g) * ld + 2 * t4;
+#pragma unroll
+      for (int c = 0; c < kC; ++c) {
+        if (c >= kc_n) break;
+        qf[c][0] = *reinterpret_cast<const uint32_t*>(qw + c * 16);
+        qf[c][1] = *reinterpret_cast<const uint32_t*>(qw + 8 * ld + c * 16);
+        qf[c][2] = *reinterpret_cast<const uint32_t*>(qw + c * 16 + 8);
+        qf[c][3] = *reinterpret_cast<const uint32_t*>(qw + 8 * ld + c * 16 + 8);
+      }
+    }
+    const __half* Ks = KV + (t & 1) * 2 * kKeys * ld;
+    const __half* Vs = Ks + kKeys * ld;
+    const int64_t k0 = t * kKeys;
+
+    // S = Q K^T: 16 rows x 64 keys per warp, 8 n-tiles of 8 keys.
+    float s[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+      const __half* kr = Ks + (j * 8 + g) * ld + 2 * t4;
+#pragma unroll
+      for (int c = 0; c < kC; ++c) {
+        if (c >= kc_n) break;
+        mma16816(s[j], qf[c], *reinterpret_cast<const uint32_t*>(kr + c * 16),
+                 *reinterpret_cast<const uint32_t*>(kr + c * 16 + 8));
+      }
+    }
+    // Scale, mask, running max: element e of tile j is row g (e < 2) or g+8, key k0 + 8j + 2 t4 + (e & 1).
+    float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t kk = k0 + j * 8 + 2 * t4 + (e & 1);
+        float v = -INFINITY;
+        if (kk < a.Sk) {
+          v = s[j][e] * a.scale;
+          if (a.mask) {
+            const int64_t mi = (e < 2 ? mo_lo : mo_hi) + kk * a.m_sk;
+            if (a.mask_mode == 0) v += ldf(a.mask, a.tmask, mi);
+            else if ((static_cast<const uint8_t*>(a.mask)[mi] != 0) != (a.mask_mode == 1)) v = a.mask_fill;
+          }
+        }
+        s[j][e] = v;
+        if (e < 2) mx_lo = fmaxf(mx_lo, v);
+        else mx_hi = fmaxf(mx_hi, v);
+      }
+#pragma unroll
+    for (int x = 1; x <= 2; x <<= 1) {
+      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, x));
+      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, x));
+    }
+    // All scores so far -inf: nothing to add yet (p = 0), no rescale.
+    const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
+    const bool none_lo = mn_lo == -INFINITY, none_hi = mn_hi == -INFINITY;
+    const float corr_lo = none_lo ? 1.f : __expf(m_lo - mn_lo), corr_hi = none_hi ? 1.f : __expf(m_hi - mn_hi);
+    m_lo = mn_lo, m_hi = mn_hi;
+    float ps_lo = 0.f, ps_hi = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      s[j][0] = none_lo ? 0.f : __expf(s[j][0] - mn_lo);
+      s[j][1] = none_lo ? 0.f : __expf(s[j][1] - mn_lo);
+      s[j][2] = none_hi ? 0.f : __expf(s[j][2] - mn_hi);
+      s[j][3] = none_hi ? 0.f : __expf(s[j][3] - mn_hi);
+      ps_lo += s[j][0] + s[j][1];
+      ps_hi += s[j][2] + s[j][3];
+    }
+    l_lo = l_lo * corr_lo + ps_lo;  // this thread's columns; the 4 threads of a row add up at the end
+    l_hi = l_hi * corr_hi + ps_hi;
+#pragma unroll
+    for (int n = 0; n < kN; ++n) o[n][0] *= corr_lo, o[n][1] *= corr_lo, o[n][2] *= corr_hi, o[n][3] *= corr_hi;
+
+    // O += P V, 16 keys at a time: P's A fragment is S's accumulators of n-tiles 2c and 2c+1.
+#pragma unroll
+    for (int c = 0; c < kKeys / 16; ++c) {
+      const uint32_t pa[4] = {pack_half2(s[2 * c][0], s[2 * c][1]), pack_half2(s[2 * c][2], s[2 * c][3]),
+                              pack_half2(s[2 * c + 1][0], s[2 * c + 1][1]), pack_half2(s[2 * c + 1][2], s[2 * c + 1][3])};
+      // ldmatrix.trans: lanes 8i..8i+7 address rows of matrix i = (keys +8 if i odd) x (columns +8 if i >= 2).
+      const __half* vrow = Vs + (c * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * ld + (lane >> 4) * 8;
+#pragma unroll
+      for (int n = 0; n < kN; n += 2) {
+        if (n >= nt_n) break;
+        uint32_t vb4[4];
+        ldmatrix_x4_trans(vb4, vrow + n * 8);
+        mma16816(o[n], pa, vb4[0], vb4[1]);
+        mma16816(o[n + 1], pa, vb4[2], vb4[3]);
+      }
+    }
+    __syncthreads();  // this buffer is free for the load two steps on
+  }
+
+#pragma unroll
+  for (int x = 1; x <= 2; x <<= 1) {
+    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, x);
+    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, x);
+  }
+  // A row with every score -inf has l = 0: NaN, as the reference gives (0/0).
+  const float inv_lo = l_lo > 0.f ? 1.f / l_lo : NAN, inv_hi = l_hi > 0.f ? 1.f / l_hi : NAN;
+  const int64_t yb = b * a.y_sb + h * a.y_sh;
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {
+    if (n >= nt_n) break;
+    const int col = n * 8 + 2 * t4;
+    if (row_lo < a.Sq) {
+      stf(a.y, a.ty, yb + row_lo * a.y_ld + col, o[n][0] * inv_lo);
+      stf(a.y, a.ty, yb + row_lo * a.y_ld + col + 1, o[n][1] * inv_lo);
+    }
+    if (row_hi < a.Sq) {
+      stf(a.y, a.ty, yb + row_hi * a.y_ld + col, o[n][2] * inv_hi);
+      stf(a.y, a.ty, yb + row_hi * a.y_ld + col + 1, o[n][3] * inv_hi);
+    }
+  }
+}
+
+int padded_head(const AttnArgs& a) {
+  const int64_t d = a.D > a.Dv ? a.D : a.Dv;
+  return d <= 32 ? 32 : d <= 64 ? 64 : 128;
+}
+
+int sm_count() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    return 1;
+  return n;
+}
+
+template <int kD>
+void launch(const AttnArgs& a, int warps, cudaStream_t s) {
+  const int rows = warps * 16;
+  const int64_t blocks = a.B * a.H * ((a.Sq + rows - 1) / rows);
+  const size_t smem = smem_bytes(kD, warps);
+  static size_t raised = 48 * 1024;  // first use of a size happens on an eager run
+  if (smem > raised) {
+    cudaFuncSetAttribute(attention_mma_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    raised = smem;
+  }
+  attention_mma_kernel<kD><<<unsigned(blocks), unsigned(warps * 32), smem, s>>>(a);
+}
+
+}  // namespace
+
+bool attention_mma_fits(const AttnArgs& a) {
+  const auto addr = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };
+  return a.t == kF16 && !a.k_t && a.D > 0 && a.Dv > 0 && a.D % 16 == 0 && a.Dv % 16 == 0 && a.D <= 128 &&
+         a.Dv <= 128 &&
+         ((a.q_ld | a.k_ld | a.v_ld | a.q_sb | a.q_sh | a.k_sb | a.k_sh | a.v_sb | a.v_sh) & 7) == 0 &&
+         ((addr(a.q) | addr(a.k) | addr(a.v)) & 15) == 0;
+}
+
+size_t attention_mma_smem_bytes(const AttnArgs& a) { return smem_bytes(padded_head(a), kMaxWarps); }
+
+void attention_mma(const AttnArgs& a, cudaStream_t s) {
+  if (a.B * a.H * a.Sq == 0) return;
+  // 4 warps (64 rows) a block when that still gives every SM a block; else smaller blocks.
+  static const int sms = sm_count();
+  const int64_t heads = a.B * a.H;
+  int warps = 4;
+  while (warps > 1 && heads * ((a.Sq + warps * 16 - 1) / (warps * 16)) < sms) warps /= 2;
+  switch (padded_head(a)) {
+    case 32: return launch<32>(a, warps, s);
+    case 64: return launch<64>(a, warps, s);
+    default: return launch<128>(a, warps, s);
+  }
+}
+
+}  // namespace deepep::cuda
