@@ -2,13 +2,17 @@
 """DeepEP on a GPU against PyTorch on the same GPU.
 
 For each case (model, batch[, seq]) it times, on the same card in the same run:
-  deepep-fp16   deepep.Engine(device="cuda:0", precision="fp16") (CUDA graph replay)
+  deepep-fp16   deepep.Engine(device="cuda:0", precision="fp16", output_dtype="float16")
+                (CUDA graph replay; float16 outputs, as PyTorch's float16 models return:
+                --output-dtype model times float32 outputs instead)
   torch-fp32    PyTorch eager, float32 (PyTorch's defaults: no TF32 for matmuls)
   torch-fp16    PyTorch eager, float16
   compile-fp16  torch.compile(mode="reduce-overhead"), float16
 Every timing is a whole call from host arrays to host arrays (inputs copied to
 the GPU, outputs copied back), the work `Engine.run` does, so the numbers are
-comparable; the median of --iterations calls after --warmup calls. PyTorch's
+comparable; the median of --iterations calls after --warmup calls. Outputs
+come back in the precision's dtype on both sides (float16 for the fp16 rows;
+--output-dtype model: float32 everywhere). PyTorch's
 output goes into a pinned host buffer allocated once, as DeepEP's staging is:
 a fresh pageable `.cpu()` copy of GPT-2's logits (103 MB at b1) measured
 anywhere from 10 to 80 ms from run to run, which is host allocation, not
@@ -208,7 +212,8 @@ def run_case(name, batch, seq, args, log):
             if args.layout:
                 os.environ["DEEPEP_LAYOUT"] = args.layout
             try:
-                gpu = deepep.Engine(path, device="cuda:0", precision=prec)
+                gpu = deepep.Engine(path, device="cuda:0", precision=prec,
+                                    output_dtype=args.output_dtype if prec == "fp16" else "model")
             finally:
                 if args.layout:
                     if saved_layout is None:
@@ -230,7 +235,7 @@ def run_case(name, batch, seq, args, log):
         except deepep.Error as e:
             row[f"deepep_{prec}_error"] = str(e)[:300]
             log(f"  deepep {prec}: {e}")
-    variants = [("wmma", {"DEEPEP_CUDA_ATTENTION": "wmma"})] if args.wmma else []
+    variants = []
     for v in args.variant or []:  # LABEL:NAME=VALUE[;NAME=VALUE]
         label, _, env = v.partition(":")
         variants.append((label, dict(kv.split("=", 1) for kv in env.split(";") if kv)))
@@ -238,7 +243,7 @@ def run_case(name, batch, seq, args, log):
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            gpu = deepep.Engine(path, device="cuda:0", precision="fp16")
+            gpu = deepep.Engine(path, device="cuda:0", precision="fp16", output_dtype=args.output_dtype)
             out = gpu.run(feeds)
             if ref is not None:
                 row[f"deepep_{label}_err"] = max(rel_l2(out[k], ref[k]) for k in ref)
@@ -279,9 +284,11 @@ def run_case(name, batch, seq, args, log):
                        for k, t in tfeeds.items()}
                 out = mod(ins["x"]) if name.startswith("resnet") else mod(**ins)
                 o = out if isinstance(out, torch.Tensor) else out[0]
+                if args.output_dtype == "model":
+                    o = o.float()  # as DeepEP returns the model's float32 outputs
                 if "y" not in host:
-                    host["y"] = torch.empty(o.shape, dtype=torch.float32, pin_memory=True)
-                host["y"].copy_(o.float())  # synchronous: waits for the copy
+                    host["y"] = torch.empty(o.shape, dtype=o.dtype, pin_memory=True)
+                host["y"].copy_(o)  # synchronous: waits for the copy
                 return host["y"]
         return f
 
@@ -319,7 +326,8 @@ def main():
     ap.add_argument("--case", action="append", metavar="MODEL:BATCH[:SEQ]", help="instead of the default list")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=50)
-    ap.add_argument("--wmma", action="store_true", help="also time DeepEP with DEEPEP_CUDA_ATTENTION=wmma")
+    ap.add_argument("--output-dtype", choices=["float16", "model"], default="float16",
+                    help="DeepEP fp16's outputs: float16 (as PyTorch fp16 returns) or as the model declares (float32)")
     ap.add_argument("--profile", action="store_true", help="print DeepEP's top GPU kernels per case (torch.profiler)")
     ap.add_argument("--variant", action="append", metavar="LABEL:NAME=VALUE[;NAME=VALUE]",
                     help="also time DeepEP fp16 with these environment variables (e.g. conv:DEEPEP_CUDA_CONV=find)")

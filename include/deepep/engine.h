@@ -53,6 +53,11 @@ struct EngineOptions {
   // docs/ARCHITECTURE.md). The environment variable DEEPEP_LAYOUT=nchw|nhwc
   // overrides it (for A/B measurements).
   std::string layout = "auto";
+  // Dtype of float32 outputs: "model" (as the model declares them) or
+  // "float16" (returned as float16). With precision "fp16" on a GPU the values
+  // are float16 already: this skips widening them and halves the bytes copied
+  // back (TensorRT's output I/O formats; torch's float16 models return float16).
+  std::string output_dtype = "model";
 };
 
 // The memory plan for one input-shape signature (see docs/MEMORY.md).

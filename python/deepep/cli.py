@@ -271,7 +271,8 @@ def cmd_inspect(args) -> int:
 
 def cmd_bench(args) -> int:
     engine = deepep.Engine(args.model, device=args.device, memory_pool_size=args.memory_pool_size,
-                           fusion_level=args.fusion_level, precision=args.precision)
+                           fusion_level=args.fusion_level, precision=args.precision,
+                           output_dtype=args.output_dtype)
     shapes = analysis.input_shapes(engine, _shapes(args.shape, "--shape"), _sym_dims(args.dim))
     feeds = analysis.random_feeds(engine, shapes, args.seed)
     session = engine.create_session()
@@ -291,7 +292,8 @@ def cmd_bench(args) -> int:
 
 def cmd_run(args) -> int:
     engine = deepep.Engine(args.model, device=args.device, memory_pool_size=args.memory_pool_size,
-                           fusion_level=args.fusion_level, precision=args.precision)
+                           fusion_level=args.fusion_level, precision=args.precision,
+                           output_dtype=args.output_dtype)
     files = _parse_pairs(args.input, "--input")
     dims = {k: int(v) for k, v in _parse_pairs(args.dim, "--dim").items()}
     rng = np.random.default_rng(args.seed)
@@ -350,6 +352,9 @@ def main(argv=None) -> int:
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=("fp32", "fp32-strict", "fp16"), default="fp32",
                      help="GPU execution precision (default fp32: TF32 allowed on compute capability >= 8.0)")
+    run.add_argument("--output-dtype", choices=("model", "float16"), default="model",
+                     help="float32 outputs as the model has them, or as float16 (with --precision fp16 on a GPU: "
+                         "no widening, half the bytes copied back)")
     run.add_argument("--fusion-level", type=_fusion_level, default=2, metavar="N",
                      help="optimization of an ONNX model: 0-3 or none/basic/standard/aggressive (default 2)")
     run.add_argument("--memory-pool-size", type=_pool_size, default=0, metavar="SIZE",
@@ -400,6 +405,9 @@ def main(argv=None) -> int:
     bn.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     bn.add_argument("--precision", choices=("fp32", "fp32-strict", "fp16"), default="fp32",
                      help="GPU execution precision (default fp32: TF32 allowed on compute capability >= 8.0)")
+    bn.add_argument("--output-dtype", choices=("model", "float16"), default="model",
+                    help="float32 outputs as the model has them, or as float16 (with --precision fp16 on a GPU: "
+                         "no widening, half the bytes copied back)")
     bn.set_defaults(fn=cmd_bench)
     args = ap.parse_args(argv)
     try:

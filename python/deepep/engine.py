@@ -106,12 +106,16 @@ class Engine:
     activations, fp32 accumulation; inputs and outputs stay float32).
     `cuda_graphs` (GPU only): capture and replay one CUDA graph per input shapes.
     `layout`: "auto" (the device's faster convolution layout), "nchw" or "nhwc"
-    (channels-last convolutions); the environment's DEEPEP_LAYOUT overrides it."""
+    (channels-last convolutions); the environment's DEEPEP_LAYOUT overrides it.
+    `output_dtype`: "model" (outputs as the model declares them) or "float16"
+    (float32 outputs come back as float16: with precision="fp16" on a GPU
+    nothing is widened and half the bytes cross PCIe)."""
 
     def __init__(self, path, device: str = "cpu", memory_pool_size=None, fusion_level: int = 2,
-                 precision: str = "fp32", cuda_graphs: bool = True, layout: str = "auto"):
+                 precision: str = "fp32", cuda_graphs: bool = True, layout: str = "auto",
+                 output_dtype: str = "model"):
         self._engine = _deepep._Engine.load(str(path), device, parse_size(memory_pool_size), fusion_level, True,
-                                            precision, cuda_graphs, layout)
+                                            precision, cuda_graphs, layout, output_dtype)
         self._session = Session(self._engine.create_session())
 
     @property

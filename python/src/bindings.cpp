@@ -153,9 +153,11 @@ NB_MODULE(_deepep, m) {
       .def_static(
           "load",
           [](const std::string& path, const std::string& device, uint64_t pool, int fusion_level,
-             bool plan_memory, const std::string& precision, bool cuda_graphs, const std::string& layout) {
+             bool plan_memory, const std::string& precision, bool cuda_graphs, const std::string& layout,
+             const std::string& output_dtype) {
             EngineOptions o;
             o.layout = layout;
+            o.output_dtype = output_dtype;
             o.device = device;
             o.precision = precision;
             o.cuda_graphs = cuda_graphs;
@@ -167,7 +169,7 @@ NB_MODULE(_deepep, m) {
           },
           nb::arg("path"), nb::arg("device") = "cpu", nb::arg("memory_pool_bytes") = 0,
           nb::arg("fusion_level") = 2, nb::arg("plan_memory") = true, nb::arg("precision") = "fp32",
-          nb::arg("cuda_graphs") = true, nb::arg("layout") = "auto")
+          nb::arg("cuda_graphs") = true, nb::arg("layout") = "auto", nb::arg("output_dtype") = "model")
       .def_prop_ro("inputs", [](const Engine& e) { return infos(e.inputs()); })
       .def_prop_ro("layout", &Engine::layout)
       .def_prop_ro("outputs", [](const Engine& e) { return infos(e.outputs()); })

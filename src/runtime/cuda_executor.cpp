@@ -307,7 +307,8 @@ struct InputSlot {
 };
 struct OutputSlot {
   size_t value;
-  void* raw = nullptr;  // device bytes in the output's logical dtype
+  DType dtype = DType::kUndefined;  // of the result: the logical dtype, or float16 (CudaOptions::fp16_outputs)
+  void* raw = nullptr;  // device bytes in the result's dtype
   size_t bytes = 0;
   size_t pin_off = 0;
   bool convert = false;
@@ -416,11 +417,11 @@ class CudaSessionImpl : public CudaSession {
       }
       const size_t i = outs.size();
       if (direct[i]) {
-        outs.push_back(Tensor::wrap(p->dtype[o.value], p->shape[o.value], direct[i]->p,
+        outs.push_back(Tensor::wrap(o.dtype, p->shape[o.value], direct[i]->p,
                                     std::static_pointer_cast<void>(direct[i])));
         continue;
       }
-      Tensor t(p->dtype[o.value], p->shape[o.value]);
+      Tensor t(o.dtype, p->shape[o.value]);
       if (o.bytes && o.direct)  // every pooled buffer is still held: a plain copy
         DEEPEP_CUDA(cudaMemcpy(t.raw(), o.raw, o.bytes, cudaMemcpyDeviceToHost), "copying outputs from the GPU");
       else if (o.bytes)
@@ -625,10 +626,13 @@ class CudaSessionImpl : public CudaSession {
       if (m_->on_device[id] && dev_dtype(id) != p.dtype[id])
         in_stage[i] = new_buffer(uint64_t(shape_numel(p.shape[id])) * dtype_size(p.dtype[id]), 0, 0);
     }
+    auto result_dtype = [&](size_t id) {
+      return m_->opt.fp16_outputs && p.dtype[id] == DType::kFloat32 ? DType::kFloat16 : p.dtype[id];
+    };
     for (size_t i = 0; i < g.outputs.size(); ++i) {
       const size_t id = size_t(g.outputs[i]->id);
-      if (!m_->host_known[id] && dev_dtype(id) != p.dtype[id])
-        out_stage[i] = new_buffer(uint64_t(shape_numel(p.shape[id])) * dtype_size(p.dtype[id]), last_step, last_step);
+      if (!m_->host_known[id] && dev_dtype(id) != result_dtype(id))
+        out_stage[i] = new_buffer(uint64_t(shape_numel(p.shape[id])) * dtype_size(result_dtype(id)), last_step, last_step);
     }
     MemoryPlan mp = plan_memory(req);
     const uint64_t cap = m_->opt.memory_pool_bytes;
@@ -682,9 +686,10 @@ class CudaSessionImpl : public CudaSession {
     for (size_t i = 0; i < g.outputs.size(); ++i) {
       const size_t id = size_t(g.outputs[i]->id);
       OutputSlot s{id};
+      s.dtype = result_dtype(id);
       s.host = m_->host_known[id];
       if (!s.host) {
-        s.bytes = uint64_t(shape_numel(p.shape[id])) * dtype_size(p.dtype[id]);
+        s.bytes = uint64_t(shape_numel(p.shape[id])) * dtype_size(s.dtype);
         s.convert = out_stage[i] >= 0;
         s.raw = s.convert ? base + mp.offsets[size_t(out_stage[i])] : p.ptr[id];
         // Small outputs ride the graph into pinned memory (lowest latency); large
@@ -776,7 +781,7 @@ class CudaSessionImpl : public CudaSession {
     for (const OutputSlot& o : p.outputs) {
       if (o.host || !o.bytes) continue;
       if (o.convert) {
-        cuda::convert(p.ptr[o.value], int(p.dev[o.value]), o.raw, int(p.dtype[o.value]),
+        cuda::convert(p.ptr[o.value], int(p.dev[o.value]), o.raw, int(o.dtype),
                       shape_numel(p.shape[o.value]), s);
         DEEPEP_CUDA_LAUNCHED("converting outputs");
       }

@@ -51,6 +51,7 @@ struct CudaOptions {
   bool strict_fp32 = false;  // no TF32 for float32 GEMMs and convolutions
   bool graphs = true;        // capture one CUDA graph per input-shape signature and replay it
   uint64_t memory_pool_bytes = 0;
+  bool fp16_outputs = false;  // float32 outputs come back as float16 (EngineOptions::output_dtype)
   bool poison = false;       // fill the arena with NaN bytes (0xFF) when planned: catches unwritten outputs
 };
 

@@ -104,6 +104,8 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
                                "' is not available: this build of DeepEP has no CUDA backend (use device='cpu', or "
                                "rebuild with -DDEEPEP_WITH_CUDA=ON)"));
   const std::string layout = resolve_layout(options, cuda_device >= 0);
+  DEEPEP_CHECK(options.output_dtype == "model" || options.output_dtype == "float16", "output_dtype '",
+               options.output_dtype, "' is not known: choose model or float16");
   auto impl = std::make_shared<Impl>();
   if (is_de_file(path)) {
     DeFile de = load_de_file(path);
@@ -130,10 +132,14 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
     co.strict_fp32 = options.precision == "fp32-strict";
     co.graphs = options.cuda_graphs;
     co.memory_pool_bytes = options.memory_pool_bytes;
+    co.fp16_outputs = options.output_dtype == "float16";
     impl->cuda = cuda_load(*impl->model.graph, co);
   }
   for (const Value* v : impl->model.graph->inputs) impl->inputs.push_back(info_of(v));
-  for (const Value* v : impl->model.graph->outputs) impl->outputs.push_back(info_of(v));
+  for (const Value* v : impl->model.graph->outputs) {
+    impl->outputs.push_back(info_of(v));
+    if (options.output_dtype == "float16" && v->dtype == DType::kFloat32) impl->outputs.back().dtype = DType::kFloat16;
+  }
   return std::make_shared<Engine>(std::move(impl));
 }
 
@@ -212,6 +218,14 @@ std::vector<Tensor> Session::bind_inputs(const NamedTensors& inputs) const {
 }
 
 namespace {
+Tensor to_float16(const Tensor& t) {
+  Tensor h(DType::kFloat16, t.shape());
+  const float* src = t.data<float>();
+  uint16_t* dst = static_cast<uint16_t*>(h.raw());
+  for (int64_t i = 0; i < t.numel(); ++i) dst[i] = float_to_half_bits(src[i]);
+  return h;
+}
+
 uint64_t weights_bytes(const Graph& g) {
   uint64_t b = 0;
   for (const auto& v : g.values())
@@ -285,6 +299,10 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
   // An output that views a caller's input buffer (no owner) must not outlive it.
   for (Tensor& t : outs)
     if (!t.owner()) t = t.clone();
+  // output_dtype "float16": what is still float32 here (the CPU's results; a GPU output known at load).
+  if (impl_->options.output_dtype == "float16")
+    for (Tensor& t : outs)
+      if (t.dtype() == DType::kFloat32) t = to_float16(t);
   NamedTensors result;
   for (size_t i = 0; i < outs.size(); ++i) {
     auto it = caller_outputs.find(g.outputs[i]);

@@ -304,6 +304,16 @@ TEST(CudaKernels, Tf32AndFp16Gemm) {
     SCOPED_TRACE(act);
     expect_match(h, 5e-3, {true, false});
   }
+  // Float16 with an odd row length and >= 2^20 outputs (GPT-2's logits): Y^T = B^T A^T, then a transpose.
+  for (int tb = 0; tb < 2; ++tb) {
+    const Shape ws = tb ? Shape{16385, 96} : Shape{96, 16385};
+    auto l = make(graph("%a: float32[2,32,96], %w: float32" + shape_str(ws),
+                        std::string("  %y = deepep.FusedMatMul<trans_b=") + (tb ? "1" : "0") + ">(%a, %w)"),
+                  {{"w", through_half(rnd(ws, 59))}});
+    l.inputs = {rnd({2, 32, 96}, 60)};
+    SCOPED_TRACE(tb);
+    expect_match(l, 5e-3, {true, false});
+  }
 }
 
 TEST(CudaKernels, ConvAndPooling) {

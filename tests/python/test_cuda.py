@@ -73,6 +73,24 @@ def test_gpu_engine_matches_cpu(relu_add_model):
             np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.skipif(not _gpus(), reason="no GPU")
+def test_gpu_fp16_outputs_stay_float16(tmp_path):
+    from deepep import zoo
+
+    path = tmp_path / "gpt2.onnx"
+    zoo.save(zoo.build("gpt2", small=True), str(path))
+    ids = np.random.default_rng(2).integers(0, 1000, size=(2, 24)).astype(np.int64)
+    want = next(iter(deepep.Engine(path).run({"input_ids": ids}).values()))
+    for precision, tol in [("fp16", 1e-2), ("fp32-strict", 1e-3)]:
+        gpu = deepep.Engine(path, device="cuda:0", precision=precision, output_dtype="float16")
+        assert gpu.outputs[0]["dtype"] == "float16"
+        for _ in range(3):  # the first run, the graph capture, a replay
+            got = next(iter(gpu.run({"input_ids": ids}).values()))
+            assert got.dtype == np.float16
+            err = np.abs(got.astype(np.float32) - want).max() / np.abs(want).max()
+            assert err <= tol, (precision, err)
+
+
 def test_cuda_built_flag_is_a_bool():
     assert _deepep.cuda_built() in (True, False)
 

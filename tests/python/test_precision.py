@@ -136,3 +136,18 @@ def test_low_precision_needs_level_3(relu_add_model, tmp_path):
         convert(relu_add_model, tmp_path / "x.de", "fp16", 2)
     with pytest.raises(Exception, match="unknown precision 'fp8'"):
         convert(relu_add_model, tmp_path / "x.de", "fp8", 3)
+
+
+def test_output_dtype_float16_on_the_cpu(small_models):
+    path = small_models("gpt2")
+    ref = deepep.Engine(path)
+    feeds = random_feeds(ref)
+    want = ref.run(feeds)
+    half = deepep.Engine(path, output_dtype="float16")
+    assert [o["dtype"] for o in half.outputs] == ["float16" if o["dtype"] == "float32" else o["dtype"] for o in ref.outputs]
+    got = half.run(feeds)
+    for k, w in want.items():
+        assert got[k].dtype == (np.float16 if w.dtype == np.float32 else w.dtype)
+        np.testing.assert_array_equal(got[k], w.astype(np.float16) if w.dtype == np.float32 else w)
+    with pytest.raises(deepep.Error, match="output_dtype 'half' is not known: choose model or float16"):
+        deepep.Engine(path, output_dtype="half")

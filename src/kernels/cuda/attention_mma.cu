@@ -9,8 +9,8 @@
 // computes. Blocks hold 1, 2 or 4 warps: small problems (BERT at batch 1: 24
 // tiles of 64 rows) get more, smaller blocks to fill the SMs.
 // Needs 16-byte aligned rows (head sizes, row strides and offsets multiples
-// of 8 halves) and K not transposed; attention.cu takes the tiled kernel
-// otherwise.
+// of 8 halves), K not transposed and a float32/float16 additive or boolean
+// mask; attention.cu takes the tiled kernel otherwise.
 #include <cfloat>
 
 #include "kernels/cuda/device_util.cuh"
@@ -67,8 +67,21 @@ __device__ __forceinline__ void load_rows(__half* dst, const __half* src, int64_
   }
 }
 
+// How the mask is read: typed loads, no per-element dtype switch, so a tile's
+// loads all issue before the first is used (the switch serialized them: each
+// row waited on a global load per key).
+enum MaskKind { kNoMask, kAddF32, kAddF16, kBoolMask };
+
+template <int kMask>
+__device__ __forceinline__ float mask_value(const AttnArgs& a, int64_t i) {
+  if constexpr (kMask == kAddF32) return static_cast<const float*>(a.mask)[i];
+  else if constexpr (kMask == kAddF16) return __half2float(static_cast<const __half*>(a.mask)[i]);
+  else if constexpr (kMask == kBoolMask) return static_cast<const uint8_t*>(a.mask)[i] != 0 ? 1.f : 0.f;
+  else return 0.f;
+}
+
 // kD: head size rounded up to 32, 64 or 128 (register arrays); D, Dv <= kD.
-template <int kD>
+template <int kD, int kMask>
 __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs a) {
   extern __shared__ __align__(16) unsigned char smem[];
   constexpr int ld = row_ld(kD), kC = kD / 16, kN = kD / 8;  // k-chunks of Q K^T, n-tiles of P V
@@ -107,6 +120,20 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
 
   for (int64_t t = 0; t < ntiles; ++t) {
+    const int64_t k0 = t * kKeys;
+    // This tile's mask values (element e of n-tile j: row g or g+8, key k0 + 8j + 2 t4 + (e & 1)), loaded
+    // before the wait below so their latency overlaps it; keys past Sk read key Sk-1 and are dropped later.
+    float mv[8][4];
+    if constexpr (kMask != kNoMask) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          int64_t kk = k0 + j * 8 + 2 * t4 + (e & 1);
+          kk = kk < a.Sk ? kk : a.Sk - 1;
+          mv[j][e] = mask_value<kMask>(a, (e < 2 ? mo_lo : mo_hi) + kk * a.m_sk);
+        }
+    }
     if (t + 1 < ntiles) {  // next tile into the other buffer (freed by the barrier ending the last step)
       __half* nk = KV + ((t + 1) & 1) * 2 * kKeys * ld;
       load_rows<kD>(nk, kb, a.k_ld, (t + 1) * kKeys, a.Sk, kKeys, D);
@@ -130,7 +157,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     }
     const __half* Ks = KV + (t & 1) * 2 * kKeys * ld;
     const __half* Vs = Ks + kKeys * ld;
-    const int64_t k0 = t * kKeys;
 
     // S = Q K^T: 16 rows x 64 keys per warp, 8 n-tiles of 8 keys.
     float s[8][4];
@@ -155,11 +181,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
         float v = -INFINITY;
         if (kk < a.Sk) {
           v = s[j][e] * a.scale;
-          if (a.mask) {
-            const int64_t mi = (e < 2 ? mo_lo : mo_hi) + kk * a.m_sk;
-            if (a.mask_mode == 0) v += ldf(a.mask, a.tmask, mi);
-            else if ((static_cast<const uint8_t*>(a.mask)[mi] != 0) != (a.mask_mode == 1)) v = a.mask_fill;
-          }
+          if constexpr (kMask == kAddF32 || kMask == kAddF16) v += mv[j][e];
+          if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = a.mask_fill;
         }
         s[j][e] = v;
         if (e < 2) mx_lo = fmaxf(mx_lo, v);
@@ -244,17 +267,33 @@ int sm_count() {
   return n;
 }
 
-template <int kD>
+int mask_kind(const AttnArgs& a) {
+  if (!a.mask) return kNoMask;
+  if (a.mask_mode != 0) return a.tmask == kBool ? kBoolMask : -1;
+  return a.tmask == kF32 ? kAddF32 : a.tmask == kF16 ? kAddF16 : -1;
+}
+
+template <int kD, int kMask>
 void launch(const AttnArgs& a, int warps, cudaStream_t s) {
   const int rows = warps * 16;
   const int64_t blocks = a.B * a.H * ((a.Sq + rows - 1) / rows);
   const size_t smem = smem_bytes(kD, warps);
   static size_t raised = 48 * 1024;  // first use of a size happens on an eager run
   if (smem > raised) {
-    cudaFuncSetAttribute(attention_mma_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    cudaFuncSetAttribute(attention_mma_kernel<kD, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     raised = smem;
   }
-  attention_mma_kernel<kD><<<unsigned(blocks), unsigned(warps * 32), smem, s>>>(a);
+  attention_mma_kernel<kD, kMask><<<unsigned(blocks), unsigned(warps * 32), smem, s>>>(a);
+}
+
+template <int kD>
+void launch(const AttnArgs& a, int warps, cudaStream_t s) {
+  switch (mask_kind(a)) {
+    case kNoMask: return launch<kD, kNoMask>(a, warps, s);
+    case kAddF32: return launch<kD, kAddF32>(a, warps, s);
+    case kAddF16: return launch<kD, kAddF16>(a, warps, s);
+    default: return launch<kD, kBoolMask>(a, warps, s);
+  }
 }
 
 }  // namespace
@@ -264,7 +303,7 @@ bool attention_mma_fits(const AttnArgs& a) {
   return a.t == kF16 && !a.k_t && a.D > 0 && a.Dv > 0 && a.D % 16 == 0 && a.Dv % 16 == 0 && a.D <= 128 &&
          a.Dv <= 128 &&
          ((a.q_ld | a.k_ld | a.v_ld | a.q_sb | a.q_sh | a.k_sb | a.k_sh | a.v_sb | a.v_sh) & 7) == 0 &&
-         ((addr(a.q) | addr(a.k) | addr(a.v)) & 15) == 0;
+         ((addr(a.q) | addr(a.k) | addr(a.v)) & 15) == 0 && mask_kind(a) >= 0;
 }
 
 size_t attention_mma_smem_bytes(const AttnArgs& a) { return smem_bytes(padded_head(a), kMaxWarps); }
