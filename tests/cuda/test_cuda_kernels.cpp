@@ -154,7 +154,7 @@ TEST(CudaKernels, Gather) {
 
 TEST(CudaKernels, SoftmaxAndNorms) {
   REQUIRE_GPU();
-  for (int64_t cols : {1, 7, 64, 1000, 3001}) {
+  for (int64_t cols : {1, 7, 64, 768, 1000, 3001}) {
     auto s = make(graph("%x: float32[5," + std::to_string(cols) + "]", "  %y = Softmax<axis=-1>(%x)\n  %z = LogSoftmax(%x)", "%y, %z"));
     s.inputs = {rnd({5, cols}, 24, -6.f, 6.f)};
     SCOPED_TRACE(cols);
@@ -229,6 +229,24 @@ TEST(CudaKernels, Attention) {
                         "  %y = deepep.Attention<num_heads=4, scale=0.3, mask_mode=\"keep\", mask_fill=-3.4028235e+38>(%q, %k, %v, %m)"));
     c.inputs = {rnd({2, 5, 64}, 78), rnd({2, 77, 64}, 79), rnd({2, 77, 128}, 80), bools({1, 1, 5, 77}, 81)};
     expect_match(c, 5e-3, {true, false});
+  }
+  // A constant causal keep-mask (GPT-2's tril buffer), aligned to the last key (Sk >= Sq): the tensor-core
+  // kernel skips tiles past the diagonal and reads no mask. Then the same mask with one bit flipped.
+  for (auto [sq, sk] : std::vector<std::pair<int64_t, int64_t>>{{150, 150}, {70, 150}, {1, 65}}) {
+    for (int flip = 0; flip < 2; ++flip) {
+      Tensor m(DType::kBool, {1, 1, sq, sk});
+      for (int64_t q = 0; q < sq; ++q)
+        for (int64_t k = 0; k < sk; ++k) m.data<uint8_t>()[q * sk + k] = k <= q + sk - sq;
+      if (flip) m.data<uint8_t>()[(sq - 1) * sk] = 0;  // not causal any more: the mask is read
+      const std::string dims = "[1,1," + std::to_string(sq) + "," + std::to_string(sk) + "]";
+      auto c = make(graph("%q: float32[2," + std::to_string(sq) + ",128], %k: float32[2," + std::to_string(sk) +
+                              ",128], %v: float32[2," + std::to_string(sk) + ",128], %m: bool" + dims,
+                          "  %y = deepep.Attention<num_heads=2, scale=0.125, mask_mode=\"keep\", mask_fill=-3.4028235e+38>(%q, %k, %v, %m)"),
+                    {{"m", m}});
+      c.inputs = {rnd({2, sq, 128}, 82), rnd({2, sk, 128}, 83), rnd({2, sk, 128}, 84)};
+      SCOPED_TRACE(std::to_string(sq) + "x" + std::to_string(sk) + (flip ? " flipped" : ""));
+      expect_match(c, 5e-3, {true, false});
+    }
   }
   // 3-D separate Q, K, V with different lengths and a causal boolean keep-mask (GPT-2).
   auto k = make(graph("%q: float32[2,5,32], %k: float32[2,9,32], %v: float32[2,9,24], %m: bool[1,1,5,9]",

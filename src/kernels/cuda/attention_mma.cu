@@ -70,7 +70,8 @@ __device__ __forceinline__ void load_rows(__half* dst, const __half* src, int64_
 // How the mask is read: typed loads, no per-element dtype switch, so a tile's
 // loads all issue before the first is used (the switch serialized them: each
 // row waited on a global load per key).
-enum MaskKind { kNoMask, kAddF32, kAddF16, kBoolMask };
+// kCausal: AttnArgs::causal, no reads; key tiles past the block's last row are skipped.
+enum MaskKind { kNoMask, kAddF32, kAddF16, kBoolMask, kCausal };
 
 template <int kMask>
 __device__ __forceinline__ float mask_value(const AttnArgs& a, int64_t i) {
@@ -99,7 +100,12 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   const int64_t r0 = qt * rows;
   const __half* kb = kp + b * a.k_sb + h * a.k_sh;
   const __half* vb = vp + b * a.v_sb + h * a.v_sh;
-  const int64_t ntiles = (a.Sk + kKeys - 1) / kKeys;
+  const int64_t off = a.Sk - a.Sq;  // causal: row q sees keys k <= q + off
+  int64_t ntiles = (a.Sk + kKeys - 1) / kKeys;
+  if constexpr (kMask == kCausal) {
+    const int64_t last = r0 + rows - 1 + off;  // the block's last row's last key
+    if (last / kKeys + 1 < ntiles) ntiles = last / kKeys + 1;
+  }
 
   load_rows<kD>(Qs, q + b * a.q_sb + h * a.q_sh, a.q_ld, r0, a.Sq, rows, D);
   load_rows<kD>(KV, kb, a.k_ld, 0, a.Sk, kKeys, D);
@@ -124,14 +130,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     // This tile's mask values (element e of n-tile j: row g or g+8, key k0 + 8j + 2 t4 + (e & 1)), loaded
     // before the wait below so their latency overlaps it; keys past Sk read key Sk-1 and are dropped later.
     float mv[8][4];
-    if constexpr (kMask != kNoMask) {
+    if constexpr (kMask != kNoMask && kMask != kCausal) {
 #pragma unroll
       for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           int64_t kk = k0 + j * 8 + 2 * t4 + (e & 1);
           kk = kk < a.Sk ? kk : a.Sk - 1;
-          mv[j][e] = mask_value<kMask>(a, (e < 2 ? mo_lo : mo_hi) + kk * a.m_sk);
+          if (e >= 2 && a.m_sq == 0) mv[j][e] = mv[j][e - 2];  // one mask row for all queries (BERT's)
+          else mv[j][e] = mask_value<kMask>(a, (e < 2 ? mo_lo : mo_hi) + kk * a.m_sk);
         }
     }
     if (t + 1 < ntiles) {  // next tile into the other buffer (freed by the barrier ending the last step)
@@ -183,6 +190,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
           v = s[j][e] * a.scale;
           if constexpr (kMask == kAddF32 || kMask == kAddF16) v += mv[j][e];
           if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = a.mask_fill;
+          if constexpr (kMask == kCausal) if (kk > (e < 2 ? row_lo : row_hi) + off) v = -INFINITY;
         }
         s[j][e] = v;
         if (e < 2) mx_lo = fmaxf(mx_lo, v);
@@ -269,6 +277,7 @@ int sm_count() {
 
 int mask_kind(const AttnArgs& a) {
   if (!a.mask) return kNoMask;
+  if (a.causal) return kCausal;
   if (a.mask_mode != 0) return a.tmask == kBool ? kBoolMask : -1;
   return a.tmask == kF32 ? kAddF32 : a.tmask == kF16 ? kAddF16 : -1;
 }
@@ -292,7 +301,8 @@ void launch(const AttnArgs& a, int warps, cudaStream_t s) {
     case kNoMask: return launch<kD, kNoMask>(a, warps, s);
     case kAddF32: return launch<kD, kAddF32>(a, warps, s);
     case kAddF16: return launch<kD, kAddF16>(a, warps, s);
-    default: return launch<kD, kBoolMask>(a, warps, s);
+    case kBoolMask: return launch<kD, kBoolMask>(a, warps, s);
+    default: return launch<kD, kCausal>(a, warps, s);
   }
 }
 

@@ -472,6 +472,17 @@ GpuKernel skip_layer_norm_kernel() {
   return k;
 }
 
+// True when the boolean mask (rows Sq, columns Sk; Sk >= Sq) keeps exactly the keys k <= q + (Sk - Sq) of
+// each query q (`keep`; else it drops exactly the others): causal attention aligned to the last key.
+bool is_causal(const Tensor& mask, int64_t Sq, int64_t Sk, bool keep) {
+  if (mask.dtype() != DType::kBool || Sk < Sq || mask.numel() != Sq * Sk) return false;
+  const uint8_t* m = static_cast<const uint8_t*>(mask.raw());
+  for (int64_t q = 0; q < Sq; ++q)
+    for (int64_t k = 0; k < Sk; ++k)
+      if ((m[q * Sk + k] != 0) != ((k <= q + Sk - Sq) == keep)) return false;
+  return true;
+}
+
 GpuKernel attention_kernel() {
   GpuKernel k;
   k.run = [](GpuContext& ctx, GpuNode& n) {
@@ -552,6 +563,12 @@ GpuKernel attention_kernel() {
       }
       a.mask = m.data, a.tmask = code(m.dtype);
       a.m_sb = ms[0], a.m_sh = ms[1], a.m_sq = ms[2], a.m_sk = ms[3];
+      if (m.host && a.mask_mode != 0 && a.m_sb == 0 && a.m_sh == 0 && a.m_sk == 1 && a.m_sq == a.Sk) {
+        // A constant causal mask (GPT-2's tril buffer): the tensor-core kernel then skips the key tiles
+        // past the diagonal and reads no mask. Checked once per signature (the node state).
+        if (!n.state) n.state = std::make_shared<bool>(is_causal(*m.host, a.Sq, a.Sk, a.mask_mode == 1));
+        a.causal = *static_cast<const bool*>(n.state.get());
+      }
     }
     GpuTensor& y = n.out[0];
     a.y = y.data, a.ty = code(y.dtype);

@@ -130,6 +130,9 @@ struct AttnArgs {
   int mask_mode = 0;  // 0 add, 1 keep, 2 drop
   float mask_fill = 0;
   int64_t m_sb = 0, m_sh = 0, m_sq = 0, m_sk = 0;
+  // The mask is known to keep exactly keys k <= q + (Sk - Sq) (causal, Sk >= Sq): kernels that know this
+  // skip the mask reads and the key tiles past the diagonal; the others read the mask.
+  bool causal = false;
 };
 // Head sizes up to 128: a tiled kernel (64 query rows x 64 keys per step,
 // online softmax, float32 math from shared memory). Larger heads: one block per

@@ -136,6 +136,92 @@ __global__ void __launch_bounds__(kLnThreads) layer_norm_regs_kernel(NormArgs a)
   }
 }
 
+// LayerNorm with one warp per row, 16-byte loads and stores, statistics by
+// warp shuffles only (no block barriers): for rows of up to 32 * kChunks
+// vectors with 16-byte aligned rows (BERT / GPT-2's 768 float16 values: 3
+// vectors a lane). 4 rows a block.
+constexpr int kLnWarpRows = 4;
+template <class T, int kChunks>
+__global__ void __launch_bounds__(kLnWarpRows * 32) layer_norm_warp_kernel(NormArgs a) {
+  constexpr int kV = 16 / sizeof(T);
+  const int64_t row = int64_t(blockIdx.x) * kLnWarpRows + (threadIdx.x >> 5);
+  if (row >= a.rows) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t base = row * a.cols;
+  const int64_t sbase = a.skip_rows ? (row % a.skip_rows) * a.cols : 0;
+  const T* x = static_cast<const T*>(a.x) + base;
+  const T* skip = a.skip_rows ? static_cast<const T*>(a.skip) + sbase : nullptr;
+  float v[kChunks][kV];
+  float s = 0.f;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int64_t col = int64_t(c * 32 + lane) * kV;
+    if (col >= a.cols) continue;
+    uint4 raw = *reinterpret_cast<const uint4*>(x + col);
+    const T* xv = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < kV; ++i) v[c][i] = to_f(xv[i]);
+    if (skip) {
+      raw = *reinterpret_cast<const uint4*>(skip + col);
+#pragma unroll
+      for (int i = 0; i < kV; ++i) v[c][i] += to_f(xv[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < kV; ++i) s += v[c][i];
+  }
+  const float mean = a.rms ? 0.f : warp_sum(s) / float(a.cols);
+  float q = 0.f;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    if (int64_t(c * 32 + lane) * kV >= a.cols) continue;
+#pragma unroll
+    for (int i = 0; i < kV; ++i) q += (v[c][i] - mean) * (v[c][i] - mean);
+  }
+  const float rstd = rsqrtf(warp_sum(q) / float(a.cols) + a.eps);
+  const T* gamma = static_cast<const T*>(a.gamma);
+  const T* beta = static_cast<const T*>(a.beta);
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int64_t col = int64_t(c * 32 + lane) * kV;
+    if (col >= a.cols) continue;
+    uint4 out, g, b;
+    T* ov = reinterpret_cast<T*>(&out);
+    if (a.sum_out) {
+#pragma unroll
+      for (int i = 0; i < kV; ++i) from_f(v[c][i], ov + i);
+      *reinterpret_cast<uint4*>(static_cast<T*>(a.sum_out) + base + col) = out;
+    }
+    if (gamma) g = *reinterpret_cast<const uint4*>(gamma + col);
+    if (beta) b = *reinterpret_cast<const uint4*>(beta + col);
+#pragma unroll
+    for (int i = 0; i < kV; ++i) {
+      float o = (v[c][i] - mean) * rstd;
+      if (gamma) o *= to_f(reinterpret_cast<const T*>(&g)[i]);
+      if (beta) o += to_f(reinterpret_cast<const T*>(&b)[i]);
+      from_f(o, ov + i);
+    }
+    *reinterpret_cast<uint4*>(static_cast<T*>(a.y) + base + col) = out;
+  }
+}
+
+template <class T>
+bool layer_norm_warp(const NormArgs& a, cudaStream_t st) {
+  constexpr int kV = 16 / sizeof(T);
+  const auto misaligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) != 0; };
+  if (a.cols % kV || misaligned(a.x) || misaligned(a.y) || (a.skip_rows && misaligned(a.skip)) ||
+      (a.gamma && misaligned(a.gamma)) || (a.beta && misaligned(a.beta)) || (a.sum_out && misaligned(a.sum_out)))
+    return false;
+  const int64_t chunks = (a.cols / kV + 31) / 32;
+  const unsigned g = unsigned((a.rows + kLnWarpRows - 1) / kLnWarpRows);
+  constexpr unsigned t = kLnWarpRows * 32;
+  if (chunks == 1) layer_norm_warp_kernel<T, 1><<<g, t, 0, st>>>(a);
+  else if (chunks == 2) layer_norm_warp_kernel<T, 2><<<g, t, 0, st>>>(a);
+  else if (chunks == 3) layer_norm_warp_kernel<T, 3><<<g, t, 0, st>>>(a);
+  else if (chunks == 4) layer_norm_warp_kernel<T, 4><<<g, t, 0, st>>>(a);
+  else return false;
+  return true;
+}
+
 template <class T>
 bool layer_norm_regs(const NormArgs& a, cudaStream_t st) {
   const int64_t per = (a.cols + kLnThreads - 1) / kLnThreads;
@@ -252,8 +338,8 @@ void layer_norm(const NormArgs& a, cudaStream_t s) {
   // Typed, one pass: every operand of one float dtype, rows up to 2048 values.
   const bool same = (!a.skip_rows || a.tskip == a.tx) && (!a.gamma || a.tparam == a.tx) && a.ty == a.tx;
   if (same && a.rows <= 0x7fffffff) {
-    if (a.tx == kF32 && layer_norm_regs<float>(a, s)) return;
-    if (a.tx == kF16 && layer_norm_regs<__half>(a, s)) return;
+    if (a.tx == kF32 && (layer_norm_warp<float>(a, s) || layer_norm_regs<float>(a, s))) return;
+    if (a.tx == kF16 && (layer_norm_warp<__half>(a, s) || layer_norm_regs<__half>(a, s))) return;
   }
   const int threads = a.cols >= 1024 ? 512 : (a.cols >= 256 ? 256 : 128);
   layer_norm_kernel<<<unsigned(a.rows), threads, 0, s>>>(a);
