@@ -362,7 +362,7 @@ def main():
         print(f"  {json.dumps(brief)} ({time.time() - t0:.0f} s)", flush=True)
         with open(partial, "w") as f:  # what is done so far survives a time limit
             json.dump({"card": card, "rows": rows}, f, indent=2)
-    extra = (["deepep-wmma"] if args.wmma else []) + ["deepep-" + v.partition(":")[0] for v in args.variant or []]
+    extra = ["deepep-" + v.partition(":")[0] for v in args.variant or []]
     cols = ["deepep-fp16"] + extra + ["torch-fp32", "torch-fp16", "compile-fp16"]
     lines = [f"DeepEP fp16 vs PyTorch on {card}, {datetime.date.today()} (median ms per call, host arrays in and out;"
              f" fp16 matmul ceiling {mm:.0f} TFLOP/s)",
