@@ -6,8 +6,9 @@
 // place -- the accumulator layout of S is the A-operand layout of P V -- and
 // adds P V into fp32 output registers. K and V tiles stream through shared
 // memory with cp.async, double-buffered, so the next tile loads while this one
-// computes. Blocks hold 1, 2 or 4 warps: small problems (BERT at batch 1: 24
-// tiles of 64 rows) get more, smaller blocks to fill the SMs.
+// computes. Blocks of 4 warps (64 query rows); the kernel takes any warp
+// count (blockDim), smaller blocks measured slower even on grids that leave
+// SMs idle. Scores are kept in log2 units (one MUFU.EX2 per exponential).
 // Needs 16-byte aligned rows (head sizes, row strides and offsets multiples
 // of 8 halves), K not transposed and a float32/float16 additive or boolean
 // mask; attention.cu takes the tiled kernel otherwise.
@@ -35,8 +36,10 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// Not volatile: a pure function of its registers, so the compiler may interleave independent products
+// (volatile pinned them in program order, each waiting out the previous one's latency).
 __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
+  asm(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -49,6 +52,12 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(s));
 }
 
+__device__ __forceinline__ float fast_exp2(float x) {  // MUFU.EX2; exp2(-inf) = 0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   const __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&h);
@@ -56,14 +65,18 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
 
 // rows x width halves from src (row stride ld, rows from `first`, those at or
 // past `limit` zero-filled) into dst (row stride row_ld(kD)), 16 bytes per copy.
+// The thread's (row, 16-byte column) walk is stepped, not divided, per copy.
 template <int kD>
-__device__ __forceinline__ void load_rows(__half* dst, const __half* src, int64_t ld, int64_t first, int64_t limit,
-                                          int rows, int width) {
-  const int per_row = width / 8, n = rows * per_row;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const int r = i / per_row, c = (i - r * per_row) * 8;
+__device__ __forceinline__ void load_rows(__half* dst, const __half* src, int64_t ld, int first, int limit, int rows,
+                                          int width) {
+  const int per_row = width / 8, step = int(blockDim.x);
+  const int dr = step / per_row, dc = step - dr * per_row;
+  int r = int(threadIdx.x) / per_row, c = int(threadIdx.x) - r * per_row;
+  for (; r < rows;) {
     const bool valid = first + r < limit;
-    cp_async16(dst + r * row_ld(kD) + c, valid ? src + (first + r) * ld + c : src, valid);
+    cp_async16(dst + r * row_ld(kD) + c * 8, valid ? src + int64_t(first + r) * ld + c * 8 : src, valid);
+    r += dr, c += dc;
+    if (c >= per_row) c -= per_row, ++r;
   }
 }
 
@@ -100,23 +113,26 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   const int64_t r0 = qt * rows;
   const __half* kb = kp + b * a.k_sb + h * a.k_sh;
   const __half* vb = vp + b * a.v_sb + h * a.v_sh;
-  const int64_t off = a.Sk - a.Sq;  // causal: row q sees keys k <= q + off
-  int64_t ntiles = (a.Sk + kKeys - 1) / kKeys;
+  // Lengths fit int (attention_mma_fits): 32-bit index math in the loop.
+  const int Sq = int(a.Sq), Sk = int(a.Sk);
+  const int off = Sk - Sq;  // causal: row q sees keys k <= q + off
+  int ntiles = (Sk + kKeys - 1) / kKeys;
   if constexpr (kMask == kCausal) {
-    const int64_t last = r0 + rows - 1 + off;  // the block's last row's last key
+    const int last = int(r0) + rows - 1 + off;  // the block's last row's last key
     if (last / kKeys + 1 < ntiles) ntiles = last / kKeys + 1;
   }
 
-  load_rows<kD>(Qs, q + b * a.q_sb + h * a.q_sh, a.q_ld, r0, a.Sq, rows, D);
-  load_rows<kD>(KV, kb, a.k_ld, 0, a.Sk, kKeys, D);
-  load_rows<kD>(KV + kKeys * ld, vb, a.v_ld, 0, a.Sk, kKeys, Dv);
+  load_rows<kD>(Qs, q + b * a.q_sb + h * a.q_sh, a.q_ld, int(r0), Sq, rows, D);
+  load_rows<kD>(KV, kb, a.k_ld, 0, Sk, kKeys, D);
+  load_rows<kD>(KV + kKeys * ld, vb, a.v_ld, 0, Sk, kKeys, Dv);
   cp_async_commit();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
-  const int64_t row_lo = r0 + warp * 16 + g, row_hi = row_lo + 8;
-  const int64_t mo_lo = b * a.m_sb + h * a.m_sh + (row_lo < a.Sq ? row_lo : 0) * a.m_sq;
-  const int64_t mo_hi = b * a.m_sb + h * a.m_sh + (row_hi < a.Sq ? row_hi : 0) * a.m_sq;
+  const int row_lo = int(r0) + warp * 16 + g, row_hi = row_lo + 8;
+  const int64_t mo_lo = b * a.m_sb + h * a.m_sh + (row_lo < Sq ? row_lo : 0) * a.m_sq;
+  const int64_t mo_hi = b * a.m_sb + h * a.m_sh + (row_hi < Sq ? row_hi : 0) * a.m_sq;
+  const int warp_row0 = int(r0) + warp * 16;  // causal: keys up to warp_row0 + off are every row's
   const int kc_n = D / 16, nt_n = Dv / 8;
 
   uint32_t qf[kC][4];
@@ -124,9 +140,13 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
 #pragma unroll
   for (int n = 0; n < kN; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+  // Scores in log2 units (exp2 is one instruction): scale and mask times log2(e). A finite fill stays
+  // finite (all-masked rows average V, as the reference's softmax over equal scores does).
+  constexpr float kLog2e = 1.4426950408889634f;
+  const float scale2 = a.scale * kLog2e, fill2 = fmaxf(a.mask_fill * kLog2e, -FLT_MAX);
 
-  for (int64_t t = 0; t < ntiles; ++t) {
-    const int64_t k0 = t * kKeys;
+  for (int t = 0; t < ntiles; ++t) {
+    const int k0 = t * kKeys;
     // This tile's mask values (element e of n-tile j: row g or g+8, key k0 + 8j + 2 t4 + (e & 1)), loaded
     // before the wait below so their latency overlaps it; keys past Sk read key Sk-1 and are dropped later.
     float mv[8][4];
@@ -135,16 +155,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
       for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          int64_t kk = k0 + j * 8 + 2 * t4 + (e & 1);
-          kk = kk < a.Sk ? kk : a.Sk - 1;
+          int kk = k0 + j * 8 + 2 * t4 + (e & 1);
+          kk = kk < Sk ? kk : Sk - 1;
           if (e >= 2 && a.m_sq == 0) mv[j][e] = mv[j][e - 2];  // one mask row for all queries (BERT's)
           else mv[j][e] = mask_value<kMask>(a, (e < 2 ? mo_lo : mo_hi) + kk * a.m_sk);
         }
     }
     if (t + 1 < ntiles) {  // next tile into the other buffer (freed by the barrier ending the last step)
       __half* nk = KV + ((t + 1) & 1) * 2 * kKeys * ld;
-      load_rows<kD>(nk, kb, a.k_ld, (t + 1) * kKeys, a.Sk, kKeys, D);
-      load_rows<kD>(nk + kKeys * ld, vb, a.v_ld, (t + 1) * kKeys, a.Sk, kKeys, Dv);
+      load_rows<kD>(nk, kb, a.k_ld, k0 + kKeys, Sk, kKeys, D);
+      load_rows<kD>(nk + kKeys * ld, vb, a.v_ld, k0 + kKeys, Sk, kKeys, Dv);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -165,31 +185,38 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     const __half* Ks = KV + (t & 1) * 2 * kKeys * ld;
     const __half* Vs = Ks + kKeys * ld;
 
-    // S = Q K^T: 16 rows x 64 keys per warp, 8 n-tiles of 8 keys.
+    // S = Q K^T: 16 rows x 64 keys per warp, 8 n-tiles of 8 keys (the 8 products of one k-chunk are
+    // independent: issued back to back).
     float s[8][4];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-      const __half* kr = Ks + (j * 8 + g) * ld + 2 * t4;
+    for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
 #pragma unroll
-      for (int c = 0; c < kC; ++c) {
-        if (c >= kc_n) break;
-        mma16816(s[j], qf[c], *reinterpret_cast<const uint32_t*>(kr + c * 16),
-                 *reinterpret_cast<const uint32_t*>(kr + c * 16 + 8));
+    for (int c = 0; c < kC; ++c) {
+      if (c >= kc_n) break;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const __half* kr = Ks + (j * 8 + g) * ld + 2 * t4 + c * 16;
+        mma16816(s[j], qf[c], *reinterpret_cast<const uint32_t*>(kr), *reinterpret_cast<const uint32_t*>(kr + 8));
       }
     }
     // Scale, mask, running max: element e of tile j is row g (e < 2) or g+8, key k0 + 8j + 2 t4 + (e & 1).
+    // A tile inside the keys (and, causal, left of every row's diagonal) needs no per-key bounds.
+    const bool inside = k0 + kKeys <= Sk && (kMask != kCausal || k0 + kKeys - 1 <= warp_row0 + off);
     float mx_lo = -INFINITY, mx_hi = -INFINITY;
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int64_t kk = k0 + j * 8 + 2 * t4 + (e & 1);
+        const int kk = k0 + j * 8 + 2 * t4 + (e & 1);
         float v = -INFINITY;
-        if (kk < a.Sk) {
-          v = s[j][e] * a.scale;
-          if constexpr (kMask == kAddF32 || kMask == kAddF16) v += mv[j][e];
-          if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = a.mask_fill;
+        if (inside) {
+          v = s[j][e] * scale2;
+          if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
+          if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
+        } else if (kk < Sk) {
+          v = s[j][e] * scale2;
+          if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
+          if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
           if constexpr (kMask == kCausal) if (kk > (e < 2 ? row_lo : row_hi) + off) v = -INFINITY;
         }
         s[j][e] = v;
@@ -204,15 +231,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     // All scores so far -inf: nothing to add yet (p = 0), no rescale.
     const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
     const bool none_lo = mn_lo == -INFINITY, none_hi = mn_hi == -INFINITY;
-    const float corr_lo = none_lo ? 1.f : __expf(m_lo - mn_lo), corr_hi = none_hi ? 1.f : __expf(m_hi - mn_hi);
+    const float corr_lo = none_lo ? 1.f : fast_exp2(m_lo - mn_lo), corr_hi = none_hi ? 1.f : fast_exp2(m_hi - mn_hi);
     m_lo = mn_lo, m_hi = mn_hi;
     float ps_lo = 0.f, ps_hi = 0.f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      s[j][0] = none_lo ? 0.f : __expf(s[j][0] - mn_lo);
-      s[j][1] = none_lo ? 0.f : __expf(s[j][1] - mn_lo);
-      s[j][2] = none_hi ? 0.f : __expf(s[j][2] - mn_hi);
-      s[j][3] = none_hi ? 0.f : __expf(s[j][3] - mn_hi);
+      s[j][0] = none_lo ? 0.f : fast_exp2(s[j][0] - mn_lo);
+      s[j][1] = none_lo ? 0.f : fast_exp2(s[j][1] - mn_lo);
+      s[j][2] = none_hi ? 0.f : fast_exp2(s[j][2] - mn_hi);
+      s[j][3] = none_hi ? 0.f : fast_exp2(s[j][3] - mn_hi);
       ps_lo += s[j][0] + s[j][1];
       ps_hi += s[j][2] + s[j][3];
     }
@@ -252,11 +279,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   for (int n = 0; n < kN; ++n) {
     if (n >= nt_n) break;
     const int col = n * 8 + 2 * t4;
-    if (row_lo < a.Sq) {
+    if (row_lo < Sq) {
       stf(a.y, a.ty, yb + row_lo * a.y_ld + col, o[n][0] * inv_lo);
       stf(a.y, a.ty, yb + row_lo * a.y_ld + col + 1, o[n][1] * inv_lo);
     }
-    if (row_hi < a.Sq) {
+    if (row_hi < Sq) {
       stf(a.y, a.ty, yb + row_hi * a.y_ld + col, o[n][2] * inv_hi);
       stf(a.y, a.ty, yb + row_hi * a.y_ld + col + 1, o[n][3] * inv_hi);
     }
@@ -266,13 +293,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
 int padded_head(const AttnArgs& a) {
   const int64_t d = a.D > a.Dv ? a.D : a.Dv;
   return d <= 32 ? 32 : d <= 64 ? 64 : 128;
-}
-
-int sm_count() {
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-    return 1;
-  return n;
 }
 
 int mask_kind(const AttnArgs& a) {
@@ -313,18 +333,17 @@ bool attention_mma_fits(const AttnArgs& a) {
   return a.t == kF16 && !a.k_t && a.D > 0 && a.Dv > 0 && a.D % 16 == 0 && a.Dv % 16 == 0 && a.D <= 128 &&
          a.Dv <= 128 &&
          ((a.q_ld | a.k_ld | a.v_ld | a.q_sb | a.q_sh | a.k_sb | a.k_sh | a.v_sb | a.v_sh) & 7) == 0 &&
-         ((addr(a.q) | addr(a.k) | addr(a.v)) & 15) == 0 && mask_kind(a) >= 0;
+         ((addr(a.q) | addr(a.k) | addr(a.v)) & 15) == 0 && mask_kind(a) >= 0 && a.Sq < (int64_t(1) << 30) &&
+         a.Sk < (int64_t(1) << 30);
 }
 
 size_t attention_mma_smem_bytes(const AttnArgs& a) { return smem_bytes(padded_head(a), kMaxWarps); }
 
 void attention_mma(const AttnArgs& a, cudaStream_t s) {
   if (a.B * a.H * a.Sq == 0) return;
-  // 4 warps (64 rows) a block when that still gives every SM a block; else smaller blocks.
-  static const int sms = sm_count();
-  const int64_t heads = a.B * a.H;
-  int warps = 4;
-  while (warps > 1 && heads * ((a.Sq + warps * 16 - 1) / (warps * 16)) < sms) warps /= 2;
+  // 4 warps (64 rows) a block. Measured on an H200 (bench/cuda_attention_bench.cpp): smaller blocks for
+  // grids under one block per SM were slower, e.g. bert b1 s128 14.5 us (1-2 warps) vs 11.6 us.
+  const int warps = 4;
   switch (padded_head(a)) {
     case 32: return launch<32>(a, warps, s);
     case 64: return launch<64>(a, warps, s);
