@@ -23,7 +23,8 @@ constexpr int kKeys = 64, kMaxWarps = 4, kPad = 8;  // kPad halves per row: 16-b
 
 __host__ __device__ constexpr int row_ld(int kD) { return kD + kPad; }
 __host__ __device__ constexpr size_t smem_bytes(int kD, int warps) {
-  return size_t(warps * 16 + 4 * kKeys) * row_ld(kD) * sizeof(__half);  // Q, then K and V twice
+  // Q, then K and V twice, then a key-mask row twice (kAddRowF32).
+  return size_t(warps * 16 + 4 * kKeys) * row_ld(kD) * sizeof(__half) + 2 * kKeys * sizeof(float);
 }
 
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
@@ -84,7 +85,9 @@ __device__ __forceinline__ void load_rows(__half* dst, const __half* src, int64_
 // loads all issue before the first is used (the switch serialized them: each
 // row waited on a global load per key).
 // kCausal: AttnArgs::causal, no reads; key tiles past the block's last row are skipped.
-enum MaskKind { kNoMask, kAddF32, kAddF16, kBoolMask, kCausal };
+// kAddRowF32: a float32 mask over keys only (BERT's [B, 1, 1, S]): each tile's 64 values ride the K/V
+// copies into shared memory (per-thread register prefetch of the mask cost bert b32 s128 9 us of 39).
+enum MaskKind { kNoMask, kAddF32, kAddF16, kBoolMask, kCausal, kAddRowF32 };
 
 template <int kMask>
 __device__ __forceinline__ float mask_value(const AttnArgs& a, int64_t i) {
@@ -102,6 +105,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   const int warps = int(blockDim.x) / 32, rows = warps * 16;
   __half* Qs = reinterpret_cast<__half*>(smem);
   __half* KV = Qs + rows * ld;  // K0, V0, K1, V1
+  float* Ms = reinterpret_cast<float*>(KV + 4 * kKeys * ld);  // mask rows 0, 1 (kAddRowF32)
   const int D = int(a.D), Dv = int(a.Dv);
   const __half* q = static_cast<const __half*>(a.q);
   const __half* kp = static_cast<const __half*>(a.k);
@@ -125,6 +129,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   load_rows<kD>(Qs, q + b * a.q_sb + h * a.q_sh, a.q_ld, int(r0), Sq, rows, D);
   load_rows<kD>(KV, kb, a.k_ld, 0, Sk, kKeys, D);
   load_rows<kD>(KV + kKeys * ld, vb, a.v_ld, 0, Sk, kKeys, Dv);
+  const float* mrow = kMask == kAddRowF32 ? static_cast<const float*>(a.mask) + b * a.m_sb + h * a.m_sh : nullptr;
+  if constexpr (kMask == kAddRowF32)
+    if (threadIdx.x < kKeys / 4) cp_async16(Ms + 4 * threadIdx.x, mrow + 4 * threadIdx.x, int(4 * threadIdx.x) < Sk);
   cp_async_commit();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -150,7 +157,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     // This tile's mask values (element e of n-tile j: row g or g+8, key k0 + 8j + 2 t4 + (e & 1)), loaded
     // before the wait below so their latency overlaps it; keys past Sk read key Sk-1 and are dropped later.
     float mv[8][4];
-    if constexpr (kMask != kNoMask && kMask != kCausal) {
+    if constexpr (kMask != kNoMask && kMask != kCausal && kMask != kAddRowF32) {
 #pragma unroll
       for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -165,6 +172,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
       __half* nk = KV + ((t + 1) & 1) * 2 * kKeys * ld;
       load_rows<kD>(nk, kb, a.k_ld, k0 + kKeys, Sk, kKeys, D);
       load_rows<kD>(nk + kKeys * ld, vb, a.v_ld, k0 + kKeys, Sk, kKeys, Dv);
+      if constexpr (kMask == kAddRowF32)
+        if (threadIdx.x < kKeys / 4) {
+          const int key = k0 + kKeys + 4 * int(threadIdx.x);
+          cp_async16(Ms + ((t + 1) & 1) * kKeys + 4 * threadIdx.x, mrow + (key < Sk ? key : 0), key < Sk);
+        }
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -212,10 +224,12 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
         if (inside) {
           v = s[j][e] * scale2;
           if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
+          if constexpr (kMask == kAddRowF32) v = fmaf(Ms[(t & 1) * kKeys + j * 8 + 2 * t4 + (e & 1)], kLog2e, v);
           if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
         } else if (kk < Sk) {
           v = s[j][e] * scale2;
           if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
+          if constexpr (kMask == kAddRowF32) v = fmaf(Ms[(t & 1) * kKeys + j * 8 + 2 * t4 + (e & 1)], kLog2e, v);
           if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
           if constexpr (kMask == kCausal) if (kk > (e < 2 ? row_lo : row_hi) + off) v = -INFINITY;
         }
@@ -298,6 +312,9 @@ int padded_head(const AttnArgs& a) {
 int mask_kind(const AttnArgs& a) {
   if (!a.mask) return kNoMask;
   if (a.causal) return kCausal;
+  if (a.mask_mode == 0 && a.tmask == kF32 && a.m_sq == 0 && a.m_sk == 1 && a.Sk % 4 == 0 && (a.m_sb | a.m_sh) % 4 == 0 &&
+      (reinterpret_cast<uintptr_t>(a.mask) & 15) == 0)
+    return kAddRowF32;
   if (a.mask_mode != 0) return a.tmask == kBool ? kBoolMask : -1;
   return a.tmask == kF32 ? kAddF32 : a.tmask == kF16 ? kAddF16 : -1;
 }
@@ -322,6 +339,7 @@ void launch(const AttnArgs& a, int warps, cudaStream_t s) {
     case kAddF32: return launch<kD, kAddF32>(a, warps, s);
     case kAddF16: return launch<kD, kAddF16>(a, warps, s);
     case kBoolMask: return launch<kD, kBoolMask>(a, warps, s);
+    case kAddRowF32: return launch<kD, kAddRowF32>(a, warps, s);
     default: return launch<kD, kCausal>(a, warps, s);
   }
 }
@@ -343,7 +361,7 @@ void attention_mma(const AttnArgs& a, cudaStream_t s) {
   if (a.B * a.H * a.Sq == 0) return;
   // 4 warps (64 rows) a block. Measured on an H200 (bench/cuda_attention_bench.cpp): smaller blocks for
   // grids under one block per SM were slower, e.g. bert b1 s128 14.5 us (1-2 warps) vs 11.6 us.
-  const int warps = 4;
+  const int warps = 4;  // 8 measured no faster (bert b32 s128 29.6 vs 30.2 us; gpt2 b8 s512 66 vs 61 us)
   switch (padded_head(a)) {
     case 32: return launch<32>(a, warps, s);
     case 64: return launch<64>(a, warps, s);
