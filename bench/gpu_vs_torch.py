@@ -397,7 +397,7 @@ def main():
     with open(stem + ".txt", "w") as f:
         f.write(table + "\n")
     out_dir = os.environ.get("OUT")
-    if out_dir:
+    if out_dir and os.path.realpath(out_dir) != os.path.realpath(args.out):  # (--out $OUT: already there)
         for ext in (".json", ".txt"):
             with open(stem + ext) as src, open(os.path.join(out_dir, os.path.basename(stem) + ext), "w") as dst:
                 dst.write(src.read())
