@@ -8,6 +8,7 @@
 #include "format/de_file.h"
 #include "frontend/onnx_loader.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/thread_pool.h"
 #include "optimizer/pipeline.h"
 #include "runtime/cuda_runtime.h"
 #include "runtime/executor.h"
@@ -218,11 +219,14 @@ std::vector<Tensor> Session::bind_inputs(const NamedTensors& inputs) const {
 }
 
 namespace {
+// On the intra-op pool: GPT-2's logits are millions of values.
 Tensor to_float16(const Tensor& t) {
   Tensor h(DType::kFloat16, t.shape());
   const float* src = t.data<float>();
   uint16_t* dst = static_cast<uint16_t*>(h.raw());
-  for (int64_t i = 0; i < t.numel(); ++i) dst[i] = float_to_half_bits(src[i]);
+  cpu::ThreadPool::global().parallel_for(t.numel(), 1 << 16, 0, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) dst[i] = float_to_half_bits(src[i]);
+  });
   return h;
 }
 

@@ -19,6 +19,20 @@ def test_run_with_npy_inputs_writes_outputs(relu_add_model, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "y.npy"), reference_relu_add(x))
 
 
+def test_run_output_dtype_float16(relu_add_model, tmp_path):
+    x = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = deepep_cli("run", relu_add_model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dtype", "float16",
+                   "--output-dir", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "output y: float16[4, 3]" in r.stdout
+    y = np.load(tmp_path / "out" / "y.npy")
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, reference_relu_add(x).astype(np.float16))
+    r = deepep_cli("run", relu_add_model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dtype", "half")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
 def test_run_random_needs_symbol_sizes(relu_add_model):
     r = deepep_cli("run", relu_add_model, "--random")
     assert r.returncode != 0 and "--dim batch=N" in r.stderr

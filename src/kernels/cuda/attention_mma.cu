@@ -131,7 +131,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   load_rows<kD>(KV + kKeys * ld, vb, a.v_ld, 0, Sk, kKeys, Dv);
   const float* mrow = kMask == kAddRowF32 ? static_cast<const float*>(a.mask) + b * a.m_sb + h * a.m_sh : nullptr;
   if constexpr (kMask == kAddRowF32)
-    if (threadIdx.x < kKeys / 4) cp_async16(Ms + 4 * threadIdx.x, mrow + 4 * threadIdx.x, int(4 * threadIdx.x) < Sk);
+    if (threadIdx.x < kKeys / 4) {
+      const int key = 4 * int(threadIdx.x);
+      cp_async16(Ms + key, mrow + (key < Sk ? key : 0), key < Sk);
+    }
   cp_async_commit();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -220,20 +223,13 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int kk = k0 + j * 8 + 2 * t4 + (e & 1);
-        float v = -INFINITY;
-        if (inside) {
-          v = s[j][e] * scale2;
-          if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
-          if constexpr (kMask == kAddRowF32) v = fmaf(Ms[(t & 1) * kKeys + j * 8 + 2 * t4 + (e & 1)], kLog2e, v);
-          if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
-        } else if (kk < Sk) {
-          v = s[j][e] * scale2;
-          if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
-          if constexpr (kMask == kAddRowF32) v = fmaf(Ms[(t & 1) * kKeys + j * 8 + 2 * t4 + (e & 1)], kLog2e, v);
-          if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
-          if constexpr (kMask == kCausal) if (kk > (e < 2 ? row_lo : row_hi) + off) v = -INFINITY;
-        }
-        s[j][e] = v;
+        float v = s[j][e] * scale2;
+        if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
+        if constexpr (kMask == kAddRowF32) v = fmaf(Ms[(t & 1) * kKeys + j * 8 + 2 * t4 + (e & 1)], kLog2e, v);
+        if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
+        const bool key = inside || (kk < Sk && (kMask != kCausal || kk <= (e < 2 ? row_lo : row_hi) + off));
+        s[j][e] = key ? v : -INFINITY;
+        v = s[j][e];
         if (e < 2) mx_lo = fmaxf(mx_lo, v);
         else mx_hi = fmaxf(mx_hi, v);
       }
