@@ -314,16 +314,7 @@ struct OutputSlot {
   bool convert = false;
   bool host = false;  // a host-known output: copied from the plan's host tensor
   bool direct = false;  // large: copied after the run straight into the result (no pinned hop)
-  // Padded rows on the device (GpuKernel::pitched_output): copied back row by row into dense rows.
-  size_t rows = 0, row_bytes = 0, pitch_bytes = 0;
 };
-
-// Device bytes of an output into dense host memory (row by row when its rows are padded).
-cudaError_t copy_output(void* dst, const OutputSlot& o, cudaStream_t s) {
-  if (o.pitch_bytes)
-    return cudaMemcpy2DAsync(dst, o.row_bytes, o.raw, o.pitch_bytes, o.row_bytes, o.rows, cudaMemcpyDeviceToHost, s);
-  return cudaMemcpyAsync(dst, o.raw, o.bytes, cudaMemcpyDeviceToHost, s);
-}
 
 struct Plan {
   std::vector<std::pair<DType, Shape>> signature;
@@ -408,7 +399,9 @@ class CudaSessionImpl : public CudaSession {
       const OutputSlot& o = p->outputs[i];
       if (o.host || !o.direct || !o.bytes) continue;
       direct[i] = take_pinned(*p, i, o.bytes);
-      if (direct[i]) DEEPEP_CUDA(copy_output(direct[i]->p, o, stream_), "copying outputs from the GPU");
+      if (direct[i])
+        DEEPEP_CUDA(cudaMemcpyAsync(direct[i]->p, o.raw, o.bytes, cudaMemcpyDeviceToHost, stream_),
+                    "copying outputs from the GPU");
     }
     DEEPEP_CUDA(cudaStreamSynchronize(stream_), "running the model on the GPU (set DEEPEP_CUDA_SYNC=1 to find the op)");
     p->ran_once = true;
@@ -429,12 +422,10 @@ class CudaSessionImpl : public CudaSession {
         continue;
       }
       Tensor t(o.dtype, p->shape[o.value]);
-      if (o.bytes && o.direct) {  // every pooled buffer is still held: a plain copy
-        DEEPEP_CUDA(copy_output(t.raw(), o, stream_), "copying outputs from the GPU");
-        DEEPEP_CUDA(cudaStreamSynchronize(stream_), "copying outputs from the GPU");
-      } else if (o.bytes) {
+      if (o.bytes && o.direct)  // every pooled buffer is still held: a plain copy
+        DEEPEP_CUDA(cudaMemcpy(t.raw(), o.raw, o.bytes, cudaMemcpyDeviceToHost), "copying outputs from the GPU");
+      else if (o.bytes)
         std::memcpy(t.raw(), static_cast<const uint8_t*>(p->pin_out.p) + o.pin_off, o.bytes);
-      }
       outs.push_back(std::move(t));
     }
     return outs;
@@ -457,35 +448,6 @@ class CudaSessionImpl : public CudaSession {
     b->reserve(bytes, "allocating pinned output memory");
     p.out_pool[i].push_back(b);
     return b;
-  }
-
-  // Row pitch (elements) per value id for the graph outputs whose rows get padded on the device: large
-  // (always copied directly), copied back as they are (no dtype conversion), rows not whole 16-byte
-  // vectors, read by no GPU node, made by a kernel that writes padded rows (GpuKernel::pitched_output).
-  template <class ResultDtype>
-  std::vector<int64_t> output_pitches(const Plan& p, const ResultDtype& result_dtype) const {
-    const Graph& g = m_->g;
-    std::vector<int64_t> pitch(g.values().size(), 0);
-    std::vector<int> readers(g.values().size(), 0);
-    for (const auto& np : g.nodes())
-      for (const Value* v : np->inputs)
-        if (v) ++readers[size_t(v->id)];
-    for (const Value* v : g.outputs) ++readers[size_t(v->id)];  // listed twice: not padded
-    for (const Value* v : g.outputs) {
-      const size_t id = size_t(v->id);
-      const Shape& s = p.shape[id];
-      const Node* n = v->producer;
-      if (m_->host_known[id] || readers[id] != 1 || !n || n->outputs.empty() || n->outputs[0] != v || s.size() < 2 ||
-          p.dev[id] != result_dtype(id))
-        continue;
-      const GpuKernel* k = m_->kernel[size_t(n->id)];
-      const int64_t es = int64_t(dtype_size(p.dev[id])), row = s.back() * es;
-      if (!k || !k->pitched_output || row % 16 == 0 || uint64_t(shape_numel(s) * es) < kDirectCopyBytes) continue;
-      std::vector<Shape> in;
-      for (const Value* x : n->inputs) in.push_back(x ? p.shape[size_t(x->id)] : Shape{});
-      if (k->pitched_output(*n, in)) pitch[id] = (row + 15) / 16 * 16 / es;
-    }
-    return pitch;
   }
 
   Plan* find(const std::vector<std::pair<DType, Shape>>& sig) {
@@ -615,14 +577,7 @@ class CudaSessionImpl : public CudaSession {
     p.dev.assign(nv, DType::kUndefined);
     for (size_t id = 0; id < nv; ++id) p.dev[id] = device_dtype(*m_, id, p.dtype[id]);
     auto dev_dtype = [&](size_t id) { return p.dev[id]; };
-    auto result_dtype = [&](size_t id) {
-      return m_->opt.fp16_outputs && p.dtype[id] == DType::kFloat32 ? DType::kFloat16 : p.dtype[id];
-    };
-    const std::vector<int64_t> pitch = output_pitches(p, result_dtype);
-    auto bytes_of = [&](size_t id) {
-      if (pitch[id]) return uint64_t(shape_numel(p.shape[id]) / p.shape[id].back() * pitch[id]) * dtype_size(dev_dtype(id));
-      return uint64_t(shape_numel(p.shape[id])) * dtype_size(dev_dtype(id));
-    };
+    auto bytes_of = [&](size_t id) { return uint64_t(shape_numel(p.shape[id])) * dtype_size(dev_dtype(id)); };
     // Buffers: one per root value; views map to their input's root.
     std::vector<int> root(nv, -1), buffer(nv, -1);
     std::vector<BufferRequest> req;
@@ -671,6 +626,9 @@ class CudaSessionImpl : public CudaSession {
       if (m_->on_device[id] && dev_dtype(id) != p.dtype[id])
         in_stage[i] = new_buffer(uint64_t(shape_numel(p.shape[id])) * dtype_size(p.dtype[id]), 0, 0);
     }
+    auto result_dtype = [&](size_t id) {
+      return m_->opt.fp16_outputs && p.dtype[id] == DType::kFloat32 ? DType::kFloat16 : p.dtype[id];
+    };
     for (size_t i = 0; i < g.outputs.size(); ++i) {
       const size_t id = size_t(g.outputs[i]->id);
       if (!m_->host_known[id] && dev_dtype(id) != result_dtype(id))
@@ -738,11 +696,6 @@ class CudaSessionImpl : public CudaSession {
         // ones are copied once, after the run, into the result tensor: a pinned
         // hop would cost a second pass over the bytes on the host.
         s.direct = s.bytes >= kDirectCopyBytes;
-        if (pitch[id]) {  // output_pitches took large outputs only: always direct
-          s.rows = size_t(shape_numel(p.shape[id]) / p.shape[id].back());
-          s.row_bytes = size_t(p.shape[id].back()) * dtype_size(s.dtype);
-          s.pitch_bytes = size_t(pitch[id]) * dtype_size(s.dtype);
-        }
         if (!s.direct) {
           s.pin_off = pin_out;
           pin_out += align_up(s.bytes);
@@ -767,7 +720,6 @@ class CudaSessionImpl : public CudaSession {
         t.data = p.ptr[id];
         t.dtype = dev_dtype(id);
         t.shape = p.shape[id];
-        t.pitch = pitch[id];
         if (p.host[id].defined()) t.host = &p.host[id];
         return t;
       };

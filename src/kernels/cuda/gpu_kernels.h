@@ -35,9 +35,6 @@ struct GpuTensor {
   // The bytes are the kernel's own layout of this constant, made at upload by
   // GpuKernel::upload (shape and dtype stay the graph's).
   bool reordered = false;
-  // Elements from one row (last dimension) to the next when the executor pads
-  // the rows of this output (GpuKernel::pitched_output); 0: dense.
-  int64_t pitch = 0;
   int64_t numel() const { return shape_numel(shape); }
   size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
   bool defined() const { return dtype != DType::kUndefined; }
@@ -77,12 +74,6 @@ struct GpuKernel {
   // sees that input with `reordered` set; the value's plain copy is uploaded
   // only when some other node reads it.
   std::function<Tensor(const Node&, size_t input, const Tensor& host)> upload;
-  // Optional: whether the kernel writes output 0 with padded rows (GpuTensor::
-  // pitch) for this node and these input shapes. The executor pads a large
-  // graph output whose rows are not whole 16-byte vectors and copies it back
-  // row by row (cudaMemcpy2D), so the kernel runs on aligned rows (GPT-2's
-  // 50257-word logits: cuBLASLt's aligned kernels, no transpose pass).
-  std::function<bool(const Node&, const std::vector<Shape>& inputs)> pitched_output;
 };
 
 // nullptr when the CUDA backend has no kernel for the op.

@@ -717,14 +717,9 @@ size_t prepare_matmul(GpuContext& ctx, GpuNode& n, const Mm& m) {
     st->epilogue_kernel = true;
   }
   size_t ws = 0;
-  const bool transposed_out = !Y.pitch && A.dtype == DType::kFloat16 && N % 8 != 0 && g.M % 8 == 0 && g.batch == 1 &&
+  const bool transposed_out = A.dtype == DType::kFloat16 && N % 8 != 0 && g.M % 8 == 0 && g.batch == 1 &&
                               st->a_off.empty() && !need_kernel && !g.bias && g.act == GemmShape::Act::kNone &&
                               g.lda % 8 == 0 && g.ldb % 8 == 0 && Y.numel() >= (int64_t(1) << 20);
-  if (Y.pitch) {  // the executor padded Y's rows: matmul_pitchable promised the plain cuBLASLt path
-    DEEPEP_CHECK(st->a_off.empty() && g.batch == 1 && !need_kernel && !transposed_out && K > 0, what_of(n),
-                 ": internal: padded output rows on a GEMM path that writes them densely");
-    g.ldc = Y.pitch;
-  }
   if (Y.numel() == 0) {
   } else if (K == 0) {
     st->zero_k = true;
@@ -817,22 +812,11 @@ Mm fused_matmul_args(const GpuNode& n) {
   return m;
 }
 
-// MatMul / FusedMatMul nodes whose output prepare_matmul writes through cuBLASLt alone (B one shared
-// 2-D matrix, no residual, an activation cuBLASLt's epilogue applies in float16): rows may be padded.
-bool matmul_pitchable(const Node& n, const std::vector<Shape>& in) {
-  if (in.size() < 2 || in[0].size() < 2 || in[1].size() != 2 || in[0].back() == 0) return false;
-  if (n.op_type == "MatMul") return true;
-  if (n.op_type != "FusedMatMul" || (n.inputs.size() > 3 && n.inputs[3])) return false;
-  const ops::Act act = ops::read_epilogue(n).act;
-  return act == ops::Act::kNone || act == ops::Act::kRelu || act == ops::Act::kGelu || act == ops::Act::kGeluTanh;
-}
-
 template <Mm (*Args)(const GpuNode&)>
-GpuKernel gemm_kernel(bool pitchable) {
+GpuKernel gemm_kernel() {
   GpuKernel k;
   k.prepare = [](GpuContext& ctx, GpuNode& n) { return prepare_matmul(ctx, n, Args(n)); };
   k.run = [](GpuContext& ctx, GpuNode& n) { run_matmul(ctx, n, Args(n)); };
-  if (pitchable) k.pitched_output = matmul_pitchable;
   return k;
 }
 
@@ -954,9 +938,9 @@ std::map<std::string, GpuKernel> build_table() {
   t["RMSNormalization"] = layer_norm_kernel(true);
   t["deepep.SkipLayerNorm"] = skip_layer_norm_kernel();
   t["deepep.Attention"] = attention_kernel();
-  t["MatMul"] = gemm_kernel<matmul_args>(true);
-  t["Gemm"] = gemm_kernel<gemm_args>(false);
-  t["deepep.FusedMatMul"] = gemm_kernel<fused_matmul_args>(true);
+  t["MatMul"] = gemm_kernel<matmul_args>();
+  t["Gemm"] = gemm_kernel<gemm_args>();
+  t["deepep.FusedMatMul"] = gemm_kernel<fused_matmul_args>();
   t["MaxPool"] = pool_kernel(true, false);
   t["AveragePool"] = pool_kernel(false, false);
   t["GlobalAveragePool"] = pool_kernel(false, true);
