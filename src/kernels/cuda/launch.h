@@ -134,7 +134,8 @@ struct AttnArgs {
   // skip the mask reads and the key tiles past the diagonal; the others read the mask.
   bool causal = false;
 };
-// Head sizes up to 128: a tiled kernel (64 query rows x 64 keys per step,
+// float16 that attention_mma_fits: tensor cores (attention_mma, below). Other
+// head sizes up to 128: a tiled kernel (64 query rows x 64 keys per step,
 // online softmax, float32 math from shared memory). Larger heads: one block per
 // query row with all scores in shared memory (attention_rowwise).
 void attention(const AttnArgs& a, cudaStream_t s);
