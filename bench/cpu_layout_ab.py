@@ -24,17 +24,11 @@ MODELS = ["resnet50", "mobilenetv2", "resnet152"]
 
 def bench_model(name, a, rng):
     import numpy as np
-    import onnxruntime as ort
     import deepep
-    from cpu_vs_ort import build_model, make_feeds
+    from cpu_vs_ort import build_model, make_feeds, ort_session
 
     path = build_model(name, a.cache_dir, 128)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = a.threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    osess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    osess = ort_session(path, a.threads)
     engines = {lay: deepep.Engine(path, fusion_level=a.fusion_level, layout=lay) for lay in ("nchw", "nhwc")}
     for lay, e in engines.items():
         assert e.layout == lay, (lay, e.layout)

@@ -71,18 +71,24 @@ def make_feeds(sess, seq, rng):
     return feeds
 
 
-def bench_model(name, a, rng):
-    import numpy as np
+def ort_session(path, threads):
+    """onnxruntime on the CPU as the comparison runs it: `threads` intra-op, sequential, all graph optimizations."""
     import onnxruntime as ort
-    import deepep
 
-    path = build_model(name, a.cache_dir, a.seq)
     so = ort.SessionOptions()
-    so.intra_op_num_threads = a.threads
+    so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    osess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def bench_model(name, a, rng):
+    import numpy as np
+    import deepep
+
+    path = build_model(name, a.cache_dir, a.seq)
+    osess = ort_session(path, a.threads)
     engine = deepep.Engine(path, fusion_level=a.fusion_level)
     feeds = make_feeds(osess, a.seq, rng)
     ours = engine.run(feeds)

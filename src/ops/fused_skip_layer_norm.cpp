@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "ops/gemm_util.h"
+#include "ops/op_util.h"
 
 namespace deepep::ops {
 namespace {
@@ -38,15 +39,6 @@ std::vector<float> expand_param(const Tensor& t, const Shape& norm, const Node& 
   return v;
 }
 
-// `small` is `full`'s trailing dims behind leading 1s: full[i] meets small[i % numel].
-bool periodic(const Shape& small, const Shape& full) {
-  if (small.size() > full.size()) return false;
-  size_t lead = 0;
-  while (lead < small.size() && small[lead] == 1) ++lead;
-  for (size_t i = lead; i < small.size(); ++i)
-    if (small[i] != full[full.size() - small.size() + i]) return false;
-  return true;
-}
 
 void skip_layer_norm_kernel(KernelContext& ctx) {
   const Node& node = ctx.node;

@@ -83,4 +83,13 @@ void infer_broadcast(InferContext& ctx) {
 
 void infer_broadcast_bool(InferContext& ctx) { ctx.set(0, DType::kBool, broadcast_all(ctx)); }
 
+bool periodic(const Shape& small, const Shape& full) {
+  if (small.size() > full.size()) return false;
+  size_t lead = 0;
+  while (lead < small.size() && small[lead] == 1) ++lead;
+  for (size_t i = lead; i < small.size(); ++i)
+    if (small[i] != full[full.size() - small.size() + i]) return false;
+  return true;
+}
+
 }  // namespace deepep::ops

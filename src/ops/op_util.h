@@ -26,6 +26,10 @@ SymShape broadcast_sym(const SymShape& a, const SymShape& b);
 // Strides of `in` viewed as broadcast into `out` (0 on broadcast dims).
 std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out);
 
+// `small` is `full`'s trailing dims behind leading 1s: full's elements in
+// order meet small's as full[i] ~ small[i % numel] (SkipLayerNorm's skip).
+bool periodic(const Shape& small, const Shape& full);
+
 // Calls f(out_index, in_offset_0, in_offset_1, ...) for every element of
 // `out`, with each input's offset under broadcasting. Inputs are shapes.
 template <size_t N, class F>

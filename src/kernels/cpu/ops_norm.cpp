@@ -30,15 +30,6 @@ Shape strip_ones(const Shape& s) {
 // The parameter's values are those of the normalized dims, in order.
 bool param_matches(const Tensor* p, const Shape& norm) { return is_f32(p) && strip_ones(p->shape()) == strip_ones(norm); }
 
-// `small` is `full`'s trailing dims behind leading 1s.
-bool periodic(const Shape& small, const Shape& full) {
-  if (small.size() > full.size()) return false;
-  size_t lead = 0;
-  while (lead < small.size() && small[lead] == 1) ++lead;
-  for (size_t i = lead; i < small.size(); ++i)
-    if (small[i] != full[full.size() - small.size() + i]) return false;
-  return true;
-}
 
 // rows x cols split of `shape` at the node's axis attribute; false when the
 // axis is out of range.
@@ -78,7 +69,7 @@ bool skip_operands(const KernelContext& ctx, const Tensor*& x, const Tensor*& sk
   const Shape out = ops::broadcast_shapes(x->shape(), skip->shape(), ctx.node);  // throws: no broadcast
   if (x->shape() != out) std::swap(x, skip);
   if (x->shape() != out) return false;
-  if (!periodic(skip->shape(), x->shape())) return false;
+  if (!ops::periodic(skip->shape(), x->shape())) return false;
   if (!split_rows(ctx.node, x->shape(), rows, cols)) return false;
   if (cols > 0 && skip->numel() % cols != 0) return false;
   const Shape norm = norm_dims(ctx.node, x->shape());
