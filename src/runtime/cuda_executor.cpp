@@ -29,6 +29,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "deepep/half.h"
 #include "ir/op_registry.h"
@@ -36,6 +37,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gpu_kernels.h"
 #include "kernels/cuda/launch.h"
+#include "runtime/cuda_output_blocks.h"
 #include "runtime/cuda_runtime.h"
 #include "runtime/memory_planner.h"
 
@@ -313,7 +315,15 @@ struct OutputSlot {
   size_t pin_off = 0;
   bool convert = false;
   bool host = false;  // a host-known output: copied from the plan's host tensor
-  bool direct = false;  // large: copied after the run straight into the result (no pinned hop)
+  bool direct = false;  // large: copied straight into the result's pinned buffer on the copy stream
+};
+// One block of a direct output: converted (when the device dtype differs) and
+// copied to the host after node `after` of the plan (the end when it is
+// nodes.size()), on the copy stream, while the nodes after it run.
+struct OutputCopy {
+  size_t output;
+  size_t after;
+  uint64_t offset, bytes;  // in the result's bytes
 };
 
 struct Plan {
@@ -327,16 +337,25 @@ struct Plan {
   std::vector<int> gather_nodes;    // node ids whose kernels may set an error flag
   std::vector<InputSlot> inputs;
   std::vector<OutputSlot> outputs;
+  std::vector<OutputCopy> copies;  // by `after`
   DeviceBuffer arena;
   PinnedBuffer pin_in, pin_out;
   std::vector<std::vector<std::shared_ptr<PinnedBuffer>>> out_pool;  // per output: results handed out
   size_t workspace = 0;
   cudaGraphExec_t exec = nullptr;
+  cudaGraph_t graph = nullptr;               // exec's graph: its copy nodes are re-pointed per run
+  std::vector<cudaGraphNode_t> copy_nodes;   // by copies index
+  std::vector<void*> exec_dst;               // by output: where exec's copies write now
   bool ran_once = false;
   std::string graph_error;  // why this plan runs eagerly
   MemoryReport report;
-  ~Plan() {
+  ~Plan() { drop_graph(); }
+  void drop_graph() {
     if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    exec = nullptr, graph = nullptr;
+    copy_nodes.clear();
+    exec_dst.clear();
   }
 };
 
@@ -350,6 +369,9 @@ class CudaSessionImpl : public CudaSession {
       DEEPEP_CUDA(cudnnCreate(&ctx_.dnn), "creating the cuDNN handle");
       DEEPEP_CUDA(cudnnSetStream(ctx_.dnn, stream_), "binding cuDNN to the stream");
     }
+    DEEPEP_CUDA(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking), "creating a CUDA stream");
+    DEEPEP_CUDA(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming), "creating a CUDA event");
+    DEEPEP_CUDA(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming), "creating a CUDA event");
     ctx_.stream = stream_;
     ctx_.allow_tf32 = m_->info.tf32 && !m_->opt.strict_fp32;
     ctx_.cc_major = m_->info.cc_major, ctx_.cc_minor = m_->info.cc_minor;
@@ -365,6 +387,9 @@ class CudaSessionImpl : public CudaSession {
     plans_.clear();
     if (ctx_.lt) cublasLtDestroy(ctx_.lt);
     if (ctx_.dnn) cudnnDestroy(ctx_.dnn);
+    if (fork_) cudaEventDestroy(fork_);
+    if (join_) cudaEventDestroy(join_);
+    if (copy_stream_) cudaStreamDestroy(copy_stream_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -378,30 +403,30 @@ class CudaSessionImpl : public CudaSession {
     // Caller bytes -> pinned staging.
     for (size_t i = 0; i < p->inputs.size(); ++i)
       if (p->inputs[i].bytes) copy_to_staging(static_cast<uint8_t*>(p->pin_in.p) + p->inputs[i].pin_off, inputs[i].raw(), p->inputs[i].bytes);
+    // Large outputs land in pinned buffers that become the results (one DMA,
+    // no host-side copy or page faults); a buffer the caller still holds from
+    // an earlier run is not reused.
+    std::vector<std::shared_ptr<PinnedBuffer>> direct(p->outputs.size());
+    std::vector<void*> dst(p->outputs.size(), nullptr);
+    for (size_t i = 0; i < p->outputs.size(); ++i) {
+      const OutputSlot& o = p->outputs[i];
+      if (o.host || !o.direct || !o.bytes) continue;
+      direct[i] = take_pinned(*p, i, o.bytes);
+      dst[i] = direct[i]->p;
+    }
     const bool debug_sync = env_on("DEEPEP_CUDA_SYNC");
     if (p->ran_once && m_->opt.graphs && !debug_sync && !p->exec && p->graph_error.empty()) {
-      capture(*p);
+      capture(*p, dst);
       if (env_on("DEEPEP_CUDA_VERBOSE"))
         std::fprintf(stderr, "deepep cuda: plan of %zu GPU nodes, arena %llu bytes, workspace %zu bytes: %s\n",
                      p->nodes.size(), static_cast<unsigned long long>(p->report.planned_bytes), workspace_.bytes,
                      p->exec ? "CUDA graph captured" : ("runs eagerly: " + p->graph_error).c_str());
     }
+    if (p->exec) retarget(*p, dst);
     if (p->exec) {
       DEEPEP_CUDA(cudaGraphLaunch(p->exec, stream_), "launching the CUDA graph");
     } else {
-      enqueue(*p, debug_sync);
-    }
-    // Large outputs: copied after the kernels into pinned buffers that become
-    // the results (one DMA, no host-side copy or page faults); a buffer the
-    // caller still holds from an earlier run is not reused.
-    std::vector<std::shared_ptr<PinnedBuffer>> direct(p->outputs.size());
-    for (size_t i = 0; i < p->outputs.size(); ++i) {
-      const OutputSlot& o = p->outputs[i];
-      if (o.host || !o.direct || !o.bytes) continue;
-      direct[i] = take_pinned(*p, i, o.bytes);
-      if (direct[i])
-        DEEPEP_CUDA(cudaMemcpyAsync(direct[i]->p, o.raw, o.bytes, cudaMemcpyDeviceToHost, stream_),
-                    "copying outputs from the GPU");
+      enqueue(*p, dst, debug_sync);
     }
     DEEPEP_CUDA(cudaStreamSynchronize(stream_), "running the model on the GPU (set DEEPEP_CUDA_SYNC=1 to find the op)");
     p->ran_once = true;
@@ -422,9 +447,7 @@ class CudaSessionImpl : public CudaSession {
         continue;
       }
       Tensor t(o.dtype, p->shape[o.value]);
-      if (o.bytes && o.direct)  // every pooled buffer is still held: a plain copy
-        DEEPEP_CUDA(cudaMemcpy(t.raw(), o.raw, o.bytes, cudaMemcpyDeviceToHost), "copying outputs from the GPU");
-      else if (o.bytes)
+      if (o.bytes)
         std::memcpy(t.raw(), static_cast<const uint8_t*>(p->pin_out.p) + o.pin_off, o.bytes);
       outs.push_back(std::move(t));
     }
@@ -437,17 +460,35 @@ class CudaSessionImpl : public CudaSession {
   static constexpr size_t kMaxPlans = 8;
 
   // A pinned buffer of output `i` that no earlier result still uses (at most
-  // kPinnedPerOutput per output; nullptr when all are held).
+  // kPinnedPerOutput kept per output; past that, one for this result alone).
   static constexpr size_t kPinnedPerOutput = 3;
   std::shared_ptr<PinnedBuffer> take_pinned(Plan& p, size_t i, size_t bytes) {
     if (p.out_pool.size() <= i) p.out_pool.resize(p.outputs.size());
     for (auto& b : p.out_pool[i])
       if (b.use_count() == 1) return b;
-    if (p.out_pool[i].size() >= kPinnedPerOutput) return nullptr;
     auto b = std::make_shared<PinnedBuffer>();
     b->reserve(bytes, "allocating pinned output memory");
-    p.out_pool[i].push_back(b);
+    if (p.out_pool[i].size() < kPinnedPerOutput) p.out_pool[i].push_back(b);
     return b;
+  }
+
+  // Points the captured graph's output copies at this run's result buffers.
+  void retarget(Plan& p, const std::vector<void*>& dst) {
+    for (size_t k = 0; k < p.copies.size(); ++k) {
+      const OutputCopy& c = p.copies[k];
+      if (p.exec_dst[c.output] == dst[c.output]) continue;
+      const OutputSlot& o = p.outputs[c.output];
+      const cudaError_t e = cudaGraphExecMemcpyNodeSetParams1D(
+          p.exec, p.copy_nodes[k], static_cast<char*>(dst[c.output]) + c.offset,
+          static_cast<const char*>(o.raw) + c.offset, c.bytes, cudaMemcpyDeviceToHost);
+      if (e != cudaSuccess) {  // this plan runs eagerly from now on
+        cudaGetLastError();
+        p.drop_graph();
+        p.graph_error = std::string("re-pointing the output copies failed: ") + cudaGetErrorString(e);
+        return;
+      }
+    }
+    for (const OutputCopy& c : p.copies) p.exec_dst[c.output] = dst[c.output];
   }
 
   Plan* find(const std::vector<std::pair<DType, Shape>>& sig) {
@@ -465,11 +506,7 @@ class CudaSessionImpl : public CudaSession {
     workspace_.allocate(bytes, detail::concat("allocating a ", bytes, "-byte GPU workspace"));
     ctx_.workspace = workspace_.p;
     ctx_.workspace_bytes = workspace_.bytes;
-    for (auto& p : plans_)  // captured graphs hold the old pointer
-      if (p->exec) {
-        cudaGraphExecDestroy(p->exec);
-        p->exec = nullptr;
-      }
+    for (auto& p : plans_) p->drop_graph();  // captured graphs hold the old pointer
   }
 
   // Shapes (and host values) of every value for this signature.
@@ -629,10 +666,21 @@ class CudaSessionImpl : public CudaSession {
     auto result_dtype = [&](size_t id) {
       return m_->opt.fp16_outputs && p.dtype[id] == DType::kFloat32 ? DType::kFloat16 : p.dtype[id];
     };
+    // The GPU node that makes each output's bytes (its root value as output 0), if any: large outputs are
+    // copied (and converted) right after it, while later nodes run.
+    std::vector<const Node*> maker(g.outputs.size(), nullptr);
+    for (size_t i = 0; i < g.outputs.size(); ++i) {
+      const size_t id = size_t(g.outputs[i]->id);
+      const Value* r = g.values()[size_t(root[id] >= 0 ? root[id] : int(id))].get();
+      if (r->producer && m_->kernel[size_t(r->producer->id)] && !r->producer->outputs.empty() &&
+          r->producer->outputs[0] == r)
+        maker[i] = r->producer;
+    }
     for (size_t i = 0; i < g.outputs.size(); ++i) {
       const size_t id = size_t(g.outputs[i]->id);
       if (!m_->host_known[id] && dev_dtype(id) != result_dtype(id))
-        out_stage[i] = new_buffer(uint64_t(shape_numel(p.shape[id])) * dtype_size(result_dtype(id)), last_step, last_step);
+        out_stage[i] = new_buffer(uint64_t(shape_numel(p.shape[id])) * dtype_size(result_dtype(id)),
+                                  maker[i] ? maker[i]->id + 1 : last_step, last_step);
     }
     MemoryPlan mp = plan_memory(req);
     const uint64_t cap = m_->opt.memory_pool_bytes;
@@ -705,6 +753,13 @@ class CudaSessionImpl : public CudaSession {
     }
     p.pin_in.reserve(pin_in, "allocating pinned input staging");
     p.pin_out.reserve(pin_out, "allocating pinned output staging");
+    // Direct outputs by the node that makes them (a node making two of them: copied whole after it).
+    std::map<int, std::vector<size_t>> made_by;
+    for (size_t i = 0; i < p.outputs.size(); ++i)
+      if (p.outputs[i].direct && p.outputs[i].bytes) made_by[maker[i] ? maker[i]->id : nn].push_back(i);
+    auto copy_whole = [&](size_t output) {
+      p.copies.push_back({output, p.nodes.size() - 1, 0, p.outputs[output].bytes});
+    };
     // GPU nodes: tensors, then prepare (algorithm choice, workspace).
     p.nodes.reserve(g.nodes().size());
     size_t ws = 0;
@@ -731,15 +786,25 @@ class CudaSessionImpl : public CudaSession {
         }
       for (const Value* v : n.outputs) gn.out.push_back(tensor_of(v));
       if (n.op_type == "Gather") p.gather_nodes.push_back(n.id);
-      try {
-        if (k->prepare) ws = std::max(ws, k->prepare(ctx_, gn));
-      } catch (const Error& e) {
-        const std::string msg = e.what();
-        if (msg.find(n.op_type) == std::string::npos) throw Error(detail::concat(n.describe(), ": ", msg));
-        throw;
-      }
+      auto prepare = [&](GpuNode& x) {
+        try {
+          if (k->prepare) ws = std::max(ws, k->prepare(ctx_, x));
+        } catch (const Error& e) {
+          const std::string msg = e.what();
+          if (msg.find(n.op_type) == std::string::npos) throw Error(detail::concat(n.describe(), ": ", msg));
+          throw;
+        }
+      };
+      auto made = made_by.find(n.id);
+      if (made != made_by.end() && made->second.size() == 1 && split_for_copy(p, gn, *k, made->second[0], prepare))
+        continue;
+      prepare(gn);
       p.nodes.push_back(std::move(gn));
+      if (made != made_by.end())
+        for (size_t i : made->second) copy_whole(i);
     }
+    if (auto rest = made_by.find(nn); rest != made_by.end())  // made by no GPU node (a graph input, say)
+      for (size_t i : rest->second) p.copies.push_back({i, p.nodes.size(), 0, p.outputs[i].bytes});
     p.workspace = ws;
     grow_workspace(ws);
     // Report.
@@ -754,7 +819,43 @@ class CudaSessionImpl : public CudaSession {
     return plans_.front().get();
   }
 
-  void enqueue(Plan& p, bool debug_sync) {
+  // Adds node `n` as blocks of its rows (each prepared), each followed by the
+  // copy of its part of direct output `output`; false when it cannot be split
+  // (nothing added then: a block the kernel refuses makes the whole node run
+  // as one, and its own prepare reports any error).
+  template <class Prepare>
+  bool split_for_copy(Plan& p, const GpuNode& n, const GpuKernel& k, size_t output, Prepare&& prepare) {
+    const OutputSlot& o = p.outputs[output];
+    if (!k.row_inputs || n.out.empty() || n.out[0].numel() != shape_numel(p.shape[o.value])) return false;
+    std::optional<std::vector<size_t>> rows_in;
+    try {
+      rows_in = k.row_inputs(n);
+    } catch (const Error&) {
+      return false;
+    }
+    if (!rows_in || !cuda::rows_line_up(n, *rows_in)) return false;
+    const int64_t cols = n.out[0].shape.back(), rows = n.out[0].numel() / cols;
+    const int64_t per = cuda::output_block_rows(rows, o.bytes);
+    if (per >= rows) return false;
+    std::vector<GpuNode> blocks;
+    try {
+      for (int64_t r0 = 0; r0 < rows; r0 += per) {
+        blocks.push_back(cuda::row_block(n, *rows_in, r0, std::min(per, rows - r0)));
+        prepare(blocks.back());
+      }
+    } catch (const Error&) {
+      return false;  // a block shape the kernel does not take: the whole node runs as one
+    }
+    const uint64_t row_bytes = uint64_t(cols) * dtype_size(o.dtype);
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      const int64_t r0 = int64_t(b) * per, count = blocks[b].out[0].numel() / cols;
+      p.nodes.push_back(std::move(blocks[b]));
+      p.copies.push_back({output, p.nodes.size() - 1, uint64_t(r0) * row_bytes, uint64_t(count) * row_bytes});
+    }
+    return true;
+  }
+
+  void enqueue(Plan& p, const std::vector<void*>& dst, bool debug_sync) {
     cudaStream_t s = stream_;
     DEEPEP_CUDA(cudaMemsetAsync(flags_.p, 0, flags_.bytes, s), "clearing error flags");
     for (const InputSlot& in : p.inputs) {
@@ -768,7 +869,28 @@ class CudaSessionImpl : public CudaSession {
         DEEPEP_CUDA_LAUNCHED("converting inputs");
       }
     }
-    for (GpuNode& n : p.nodes) {
+    // Direct outputs: converted on the stream, then copied on the copy stream
+    // (forked after the node that made them, joined at the end).
+    size_t next_copy = 0;
+    auto copy_out = [&](size_t after) {
+      for (; next_copy < p.copies.size() && p.copies[next_copy].after == after; ++next_copy) {
+        const OutputCopy& c = p.copies[next_copy];
+        const OutputSlot& o = p.outputs[c.output];
+        if (o.convert) {
+          const size_t es = dtype_size(o.dtype), ds = dtype_size(p.dev[o.value]);
+          cuda::convert(static_cast<const char*>(p.ptr[o.value]) + c.offset / es * ds, int(p.dev[o.value]),
+                        static_cast<char*>(o.raw) + c.offset, int(o.dtype), int64_t(c.bytes / es), s);
+          DEEPEP_CUDA_LAUNCHED("converting outputs");
+        }
+        DEEPEP_CUDA(cudaEventRecord(fork_, s), "ordering the output copies");
+        DEEPEP_CUDA(cudaStreamWaitEvent(copy_stream_, fork_, 0), "ordering the output copies");
+        DEEPEP_CUDA(cudaMemcpyAsync(static_cast<char*>(dst[c.output]) + c.offset, static_cast<const char*>(o.raw) + c.offset,
+                                    c.bytes, cudaMemcpyDeviceToHost, copy_stream_),
+                    "copying outputs from the GPU");
+      }
+    };
+    for (size_t i = 0; i < p.nodes.size(); ++i) {
+      GpuNode& n = p.nodes[i];
       try {
         m_->kernel[size_t(n.node.id)]->run(ctx_, n);
       } catch (const Error& e) {
@@ -777,9 +899,15 @@ class CudaSessionImpl : public CudaSession {
         throw;
       }
       if (debug_sync) DEEPEP_CUDA(cudaStreamSynchronize(s), n.node.describe());
+      copy_out(i);
+    }
+    copy_out(p.nodes.size());
+    if (!p.copies.empty()) {
+      DEEPEP_CUDA(cudaEventRecord(join_, copy_stream_), "ordering the output copies");
+      DEEPEP_CUDA(cudaStreamWaitEvent(s, join_, 0), "ordering the output copies");
     }
     for (const OutputSlot& o : p.outputs) {
-      if (o.host || !o.bytes) continue;
+      if (o.host || !o.bytes || o.direct) continue;
       if (o.convert) {
         cuda::convert(p.ptr[o.value], int(p.dev[o.value]), o.raw, int(o.dtype),
                       shape_numel(p.shape[o.value]), s);
@@ -793,11 +921,11 @@ class CudaSessionImpl : public CudaSession {
     DEEPEP_CUDA(cudaMemcpyAsync(pin_flags_.p, flags_.p, flags_.bytes, cudaMemcpyDeviceToHost, s), "reading error flags");
   }
 
-  void capture(Plan& p) {
+  void capture(Plan& p, const std::vector<void*>& dst) {
     cudaGraph_t graph = nullptr;
     DEEPEP_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "starting CUDA graph capture");
     try {
-      enqueue(p, false);
+      enqueue(p, dst, false);
     } catch (const Error& e) {
       cudaStreamEndCapture(stream_, &graph);
       if (graph) cudaGraphDestroy(graph);
@@ -812,16 +940,31 @@ class CudaSessionImpl : public CudaSession {
       return;
     }
     const cudaError_t ie = cudaGraphInstantiate(&p.exec, graph, 0);
-    cudaGraphDestroy(graph);
+    p.graph = graph;
     if (ie != cudaSuccess) {
       cudaGetLastError();
       p.exec = nullptr;
+      p.drop_graph();
       p.graph_error = std::string("instantiation failed: ") + cudaGetErrorString(ie);
+      return;
     }
+    // The copy nodes, to re-point at each run's result buffers.
+    std::vector<const void*> to;
+    for (const OutputCopy& c : p.copies) to.push_back(static_cast<const char*>(dst[c.output]) + c.offset);
+    p.copy_nodes = cuda::memcpy_nodes_writing(graph, to);
+    for (cudaGraphNode_t node : p.copy_nodes)
+      if (!node) {
+        p.drop_graph();
+        p.graph_error = "the output copies were not found in the captured graph";
+        return;
+      }
+    p.exec_dst = dst;
   }
 
   std::shared_ptr<CudaModel> m_;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t copy_stream_ = nullptr;  // direct outputs' copies to the host
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
   GpuContext ctx_;
   DeviceBuffer workspace_, flags_;
   PinnedBuffer pin_flags_;

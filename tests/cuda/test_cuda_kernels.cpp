@@ -400,7 +400,7 @@ TEST(CudaRuntime, LargeOutputsSurviveLaterRuns) {
   std::vector<Tensor> ra = session->run({a});
   std::vector<Tensor> rb = session->run({b});  // graph replay
   std::vector<Tensor> rc = session->run({a});
-  std::vector<Tensor> rd = session->run({b});  // every pooled buffer held: plain copies
+  std::vector<Tensor> rd = session->run({b});  // every pooled buffer held: a buffer of its own
   check(ra, a, "first");
   check(rb, b, "second");
   check(rc, a, "third");

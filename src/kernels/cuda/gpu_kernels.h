@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,12 @@ struct GpuKernel {
   // sees that input with `reordered` set; the value's plain copy is uploaded
   // only when some other node reads it.
   std::function<Tensor(const Node&, size_t input, const Tensor& host)> upload;
+  // Optional: output 0 can be made a block of rows at a time (its rows: all
+  // dims but the last, flattened). Returns the inputs whose rows go with
+  // output 0's (sliced alike; the others are read whole), or nullopt when this
+  // node cannot be split. The executor splits the producer of a large graph
+  // output so that the output's copy to the host overlaps its computation.
+  std::function<std::optional<std::vector<size_t>>(const GpuNode&)> row_inputs;
 };
 
 // nullptr when the CUDA backend has no kernel for the op.

@@ -425,6 +425,13 @@ GpuKernel layer_norm_kernel(bool rms) {
     layer_norm(a, ctx.stream);
     launched(n);
   };
+  k.row_inputs = [](const GpuNode& n) -> std::optional<std::vector<size_t>> {
+    const int64_t r = int64_t(n.in[0].shape.size());
+    if (r == 0 || n.in[0].host || norm_axis(n, n.node.attr_int("axis", -1), r) != r - 1) return std::nullopt;
+    for (size_t i = 1; i < n.out.size(); ++i)
+      if (n.out[i].defined()) return std::nullopt;
+    return std::vector<size_t>{0};
+  };
   return k;
 }
 
@@ -812,11 +819,25 @@ Mm fused_matmul_args(const GpuNode& n) {
   return m;
 }
 
+// Y's rows come from A's rows alone when B is one shared 2-D matrix and A is not transposed (a residual
+// of Y's shape is sliced with them).
+std::optional<std::vector<size_t>> gemm_row_inputs(const GpuNode& n, const Mm& m) {
+  if (m.ta || m.B->shape.size() != 2 || m.A->shape.size() < 2 || n.out.size() != 1 || m.A->host) return std::nullopt;
+  if (m.bias && m.bias->numel() != n.out[0].shape.back()) return std::nullopt;
+  std::vector<size_t> rows{0};
+  if (m.res) {
+    if (m.res->shape != n.out[0].shape || m.res->host) return std::nullopt;
+    rows.push_back(size_t(m.res - n.in.data()));
+  }
+  return rows;
+}
+
 template <Mm (*Args)(const GpuNode&)>
 GpuKernel gemm_kernel() {
   GpuKernel k;
   k.prepare = [](GpuContext& ctx, GpuNode& n) { return prepare_matmul(ctx, n, Args(n)); };
   k.run = [](GpuContext& ctx, GpuNode& n) { run_matmul(ctx, n, Args(n)); };
+  k.row_inputs = [](const GpuNode& n) { return gemm_row_inputs(n, Args(n)); };
   return k;
 }
 

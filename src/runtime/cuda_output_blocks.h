@@ -1,0 +1,35 @@
+// Streaming a large graph output to the host while it is being made
+// (cuda_executor.cpp): the node that makes it is split into blocks of rows
+// (GpuKernel::row_inputs), and each block is copied to the host on a side
+// stream as soon as it is done. GPT-2's logits (411 MB at batch 8) take longer
+// to cross PCIe than the whole model takes to run; copied after the run, the
+// copy is pure latency.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cuda/gpu_kernels.h"
+
+namespace deepep::cuda {
+
+// Rows per block for an output of `rows` rows and `bytes` bytes: blocks of
+// about 8 MB (at most 32 of them; rows a multiple of 64, a GEMM tile), or
+// `rows` when the output is too small to be worth splitting.
+int64_t output_block_rows(int64_t rows, uint64_t bytes);
+
+// True when output 0 and every input in `row_inputs` have the same number of
+// rows (all dims but the last) and are dense, so blocks of rows line up.
+bool rows_line_up(const GpuNode& n, const std::vector<size_t>& row_inputs);
+
+// `n` restricted to rows [r0, r0 + count) of output 0 and of the inputs in
+// `row_inputs` (each seen as a 2-D [count, last dim] tensor).
+GpuNode row_block(const GpuNode& n, const std::vector<size_t>& row_inputs, int64_t r0, int64_t count);
+
+// For each destination in `dst`, the memcpy node of the captured graph `g`
+// that writes there (nullptr when none does): the executor re-points those
+// nodes at each run's result buffer (cudaGraphExecMemcpyNodeSetParams1D).
+std::vector<cudaGraphNode_t> memcpy_nodes_writing(cudaGraph_t g, const std::vector<const void*>& dst);
+
+}  // namespace deepep::cuda
