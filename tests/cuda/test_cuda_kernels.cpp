@@ -233,7 +233,7 @@ TEST(CudaKernels, Attention) {
   }
   // A constant causal keep-mask (GPT-2's tril buffer), aligned to the last key (Sk >= Sq): the tensor-core
   // kernel skips tiles past the diagonal and reads no mask. Then the same mask with one bit flipped.
-  for (auto [sq, sk] : std::vector<std::pair<int64_t, int64_t>>{{150, 150}, {70, 150}, {1, 65}}) {
+  for (auto [sq, sk] : std::vector<std::pair<int64_t, int64_t>>{{150, 150}, {70, 150}, {1, 65}, {300, 300}}) {
     for (int flip = 0; flip < 2; ++flip) {
       Tensor m(DType::kBool, {1, 1, sq, sk});
       for (int64_t q = 0; q < sq; ++q)

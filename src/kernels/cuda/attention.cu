@@ -165,6 +165,8 @@ size_t attention_smem_bytes(const AttnArgs& a) {
   return tiled(a) ? tiled_smem_floats(a.D, a.Dv) * sizeof(float) : attention_rowwise_smem_bytes(a);
 }
 
+size_t attention_workspace_bytes(const AttnArgs& a) { return mma_chosen(a) ? attention_mma_workspace_bytes(a) : 0; }
+
 void attention(const AttnArgs& a, cudaStream_t s) {
   if (mma_chosen(a)) return attention_mma(a, s);
   if (!tiled(a)) return attention_rowwise(a, s);

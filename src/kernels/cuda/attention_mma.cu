@@ -12,6 +12,13 @@
 // Needs 16-byte aligned rows (head sizes, row strides and offsets multiples
 // of 8 halves), K not transposed and a float32/float16 additive or boolean
 // mask; attention.cu takes the tiled kernel otherwise.
+//
+// Grids of fewer blocks than SMs (batch 1) split the keys: each block then
+// covers a range of key tiles of its rows and writes unnormalized partial
+// results (O, running max and sum) to the workspace, and a second kernel
+// combines the splits. Blocks run the rows with the most key tiles (causal:
+// the last rows) first, so the longest blocks do not start in the last wave.
+#include <algorithm>
 #include <cfloat>
 
 #include "kernels/cuda/device_util.cuh"
@@ -99,7 +106,7 @@ __device__ __forceinline__ float mask_value(const AttnArgs& a, int64_t i) {
 
 // kD: head size rounded up to 32, 64 or 128 (register arrays); D, Dv <= kD.
 template <int kD, int kMask>
-__global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs a) {
+__global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs a, int splits, int split_tiles) {
   extern __shared__ __align__(16) unsigned char smem[];
   constexpr int ld = row_ld(kD), kC = kD / 16, kN = kD / 8;  // k-chunks of Q K^T, n-tiles of P V
   const int warps = int(blockDim.x) / 32, rows = warps * 16;
@@ -111,8 +118,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   const __half* kp = static_cast<const __half*>(a.k);
   const __half* vp = static_cast<const __half*>(a.v);
 
-  const int64_t qtiles = (a.Sq + rows - 1) / rows;
-  const int64_t bh = blockIdx.x / qtiles, qt = blockIdx.x % qtiles;
+  const int64_t qtiles = (a.Sq + rows - 1) / rows, BH = a.B * a.H;
+  const int64_t bh = blockIdx.x % BH, rest = blockIdx.x / BH;
+  const int split = int(rest % splits);
+  const int64_t qt = qtiles - 1 - rest / splits;  // the last rows (causal: the most keys) first
   const int64_t b = bh / a.H, h = bh % a.H;
   const int64_t r0 = qt * rows;
   const __half* kb = kp + b * a.k_sb + h * a.k_sh;
@@ -125,21 +134,34 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     const int last = int(r0) + rows - 1 + off;  // the block's last row's last key
     if (last / kKeys + 1 < ntiles) ntiles = last / kKeys + 1;
   }
-
-  load_rows<kD>(Qs, q + b * a.q_sb + h * a.q_sh, a.q_ld, int(r0), Sq, rows, D);
-  load_rows<kD>(KV, kb, a.k_ld, 0, Sk, kKeys, D);
-  load_rows<kD>(KV + kKeys * ld, vb, a.v_ld, 0, Sk, kKeys, Dv);
-  const float* mrow = kMask == kAddRowF32 ? static_cast<const float*>(a.mask) + b * a.m_sb + h * a.m_sh : nullptr;
-  if constexpr (kMask == kAddRowF32)
-    if (threadIdx.x < kKeys / 4) {
-      const int key = 4 * int(threadIdx.x);
-      cp_async16(Ms + key, mrow + (key < Sk ? key : 0), key < Sk);
-    }
-  cp_async_commit();
-
+  const int t_begin = splits > 1 ? split * split_tiles : 0;
+  const int t_end = splits > 1 && t_begin + split_tiles < ntiles ? t_begin + split_tiles : ntiles;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
   const int row_lo = int(r0) + warp * 16 + g, row_hi = row_lo + 8;
+  // Key-split partial results: O (unnormalized), then (max, sum) per row; splits x BH x Sq rows each.
+  float* part_o = static_cast<float*>(a.work);
+  float* part_ml = part_o + int64_t(splits) * BH * Sq * Dv;
+  const int64_t part_row = (int64_t(split) * BH + bh) * Sq;
+  if (t_begin >= t_end) {  // no keys in this split for these rows (causal): an empty partial
+    if (t4 == 0) {
+      if (row_lo < Sq) part_ml[(part_row + row_lo) * 2] = -INFINITY, part_ml[(part_row + row_lo) * 2 + 1] = 0.f;
+      if (row_hi < Sq) part_ml[(part_row + row_hi) * 2] = -INFINITY, part_ml[(part_row + row_hi) * 2 + 1] = 0.f;
+    }
+    return;
+  }
+
+  load_rows<kD>(Qs, q + b * a.q_sb + h * a.q_sh, a.q_ld, int(r0), Sq, rows, D);
+  load_rows<kD>(KV, kb, a.k_ld, t_begin * kKeys, Sk, kKeys, D);
+  load_rows<kD>(KV + kKeys * ld, vb, a.v_ld, t_begin * kKeys, Sk, kKeys, Dv);
+  const float* mrow = kMask == kAddRowF32 ? static_cast<const float*>(a.mask) + b * a.m_sb + h * a.m_sh : nullptr;
+  if constexpr (kMask == kAddRowF32)
+    if (threadIdx.x < kKeys / 4) {
+      const int key = t_begin * kKeys + 4 * int(threadIdx.x);
+      cp_async16(Ms + 4 * threadIdx.x, mrow + (key < Sk ? key : 0), key < Sk);
+    }
+  cp_async_commit();
+
   const int64_t mo_lo = b * a.m_sb + h * a.m_sh + (row_lo < Sq ? row_lo : 0) * a.m_sq;
   const int64_t mo_hi = b * a.m_sb + h * a.m_sh + (row_hi < Sq ? row_hi : 0) * a.m_sq;
   const int warp_row0 = int(r0) + warp * 16;  // causal: keys up to warp_row0 + off are every row's
@@ -155,8 +177,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   constexpr float kLog2e = 1.4426950408889634f;
   const float scale2 = a.scale * kLog2e, fill2 = fmaxf(a.mask_fill * kLog2e, -FLT_MAX);
 
-  for (int t = 0; t < ntiles; ++t) {
-    const int k0 = t * kKeys;
+  for (int t = t_begin; t < t_end; ++t) {
+    const int k0 = t * kKeys, buf = (t - t_begin) & 1;
     // This tile's mask values (element e of n-tile j: row g or g+8, key k0 + 8j + 2 t4 + (e & 1)), loaded
     // before the wait below so their latency overlaps it; keys past Sk read key Sk-1 and are dropped later.
     float mv[8][4];
@@ -171,14 +193,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
           else mv[j][e] = mask_value<kMask>(a, (e < 2 ? mo_lo : mo_hi) + kk * a.m_sk);
         }
     }
-    if (t + 1 < ntiles) {  // next tile into the other buffer (freed by the barrier ending the last step)
-      __half* nk = KV + ((t + 1) & 1) * 2 * kKeys * ld;
+    if (t + 1 < t_end) {  // next tile into the other buffer (freed by the barrier ending the last step)
+      __half* nk = KV + (buf ^ 1) * 2 * kKeys * ld;
       load_rows<kD>(nk, kb, a.k_ld, k0 + kKeys, Sk, kKeys, D);
       load_rows<kD>(nk + kKeys * ld, vb, a.v_ld, k0 + kKeys, Sk, kKeys, Dv);
       if constexpr (kMask == kAddRowF32)
         if (threadIdx.x < kKeys / 4) {
           const int key = k0 + kKeys + 4 * int(threadIdx.x);
-          cp_async16(Ms + ((t + 1) & 1) * kKeys + 4 * threadIdx.x, mrow + (key < Sk ? key : 0), key < Sk);
+          cp_async16(Ms + (buf ^ 1) * kKeys + 4 * threadIdx.x, mrow + (key < Sk ? key : 0), key < Sk);
         }
       cp_async_commit();
       cp_async_wait<1>();
@@ -186,7 +208,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
       cp_async_wait<0>();
     }
     __syncthreads();
-    if (t == 0) {
+    if (t == t_begin) {
       const __half* qw = Qs + (warp * 16 + g) * ld + 2 * t4;
 #pragma unroll
       for (int c = 0; c < kC; ++c) {
@@ -197,7 +219,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
         qf[c][3] = *reinterpret_cast<const uint32_t*>(qw + 8 * ld + c * 16 + 8);
       }
     }
-    const __half* Ks = KV + (t & 1) * 2 * kKeys * ld;
+    const __half* Ks = KV + buf * 2 * kKeys * ld;
     const __half* Vs = Ks + kKeys * ld;
 
     // S = Q K^T: 16 rows x 64 keys per warp, 8 n-tiles of 8 keys (the 8 products of one k-chunk are
@@ -225,7 +247,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
         const int kk = k0 + j * 8 + 2 * t4 + (e & 1);
         float v = s[j][e] * scale2;
         if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
-        if constexpr (kMask == kAddRowF32) v = fmaf(Ms[(t & 1) * kKeys + j * 8 + 2 * t4 + (e & 1)], kLog2e, v);
+        if constexpr (kMask == kAddRowF32) v = fmaf(Ms[buf * kKeys + j * 8 + 2 * t4 + (e & 1)], kLog2e, v);
         if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
         const bool key = inside || (kk < Sk && (kMask != kCausal || kk <= (e < 2 ? row_lo : row_hi) + off));
         s[j][e] = key ? v : -INFINITY;
@@ -282,6 +304,20 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     l_lo += __shfl_xor_sync(0xffffffffu, l_lo, x);
     l_hi += __shfl_xor_sync(0xffffffffu, l_hi, x);
   }
+  if (splits > 1) {  // partial results; attention_combine_kernel normalizes
+#pragma unroll
+    for (int n = 0; n < kN; ++n) {
+      if (n >= nt_n) break;
+      const int col = n * 8 + 2 * t4;
+      if (row_lo < Sq) part_o[(part_row + row_lo) * Dv + col] = o[n][0], part_o[(part_row + row_lo) * Dv + col + 1] = o[n][1];
+      if (row_hi < Sq) part_o[(part_row + row_hi) * Dv + col] = o[n][2], part_o[(part_row + row_hi) * Dv + col + 1] = o[n][3];
+    }
+    if (t4 == 0) {
+      if (row_lo < Sq) part_ml[(part_row + row_lo) * 2] = m_lo, part_ml[(part_row + row_lo) * 2 + 1] = l_lo;
+      if (row_hi < Sq) part_ml[(part_row + row_hi) * 2] = m_hi, part_ml[(part_row + row_hi) * 2 + 1] = l_hi;
+    }
+    return;
+  }
   // A row with every score -inf has l = 0: NaN, as the reference gives (0/0).
   const float inv_lo = l_lo > 0.f ? 1.f / l_lo : NAN, inv_hi = l_hi > 0.f ? 1.f / l_hi : NAN;
   const int64_t yb = b * a.y_sb + h * a.y_sh;
@@ -298,6 +334,49 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
       stf(a.y, a.ty, yb + row_hi * a.y_ld + col + 1, o[n][3] * inv_hi);
     }
   }
+}
+
+// Y from the key splits' partial results: one thread per output element. A split whose keys were all
+// masked for the row (max -inf) adds nothing; a row with no key in any split is NaN, as unsplit.
+__global__ void attention_combine_kernel(AttnArgs a, int splits) {
+  const int64_t BH = a.B * a.H, rows = BH * a.Sq, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * a.Dv) return;
+  const int64_t r = i / a.Dv, col = i - r * a.Dv;
+  const float* part_o = static_cast<const float*>(a.work);
+  const float* part_ml = part_o + int64_t(splits) * rows * a.Dv;
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[(s * rows + r) * 2]);
+  float l = 0.f, o = 0.f;
+  if (mx != -INFINITY)
+    for (int s = 0; s < splits; ++s) {
+      const float m = part_ml[(s * rows + r) * 2];
+      if (m == -INFINITY) continue;
+      const float w = exp2f(m - mx);
+      l += w * part_ml[(s * rows + r) * 2 + 1];
+      o += w * part_o[(s * rows + r) * a.Dv + col];
+    }
+  const int64_t bh = r / a.Sq, row = r - bh * a.Sq;
+  stf(a.y, a.ty, (bh / a.H) * a.y_sb + (bh % a.H) * a.y_sh + row * a.y_ld + col, l > 0.f ? o / l : NAN);
+}
+
+// Key splits for a grid of fewer blocks than SMs: about four blocks' worth of key tiles per SM, each
+// split `*split_tiles` tiles long. 1: no split.
+int key_splits(const AttnArgs& a, int rows, int* split_tiles) {
+  const int64_t blocks = a.B * a.H * ((a.Sq + rows - 1) / rows), ntiles = (a.Sk + kKeys - 1) / kKeys;
+  *split_tiles = int(ntiles);
+  int device = 0, sms = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (sms <= 0 || blocks >= sms || ntiles < 2) return 1;
+  const int64_t per = std::min<int64_t>(ntiles, std::max<int64_t>(1, (ntiles * blocks + 4 * sms - 1) / (4 * sms)));
+  const int64_t splits = (ntiles + per - 1) / per;
+  if (splits < 2) return 1;
+  *split_tiles = int(per);
+  return int(splits);
+}
+
+size_t split_workspace_bytes(const AttnArgs& a, int splits) {
+  return splits > 1 ? size_t(splits) * size_t(a.B * a.H * a.Sq) * size_t(a.Dv + 2) * sizeof(float) : 0;
 }
 
 int padded_head(const AttnArgs& a) {
@@ -318,14 +397,20 @@ int mask_kind(const AttnArgs& a) {
 template <int kD, int kMask>
 void launch(const AttnArgs& a, int warps, cudaStream_t s) {
   const int rows = warps * 16;
-  const int64_t blocks = a.B * a.H * ((a.Sq + rows - 1) / rows);
+  int split_tiles = 0, splits = key_splits(a, rows, &split_tiles);
+  if (!a.work || a.work_bytes < split_workspace_bytes(a, splits)) splits = 1;
+  const int64_t blocks = a.B * a.H * ((a.Sq + rows - 1) / rows) * splits;
   const size_t smem = smem_bytes(kD, warps);
   static size_t raised = 48 * 1024;  // first use of a size happens on an eager run
   if (smem > raised) {
     cudaFuncSetAttribute(attention_mma_kernel<kD, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     raised = smem;
   }
-  attention_mma_kernel<kD, kMask><<<unsigned(blocks), unsigned(warps * 32), smem, s>>>(a);
+  attention_mma_kernel<kD, kMask><<<unsigned(blocks), unsigned(warps * 32), smem, s>>>(a, splits, split_tiles);
+  if (splits > 1) {
+    const int64_t n = a.B * a.H * a.Sq * a.Dv;
+    attention_combine_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(a, splits);
+  }
 }
 
 template <int kD>
@@ -352,6 +437,11 @@ bool attention_mma_fits(const AttnArgs& a) {
 }
 
 size_t attention_mma_smem_bytes(const AttnArgs& a) { return smem_bytes(padded_head(a), kMaxWarps); }
+
+size_t attention_mma_workspace_bytes(const AttnArgs& a) {
+  int split_tiles = 0;
+  return split_workspace_bytes(a, key_splits(a, kMaxWarps * 16, &split_tiles));
+}
 
 void attention_mma(const AttnArgs& a, cudaStream_t s) {
   if (a.B * a.H * a.Sq == 0) return;

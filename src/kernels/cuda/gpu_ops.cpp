@@ -490,95 +490,104 @@ bool is_causal(const Tensor& mask, int64_t Sq, int64_t Sk, bool keep) {
   return true;
 }
 
+// The kernel arguments of a deepep.Attention node (checked).
+AttnArgs attention_args(GpuNode& n) {
+  const GpuTensor& Q = n.in[0];
+  const bool packed = !n.has_input(1) && !n.has_input(2);
+  DEEPEP_CHECK(packed || (n.has_input(1) && n.has_input(2)), what_of(n), ": K and V must be given together");
+  AttnArgs a;
+  a.t = code(Q.dtype);
+  DEEPEP_CHECK(is_float(Q.dtype), what_of(n), ": Q must be a float type");
+  if (Q.shape.size() == 3) {
+    a.H = n.node.attr_int("num_heads", 0);
+    DEEPEP_CHECK(a.H > 0, what_of(n), ": 3-D inputs need a positive num_heads");
+    a.B = Q.shape[0], a.Sq = Q.shape[1];
+    int64_t nq, nk, nv;
+    if (packed) {
+      const auto sz = n.node.attr_ints("qkv_hidden_sizes", {});
+      DEEPEP_CHECK(sz.size() == 3 && sz[0] + sz[1] + sz[2] == Q.shape[2], what_of(n), ": qkv_hidden_sizes do not match Q");
+      nq = sz[0], nk = sz[1], nv = sz[2];
+      a.Sk = a.Sq;
+      a.q = Q.data;
+      a.k = static_cast<const char*>(Q.data) + nq * dtype_size(Q.dtype);
+      a.v = static_cast<const char*>(Q.data) + (nq + nk) * dtype_size(Q.dtype);
+      a.q_ld = a.k_ld = a.v_ld = Q.shape[2];
+      a.q_sb = a.k_sb = a.v_sb = a.Sq * Q.shape[2];
+    } else {
+      const GpuTensor &K = n.in[1], &V = n.in[2];
+      DEEPEP_CHECK(K.shape.size() == 3 && V.shape.size() == 3 && K.shape[0] == a.B && V.shape[0] == a.B &&
+                       K.shape[1] == V.shape[1],
+                   what_of(n), ": Q, K and V shapes disagree");
+      DEEPEP_CHECK(K.dtype == Q.dtype && V.dtype == Q.dtype, what_of(n), ": Q, K and V dtypes differ");
+      nq = Q.shape[2], nk = K.shape[2], nv = V.shape[2];
+      a.Sk = K.shape[1];
+      a.q = Q.data, a.k = K.data, a.v = V.data;
+      a.q_ld = nq, a.k_ld = nk, a.v_ld = nv;
+      a.q_sb = a.Sq * nq, a.k_sb = a.Sk * nk, a.v_sb = a.Sk * nv;
+    }
+    DEEPEP_CHECK(nq % a.H == 0 && nk % a.H == 0 && nv % a.H == 0 && nq == nk, what_of(n),
+                 ": hidden sizes do not split into ", a.H, " heads");
+    a.D = nq / a.H, a.Dv = nv / a.H;
+    a.q_sh = a.k_sh = a.D;
+    a.v_sh = a.Dv;
+    a.y_sb = a.Sq * nv, a.y_sh = a.Dv, a.y_ld = nv;
+  } else {
+    DEEPEP_CHECK(Q.shape.size() == 4 && !packed, what_of(n), ": Q must be 3-D or 4-D");
+    const GpuTensor &K = n.in[1], &V = n.in[2];
+    DEEPEP_CHECK(K.dtype == Q.dtype && V.dtype == Q.dtype, what_of(n), ": Q, K and V dtypes differ");
+    a.k_t = n.node.attr_int("k_transposed", 0) != 0;
+    a.B = Q.shape[0], a.H = Q.shape[1], a.Sq = Q.shape[2], a.D = Q.shape[3];
+    a.Sk = V.shape[2], a.Dv = V.shape[3];
+    const Shape kw = a.k_t ? Shape{a.B, a.H, a.D, a.Sk} : Shape{a.B, a.H, a.Sk, a.D};
+    DEEPEP_CHECK(K.shape == kw && V.shape[0] == a.B && V.shape[1] == a.H, what_of(n), ": Q, K and V do not match");
+    a.q = Q.data, a.k = K.data, a.v = V.data;
+    a.q_sb = a.H * a.Sq * a.D, a.q_sh = a.Sq * a.D, a.q_ld = a.D;
+    a.k_sb = a.H * a.Sk * a.D, a.k_sh = a.Sk * a.D, a.k_ld = a.k_t ? a.Sk : a.D;
+    a.v_sb = a.H * a.Sk * a.Dv, a.v_sh = a.Sk * a.Dv, a.v_ld = a.Dv;
+    a.y_sb = a.H * a.Sq * a.Dv, a.y_sh = a.Sq * a.Dv, a.y_ld = a.Dv;
+  }
+  DEEPEP_CHECK(n.node.has_attr("scale"), what_of(n), ": the scale attribute is required");
+  a.scale = n.node.attr_float("scale", 1.f);
+  const std::string mode = n.node.attr_string("mask_mode", "add");
+  a.mask_mode = mode == "add" ? 0 : mode == "keep" ? 1 : mode == "drop" ? 2 : -1;
+  DEEPEP_CHECK(a.mask_mode >= 0, what_of(n), ": mask_mode must be add, keep or drop");
+  a.mask_fill = n.node.attr_float("mask_fill", -std::numeric_limits<float>::infinity());
+  if (n.has_input(3)) {
+    const GpuTensor& m = n.in[3];
+    DEEPEP_CHECK(a.mask_mode == 0 ? is_float(m.dtype) : m.dtype == DType::kBool, what_of(n), ": mask dtype ",
+                 dtype_name(m.dtype), " does not suit mask_mode '", mode, "'");
+    DEEPEP_CHECK(m.shape.size() <= 4, what_of(n), ": mask rank above 4");
+    Shape m4(4, 1);
+    for (size_t i = 0; i < m.shape.size(); ++i) m4[4 - m.shape.size() + i] = m.shape[i];
+    const Shape target{a.B, a.H, a.Sq, a.Sk};
+    const std::vector<int64_t> st = dense_strides(m4);
+    int64_t ms[4];
+    for (int i = 0; i < 4; ++i) {
+      DEEPEP_CHECK(m4[size_t(i)] == 1 || m4[size_t(i)] == target[size_t(i)], what_of(n), ": mask ", shape_str(m.shape),
+                   " does not broadcast to ", shape_str(target));
+      ms[i] = m4[size_t(i)] == 1 ? 0 : st[size_t(i)];
+    }
+    a.mask = m.data, a.tmask = code(m.dtype);
+    a.m_sb = ms[0], a.m_sh = ms[1], a.m_sq = ms[2], a.m_sk = ms[3];
+    if (m.host && a.mask_mode != 0 && a.m_sb == 0 && a.m_sh == 0 && a.m_sk == 1 && a.m_sq == a.Sk) {
+      // A constant causal mask (GPT-2's tril buffer): the tensor-core kernel then skips the key tiles
+      // past the diagonal and reads no mask. Checked once per signature (the node state).
+      if (!n.state) n.state = std::make_shared<bool>(is_causal(*m.host, a.Sq, a.Sk, a.mask_mode == 1));
+      a.causal = *static_cast<const bool*>(n.state.get());
+    }
+  }
+  a.y = n.out[0].data, a.ty = code(n.out[0].dtype);
+  return a;
+}
+
 GpuKernel attention_kernel() {
   GpuKernel k;
+  // The workspace holds the key-split partial results (attention_workspace_bytes).
+  k.prepare = [](GpuContext&, GpuNode& n) { return attention_workspace_bytes(attention_args(n)); };
   k.run = [](GpuContext& ctx, GpuNode& n) {
-    const GpuTensor& Q = n.in[0];
-    const bool packed = !n.has_input(1) && !n.has_input(2);
-    DEEPEP_CHECK(packed || (n.has_input(1) && n.has_input(2)), what_of(n), ": K and V must be given together");
-    AttnArgs a;
-    a.t = code(Q.dtype);
-    DEEPEP_CHECK(is_float(Q.dtype), what_of(n), ": Q must be a float type");
-    if (Q.shape.size() == 3) {
-      a.H = n.node.attr_int("num_heads", 0);
-      DEEPEP_CHECK(a.H > 0, what_of(n), ": 3-D inputs need a positive num_heads");
-      a.B = Q.shape[0], a.Sq = Q.shape[1];
-      int64_t nq, nk, nv;
-      if (packed) {
-        const auto sz = n.node.attr_ints("qkv_hidden_sizes", {});
-        DEEPEP_CHECK(sz.size() == 3 && sz[0] + sz[1] + sz[2] == Q.shape[2], what_of(n), ": qkv_hidden_sizes do not match Q");
-        nq = sz[0], nk = sz[1], nv = sz[2];
-        a.Sk = a.Sq;
-        a.q = Q.data;
-        a.k = static_cast<const char*>(Q.data) + nq * dtype_size(Q.dtype);
-        a.v = static_cast<const char*>(Q.data) + (nq + nk) * dtype_size(Q.dtype);
-        a.q_ld = a.k_ld = a.v_ld = Q.shape[2];
-        a.q_sb = a.k_sb = a.v_sb = a.Sq * Q.shape[2];
-      } else {
-        const GpuTensor &K = n.in[1], &V = n.in[2];
-        DEEPEP_CHECK(K.shape.size() == 3 && V.shape.size() == 3 && K.shape[0] == a.B && V.shape[0] == a.B &&
-                         K.shape[1] == V.shape[1],
-                     what_of(n), ": Q, K and V shapes disagree");
-        DEEPEP_CHECK(K.dtype == Q.dtype && V.dtype == Q.dtype, what_of(n), ": Q, K and V dtypes differ");
-        nq = Q.shape[2], nk = K.shape[2], nv = V.shape[2];
-        a.Sk = K.shape[1];
-        a.q = Q.data, a.k = K.data, a.v = V.data;
-        a.q_ld = nq, a.k_ld = nk, a.v_ld = nv;
-        a.q_sb = a.Sq * nq, a.k_sb = a.Sk * nk, a.v_sb = a.Sk * nv;
-      }
-      DEEPEP_CHECK(nq % a.H == 0 && nk % a.H == 0 && nv % a.H == 0 && nq == nk, what_of(n),
-                   ": hidden sizes do not split into ", a.H, " heads");
-      a.D = nq / a.H, a.Dv = nv / a.H;
-      a.q_sh = a.k_sh = a.D;
-      a.v_sh = a.Dv;
-      a.y_sb = a.Sq * nv, a.y_sh = a.Dv, a.y_ld = nv;
-    } else {
-      DEEPEP_CHECK(Q.shape.size() == 4 && !packed, what_of(n), ": Q must be 3-D or 4-D");
-      const GpuTensor &K = n.in[1], &V = n.in[2];
-      DEEPEP_CHECK(K.dtype == Q.dtype && V.dtype == Q.dtype, what_of(n), ": Q, K and V dtypes differ");
-      a.k_t = n.node.attr_int("k_transposed", 0) != 0;
-      a.B = Q.shape[0], a.H = Q.shape[1], a.Sq = Q.shape[2], a.D = Q.shape[3];
-      a.Sk = V.shape[2], a.Dv = V.shape[3];
-      const Shape kw = a.k_t ? Shape{a.B, a.H, a.D, a.Sk} : Shape{a.B, a.H, a.Sk, a.D};
-      DEEPEP_CHECK(K.shape == kw && V.shape[0] == a.B && V.shape[1] == a.H, what_of(n), ": Q, K and V do not match");
-      a.q = Q.data, a.k = K.data, a.v = V.data;
-      a.q_sb = a.H * a.Sq * a.D, a.q_sh = a.Sq * a.D, a.q_ld = a.D;
-      a.k_sb = a.H * a.Sk * a.D, a.k_sh = a.Sk * a.D, a.k_ld = a.k_t ? a.Sk : a.D;
-      a.v_sb = a.H * a.Sk * a.Dv, a.v_sh = a.Sk * a.Dv, a.v_ld = a.Dv;
-      a.y_sb = a.H * a.Sq * a.Dv, a.y_sh = a.Sq * a.Dv, a.y_ld = a.Dv;
-    }
-    DEEPEP_CHECK(n.node.has_attr("scale"), what_of(n), ": the scale attribute is required");
-    a.scale = n.node.attr_float("scale", 1.f);
-    const std::string mode = n.node.attr_string("mask_mode", "add");
-    a.mask_mode = mode == "add" ? 0 : mode == "keep" ? 1 : mode == "drop" ? 2 : -1;
-    DEEPEP_CHECK(a.mask_mode >= 0, what_of(n), ": mask_mode must be add, keep or drop");
-    a.mask_fill = n.node.attr_float("mask_fill", -std::numeric_limits<float>::infinity());
-    if (n.has_input(3)) {
-      const GpuTensor& m = n.in[3];
-      DEEPEP_CHECK(a.mask_mode == 0 ? is_float(m.dtype) : m.dtype == DType::kBool, what_of(n), ": mask dtype ",
-                   dtype_name(m.dtype), " does not suit mask_mode '", mode, "'");
-      DEEPEP_CHECK(m.shape.size() <= 4, what_of(n), ": mask rank above 4");
-      Shape m4(4, 1);
-      for (size_t i = 0; i < m.shape.size(); ++i) m4[4 - m.shape.size() + i] = m.shape[i];
-      const Shape target{a.B, a.H, a.Sq, a.Sk};
-      const std::vector<int64_t> st = dense_strides(m4);
-      int64_t ms[4];
-      for (int i = 0; i < 4; ++i) {
-        DEEPEP_CHECK(m4[size_t(i)] == 1 || m4[size_t(i)] == target[size_t(i)], what_of(n), ": mask ", shape_str(m.shape),
-                     " does not broadcast to ", shape_str(target));
-        ms[i] = m4[size_t(i)] == 1 ? 0 : st[size_t(i)];
-      }
-      a.mask = m.data, a.tmask = code(m.dtype);
-      a.m_sb = ms[0], a.m_sh = ms[1], a.m_sq = ms[2], a.m_sk = ms[3];
-      if (m.host && a.mask_mode != 0 && a.m_sb == 0 && a.m_sh == 0 && a.m_sk == 1 && a.m_sq == a.Sk) {
-        // A constant causal mask (GPT-2's tril buffer): the tensor-core kernel then skips the key tiles
-        // past the diagonal and reads no mask. Checked once per signature (the node state).
-        if (!n.state) n.state = std::make_shared<bool>(is_causal(*m.host, a.Sq, a.Sk, a.mask_mode == 1));
-        a.causal = *static_cast<const bool*>(n.state.get());
-      }
-    }
+    AttnArgs a = attention_args(n);
+    a.work = ctx.workspace, a.work_bytes = ctx.workspace_bytes;
     GpuTensor& y = n.out[0];
-    a.y = y.data, a.ty = code(y.dtype);
     if (y.numel() == 0) return;
     if (a.Sk == 0) {
       fill_pattern(y.data, int(dtype_size(y.dtype)), 0, y.numel(), ctx.stream);

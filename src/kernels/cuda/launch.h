@@ -133,6 +133,10 @@ struct AttnArgs {
   // The mask is known to keep exactly keys k <= q + (Sk - Sq) (causal, Sk >= Sq): kernels that know this
   // skip the mask reads and the key tiles past the diagonal; the others read the mask.
   bool causal = false;
+  // Scratch for the tensor-core kernel's key-split partial results (attention_workspace_bytes); without
+  // it every block covers all keys of its rows.
+  void* work = nullptr;
+  size_t work_bytes = 0;
 };
 // float16 that attention_mma_fits: tensor cores (attention_mma, below). Other
 // head sizes up to 128: a tiled kernel (64 query rows x 64 keys per step,
@@ -141,6 +145,8 @@ struct AttnArgs {
 void attention(const AttnArgs& a, cudaStream_t s);
 // Dynamic shared memory attention() needs (the caller checks it against the device).
 size_t attention_smem_bytes(const AttnArgs& a);
+// Scratch attention() can use (AttnArgs::work): grids too small to fill the GPU split the keys.
+size_t attention_workspace_bytes(const AttnArgs& a);
 void attention_rowwise(const AttnArgs& a, cudaStream_t s);
 size_t attention_rowwise_smem_bytes(const AttnArgs& a);
 // Tensor cores (mma.sync, flash style) for float16 with head sizes multiples
@@ -149,6 +155,7 @@ size_t attention_rowwise_smem_bytes(const AttnArgs& a);
 bool attention_mma_fits(const AttnArgs& a);
 void attention_mma(const AttnArgs& a, cudaStream_t s);
 size_t attention_mma_smem_bytes(const AttnArgs& a);
+size_t attention_mma_workspace_bytes(const AttnArgs& a);
 
 // Pooling over NCHW (2-D spatial; 1-D/3-D callers pad dims with 1s).
 struct PoolArgs {
