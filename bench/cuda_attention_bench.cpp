@@ -3,10 +3,13 @@
 // call and the achieved TFLOP/s (4 * B * H * Sq * Sk * D, halved when causal).
 //   deepep_cuda_attention_bench            # the zoo's shapes
 //   DEEPEP_CUDA_ATTENTION=tiled deepep_cuda_attention_bench   # the fallback kernel
+//   deepep_cuda_attention_bench "gpt2 b1" [ITERS]   # cases whose name contains this (e.g. under ncu)
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cuda/launch.h"
@@ -27,7 +30,9 @@ bool check(cudaError_t e, const char* what) {
 }
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const char* only = argc > 1 ? argv[1] : nullptr;
+  const int iters = argc > 2 ? std::atoi(argv[2]) : 200;
   const std::vector<Case> cases = {{"bert b1 s128", 1, 12, 128, 64, false},  {"bert b32 s128", 32, 12, 128, 64, false},
                                    {"bert b32 s128 mask", 32, 12, 128, 64, false, true},
                                    {"gpt2 b1 s512", 1, 12, 512, 64, true},    {"gpt2 b8 s512", 8, 12, 512, 64, true},
@@ -36,6 +41,7 @@ int main() {
   if (!check(cudaStreamCreate(&s), "stream")) return 1;
   std::printf("%-20s %10s %10s\n", "case", "us/call", "TFLOP/s");
   for (const Case& c : cases) {
+    if (only && !std::strstr(c.name, only)) continue;
     const int64_t n = c.H * c.D, rows = c.B * c.S;
     void *qkv = nullptr, *y = nullptr, *mask = nullptr;
     if (!check(cudaMalloc(&qkv, rows * 3 * n * 2), "qkv") || !check(cudaMalloc(&y, rows * n * 2), "y") ||
@@ -72,7 +78,6 @@ int main() {
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
-    const int iters = 200;
     cudaEventRecord(e0, s);
     for (int i = 0; i < iters; ++i) deepep::cuda::attention(a, s);
     cudaEventRecord(e1, s);

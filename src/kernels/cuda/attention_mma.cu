@@ -336,27 +336,36 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   }
 }
 
-// Y from the key splits' partial results: one thread per output element. A split whose keys were all
+// Y from the key splits' partial results: one thread per 4 output columns of a row (Dv is a multiple of
+// 16), 32-bit index math (key_splits keeps the partials under 2^31 floats). A split whose keys were all
 // masked for the row (max -inf) adds nothing; a row with no key in any split is NaN, as unsplit.
 __global__ void attention_combine_kernel(AttnArgs a, int splits) {
-  const int64_t BH = a.B * a.H, rows = BH * a.Sq, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= rows * a.Dv) return;
-  const int64_t r = i / a.Dv, col = i - r * a.Dv;
+  const int Dv = int(a.Dv), quads = Dv / 4, Sq = int(a.Sq), rows = int(a.B * a.H) * Sq;
+  const int i = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x);
+  if (i >= rows * quads) return;
+  const int r = i / quads, col = (i - r * quads) * 4;
   const float* part_o = static_cast<const float*>(a.work);
-  const float* part_ml = part_o + int64_t(splits) * rows * a.Dv;
+  const float2* part_ml = reinterpret_cast<const float2*>(part_o + size_t(splits) * rows * Dv);
   float mx = -INFINITY;
-  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[(s * rows + r) * 2]);
-  float l = 0.f, o = 0.f;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[s * rows + r].x);
+  float l = 0.f;
+  float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
   if (mx != -INFINITY)
     for (int s = 0; s < splits; ++s) {
-      const float m = part_ml[(s * rows + r) * 2];
-      if (m == -INFINITY) continue;
-      const float w = exp2f(m - mx);
-      l += w * part_ml[(s * rows + r) * 2 + 1];
-      o += w * part_o[(s * rows + r) * a.Dv + col];
+      const float2 ml = part_ml[s * rows + r];
+      if (ml.x == -INFINITY) continue;
+      const float w = exp2f(ml.x - mx);
+      const float4 p = *reinterpret_cast<const float4*>(part_o + (s * rows + r) * Dv + col);
+      l += w * ml.y;
+      o.x += w * p.x, o.y += w * p.y, o.z += w * p.z, o.w += w * p.w;
     }
-  const int64_t bh = r / a.Sq, row = r - bh * a.Sq;
-  stf(a.y, a.ty, (bh / a.H) * a.y_sb + (bh % a.H) * a.y_sh + row * a.y_ld + col, l > 0.f ? o / l : NAN);
+  const float inv = l > 0.f ? 1.f / l : NAN;
+  const int bh = r / Sq, row = r - bh * Sq;
+  const int64_t y = (bh / a.H) * a.y_sb + (bh % a.H) * a.y_sh + row * a.y_ld + col;
+  stf(a.y, a.ty, y, o.x * inv);
+  stf(a.y, a.ty, y + 1, o.y * inv);
+  stf(a.y, a.ty, y + 2, o.z * inv);
+  stf(a.y, a.ty, y + 3, o.w * inv);
 }
 
 // Key splits for a grid of fewer blocks than SMs: about four blocks' worth of key tiles per SM, each
@@ -367,7 +376,7 @@ int key_splits(const AttnArgs& a, int rows, int* split_tiles) {
   int device = 0, sms = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (sms <= 0 || blocks >= sms || ntiles < 2) return 1;
+  if (sms <= 0 || blocks >= sms || ntiles < 2 || a.B * a.H * a.Sq * (a.Dv + 2) * ntiles >= (int64_t(1) << 31)) return 1;
   const int64_t per = std::min<int64_t>(ntiles, std::max<int64_t>(1, (ntiles * blocks + 4 * sms - 1) / (4 * sms)));
   const int64_t splits = (ntiles + per - 1) / per;
   if (splits < 2) return 1;
@@ -408,7 +417,7 @@ void launch(const AttnArgs& a, int warps, cudaStream_t s) {
   }
   attention_mma_kernel<kD, kMask><<<unsigned(blocks), unsigned(warps * 32), smem, s>>>(a, splits, split_tiles);
   if (splits > 1) {
-    const int64_t n = a.B * a.H * a.Sq * a.Dv;
+    const int64_t n = a.B * a.H * a.Sq * (a.Dv / 4);
     attention_combine_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(a, splits);
   }
 }
