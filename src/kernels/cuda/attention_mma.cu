@@ -16,8 +16,8 @@
 // Grids of fewer blocks than SMs (batch 1) split the keys: each block then
 // covers a range of key tiles of its rows and writes unnormalized partial
 // results (O, running max and sum) to the workspace, and a second kernel
-// combines the splits. Blocks run the rows with the most key tiles (causal:
-// the last rows) first, so the longest blocks do not start in the last wave.
+// combines the splits. Causal blocks run the rows with the most key tiles
+// (the last rows) first, so the longest blocks do not start in the last wave.
 #include <algorithm>
 #include <cfloat>
 
@@ -119,9 +119,17 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   const __half* vp = static_cast<const __half*>(a.v);
 
   const int64_t qtiles = (a.Sq + rows - 1) / rows, BH = a.B * a.H;
-  const int64_t bh = blockIdx.x % BH, rest = blockIdx.x / BH;
-  const int split = int(rest % splits);
-  const int64_t qt = qtiles - 1 - rest / splits;  // the last rows (causal: the most keys) first
+  int64_t bh, qt;
+  int split;
+  if constexpr (kMask == kCausal) {  // the last rows (the most key tiles) first
+    bh = blockIdx.x % BH;
+    const int64_t rest = blockIdx.x / BH;
+    split = int(rest % splits), qt = qtiles - 1 - rest / splits;
+  } else {  // a head's blocks side by side (its K and V stay in L2)
+    split = int(blockIdx.x % splits);
+    const int64_t rest = blockIdx.x / splits;
+    qt = rest % qtiles, bh = rest / qtiles;
+  }
   const int64_t b = bh / a.H, h = bh % a.H;
   const int64_t r0 = qt * rows;
   const __half* kb = kp + b * a.k_sb + h * a.k_sh;
