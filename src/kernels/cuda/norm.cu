@@ -151,6 +151,17 @@ __global__ void __launch_bounds__(kLnWarpRows * 32) layer_norm_warp_kernel(NormA
   const int64_t sbase = a.skip_rows ? (row % a.skip_rows) * a.cols : 0;
   const T* x = static_cast<const T*>(a.x) + base;
   const T* skip = a.skip_rows ? static_cast<const T*>(a.skip) + sbase : nullptr;
+  const T* gamma = static_cast<const T*>(a.gamma);
+  const T* beta = static_cast<const T*>(a.beta);
+  // gamma and beta are loaded first: their latency then overlaps the row's loads and reductions.
+  uint4 g[kChunks], b[kChunks];
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int64_t col = int64_t(c * 32 + lane) * kV;
+    if (col >= a.cols) continue;
+    if (gamma) g[c] = *reinterpret_cast<const uint4*>(gamma + col);
+    if (beta) b[c] = *reinterpret_cast<const uint4*>(beta + col);
+  }
   float v[kChunks][kV];
   float s = 0.f;
 #pragma unroll
@@ -178,26 +189,22 @@ __global__ void __launch_bounds__(kLnWarpRows * 32) layer_norm_warp_kernel(NormA
     for (int i = 0; i < kV; ++i) q += (v[c][i] - mean) * (v[c][i] - mean);
   }
   const float rstd = rsqrtf(warp_sum(q) / float(a.cols) + a.eps);
-  const T* gamma = static_cast<const T*>(a.gamma);
-  const T* beta = static_cast<const T*>(a.beta);
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
     const int64_t col = int64_t(c * 32 + lane) * kV;
     if (col >= a.cols) continue;
-    uint4 out, g, b;
+    uint4 out;
     T* ov = reinterpret_cast<T*>(&out);
     if (a.sum_out) {
 #pragma unroll
       for (int i = 0; i < kV; ++i) from_f(v[c][i], ov + i);
       *reinterpret_cast<uint4*>(static_cast<T*>(a.sum_out) + base + col) = out;
     }
-    if (gamma) g = *reinterpret_cast<const uint4*>(gamma + col);
-    if (beta) b = *reinterpret_cast<const uint4*>(beta + col);
 #pragma unroll
     for (int i = 0; i < kV; ++i) {
       float o = (v[c][i] - mean) * rstd;
-      if (gamma) o *= to_f(reinterpret_cast<const T*>(&g)[i]);
-      if (beta) o += to_f(reinterpret_cast<const T*>(&b)[i]);
+      if (gamma) o *= to_f(reinterpret_cast<const T*>(&g[c])[i]);
+      if (beta) o += to_f(reinterpret_cast<const T*>(&b[c])[i]);
       from_f(o, ov + i);
     }
     *reinterpret_cast<uint4*>(static_cast<T*>(a.y) + base + col) = out;
