@@ -25,20 +25,7 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 
 import deepep  # noqa: E402
 from deepep import zoo  # noqa: E402
-
-
-def feeds_for(engine, rng):
-    feeds = {}
-    for spec in engine.inputs:
-        shape = [int(d) for d in spec["shape"]]
-        if spec["dtype"].startswith("int"):
-            hi = 2 if "mask" in spec["name"] or "type" in spec["name"] else 1000
-            feeds[spec["name"]] = rng.integers(0, hi, size=shape).astype(spec["dtype"])
-            if "mask" in spec["name"]:
-                feeds[spec["name"]][:] = 1
-        else:
-            feeds[spec["name"]] = rng.standard_normal(shape).astype(spec["dtype"])
-    return feeds
+from gpu_vs_torch import random_feeds  # noqa: E402  (this folder is on the path when run as a script)
 
 
 def main():
@@ -59,7 +46,7 @@ def main():
     path = os.path.join(tempfile.mkdtemp(prefix="deepep_timeline_"), f"{args.model}.onnx")
     zoo.save(zoo.build(args.model, **opts), path)
     gpu = deepep.Engine(path, device="cuda:0", precision=args.precision, output_dtype=args.output_dtype)
-    feeds = feeds_for(gpu, np.random.default_rng(0))
+    feeds = random_feeds(gpu, np.random.default_rng(0))
     for _ in range(3):
         gpu.run(feeds)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:

@@ -175,6 +175,22 @@ def matmul_tflops():
     return 2 * n**3 / (np.median(times) * 1e-3) / 1e12
 
 
+def random_feeds(engine, rng):
+    """Inputs for a zoo model at its concrete shapes: token ids below 1000, attention masks all ones,
+    token types 0/1, images standard normal."""
+    feeds = {}
+    for spec in engine.inputs:
+        shape = [int(d) for d in spec["shape"]]
+        if spec["dtype"].startswith("int"):
+            hi = 2 if "mask" in spec["name"] or "type" in spec["name"] else 1000
+            feeds[spec["name"]] = rng.integers(0, hi, size=shape).astype(spec["dtype"])
+            if "mask" in spec["name"]:
+                feeds[spec["name"]][:] = 1
+        else:
+            feeds[spec["name"]] = rng.standard_normal(shape).astype(spec["dtype"])
+    return feeds
+
+
 def run_case(name, batch, seq, args, log):
     import torch
 
@@ -190,18 +206,8 @@ def run_case(name, batch, seq, args, log):
     import onnx
 
     onnx.save(model, path)
-    rng = np.random.default_rng(0)
     cpu = deepep.Engine(path)
-    feeds = {}
-    for spec in cpu.inputs:
-        shape = [int(d) for d in spec["shape"]]
-        if spec["dtype"].startswith("int"):
-            hi = 2 if "mask" in spec["name"] or "type" in spec["name"] else 1000
-            feeds[spec["name"]] = rng.integers(0, hi, size=shape).astype(spec["dtype"])
-            if "mask" in spec["name"]:
-                feeds[spec["name"]][:] = 1
-        else:
-            feeds[spec["name"]] = rng.standard_normal(shape).astype(spec["dtype"])
+    feeds = random_feeds(cpu, np.random.default_rng(0))
     row = {"model": name, "batch": batch, "seq": seq, "gflop": flops / 1e9}
     # DeepEP correctness against its CPU reference (small batches only: the CPU is slow).
     check = batch <= 8 or args.check_all

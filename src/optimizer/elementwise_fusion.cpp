@@ -71,7 +71,6 @@ struct Recipe {
 
 Operand input(int i) { return {Operand::kInput, i, 0}; }
 Operand imm(float v) { return {Operand::kConst, 0, v}; }
-Operand local(int j) { return {Operand::kLocal, j, 0}; }
 
 // Input i as an operand: an immediate when it is a constant scalar whose rank
 // does not widen the output, else a register.
