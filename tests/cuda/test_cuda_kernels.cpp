@@ -249,6 +249,33 @@ TEST(CudaKernels, Attention) {
       expect_match(c, 5e-3, {true, false});
     }
   }
+  // Grids larger than the GPU (no key split), 12 heads of 64 like the zoo's models: BERT's key mask, a
+  // constant causal mask (partial last tiles), none (4-D).
+  {
+    auto c = make(graph("%q: float32[12,200,2304], %m: float32[12,1,1,200]",
+                        "  %y = deepep.Attention<num_heads=12, qkv_hidden_sizes=[768,768,768], scale=0.125>(%q, _, _, %m)"));
+    Tensor m = rnd({12, 1, 1, 200}, 85);
+    for (int64_t i = 0; i < m.numel(); ++i) m.data<float>()[i] = m.data<float>()[i] > 0.6f ? -10000.f : 0.f;
+    c.inputs = {rnd({12, 200, 2304}, 86), m};
+    expect_match(c, 5e-3, {true, false});
+  }
+  {
+    const int64_t s = 300;
+    Tensor m(DType::kBool, {1, 1, s, s});
+    for (int64_t q = 0; q < s; ++q)
+      for (int64_t k = 0; k < s; ++k) m.data<uint8_t>()[q * s + k] = k <= q;
+    auto c = make(graph("%q: float32[6,300,768], %k: float32[6,300,768], %v: float32[6,300,768], %m: bool[1,1,300,300]",
+                        "  %y = deepep.Attention<num_heads=12, scale=0.125, mask_mode=\"keep\", mask_fill=-3.4028235e+38>(%q, %k, %v, %m)"),
+                  {{"m", m}});
+    c.inputs = {rnd({6, s, 768}, 87), rnd({6, s, 768}, 88), rnd({6, s, 768}, 89)};
+    expect_match(c, 5e-3, {true, false});
+  }
+  {
+    auto c = make(graph("%q: float32[8,12,150,64], %k: float32[8,12,150,64], %v: float32[8,12,150,64]",
+                        "  %y = deepep.Attention<scale=0.125>(%q, %k, %v)"));
+    c.inputs = {rnd({8, 12, 150, 64}, 90), rnd({8, 12, 150, 64}, 91), rnd({8, 12, 150, 64}, 92)};
+    expect_match(c, 5e-3, {true, false});
+  }
   // 3-D separate Q, K, V with different lengths and a causal boolean keep-mask (GPT-2).
   auto k = make(graph("%q: float32[2,5,32], %k: float32[2,9,32], %v: float32[2,9,24], %m: bool[1,1,5,9]",
                       "  %y = deepep.Attention<num_heads=4, scale=0.3, mask_mode=\"keep\", mask_fill=-3.4028235e+38>(%q, %k, %v, %m)"));
