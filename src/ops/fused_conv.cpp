@@ -16,6 +16,7 @@
 // bias, the activation and the residual then cost one threaded pass over Y
 // where the unfused chain makes up to three (bias, activation, Add), each
 // with its own output buffer.
+#include "ops/channels_last.h"
 #include "ops/float_io.h"
 #include "ops/fused_epilogue.h"
 #include "ops/gemm_util.h"
@@ -67,18 +68,6 @@ void fused_conv_kernel(KernelContext& ctx) {
   });
 }
 
-const std::vector<int64_t> kToNchw{0, 3, 1, 2};
-const std::vector<int64_t> kToNhwc{0, 2, 3, 1};
-
-template <typename T>
-std::vector<T> permuted(const std::vector<T>& v, const std::vector<int64_t>& perm) {
-  std::vector<T> out;
-  for (int64_t p : perm) out.push_back(v[size_t(p)]);
-  return out;
-}
-
-bool channels_last(const Node& n) { return n.attr_int("channels_last", 0) != 0; }
-
 // The reference of the channels-last form: the NCHW kernel between
 // transposes. Slow by design; it is the oracle of the fast NHWC kernels.
 void fused_conv_channels_last(KernelContext& ctx) {
@@ -86,21 +75,19 @@ void fused_conv_channels_last(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   DEEPEP_CHECK(x.rank() == 4, node.describe(), ": channels_last needs a 2-D convolution, X [N, H, W, C]; got X ",
                shape_str(x.shape()));
-  const Tensor xn = tensor_detail::transpose_view(x, x.shape(), kToNchw, permuted(x.shape(), kToNchw), "FusedConv");
+  const Tensor xn = to_nchw(x, "FusedConv");
   Tensor rn;
   if (ctx.has_input(3)) {
     const Tensor& r = ctx.input(3);
     DEEPEP_CHECK(r.rank() == 4, node.describe(), ": residual must be [N, OH, OW, M], got ", shape_str(r.shape()));
-    rn = tensor_detail::transpose_view(r, r.shape(), kToNchw, permuted(r.shape(), kToNchw), "FusedConv");
+    rn = to_nchw(r, "FusedConv");
   }
   KernelContext inner{node, {&xn, &ctx.input(1), ctx.has_input(2) ? &ctx.input(2) : nullptr,
                              ctx.has_input(3) ? &rn : nullptr},
                       {}, ctx.subgraphs, nullptr};
   inner.outputs.resize(1);
   fused_conv_kernel(inner);
-  const Tensor& y = inner.outputs[0];
-  Tensor& out = ctx.output(0, y.dtype(), permuted(y.shape(), kToNhwc));
-  tensor_detail::copy_strided(y, out, permuted(strides_of(y.shape()), kToNhwc), 0, "FusedConv");
+  set_output_nhwc(ctx, inner.outputs[0], "FusedConv");
 }
 
 void fused_conv_reference(KernelContext& ctx) {
@@ -119,20 +106,8 @@ DEEPEP_DEFINE_FUSED_OP(FusedConv) {
     // Conv's inference reads only X, W and the conv attributes.
     static const OpDef* conv = find_op("Conv");
     if (!conv || !conv->infer) return;
-    if (!channels_last(ctx.node) || !ctx.has_input(0)) return conv->infer(ctx);
-    // Channels-last: infer on an NCHW view of X, then permute Y's shape.
-    const Value& x = ctx.input(0);
-    if (!x.shape || x.shape->size() != 4) return ctx.set(0, x.dtype, std::nullopt);
-    Value nchw;
-    nchw.dtype = x.dtype;
-    nchw.shape = permuted(*x.shape, kToNchw);
-    InferContext inner{ctx.node, ctx.inputs, {}};
-    inner.inputs[0] = &nchw;
-    inner.outputs.resize(ctx.outputs.size());
-    conv->infer(inner);
-    auto y = inner.outputs.empty() ? InferContext::Out{} : inner.outputs[0];
-    if (y.shape && y.shape->size() == 4) y.shape = permuted(*y.shape, kToNhwc);
-    ctx.set(0, y.dtype, y.shape);
+    if (!channels_last(ctx.node)) return conv->infer(ctx);
+    infer_channels_last(ctx, *conv);
   };
   def.reference = with_float32_compute(fused_conv_reference);
   def.cost = [](const Node& n, const std::vector<Shape>& in, const std::vector<Shape>& out) {

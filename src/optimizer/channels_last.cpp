@@ -8,8 +8,11 @@
 // convolutions the back-to-back pair composes to the identity and goes; a
 // transpose stays only where the NHWC region meets other ops (the input
 // image, pooling, Flatten).
-// Must not: touch 1-D/3-D convolutions, nodes already channels-last, or a
-// convolution whose X rank is unknown.
+// With pools (the CPU, which has an NHWC MaxPool kernel), 2-D MaxPool whose
+// Indices output is unused becomes deepep.MaxPool with channels_last = 1 the
+// same way, so ResNet's stem pooling joins the region (no transposes around it).
+// Must not: touch 1-D/3-D convolutions or pools, nodes already channels-last,
+// a node whose X rank is unknown, or a MaxPool whose Indices are read.
 // Why: cuDNN's fp16 tensor-core convolutions and CPU implicit-GEMM kernels
 // want the channel innermost; NCHW makes them transpose on every call.
 #include "ir/graph_edit.h"
@@ -61,20 +64,38 @@ bool convertible(const Node& n) {
   return !res || (res->shape && res->shape->size() == 4);
 }
 
-bool run(Graph& g, PassContext& ctx) {
+bool pool_convertible(const Node& n) {
+  if (!n.domain.empty() || n.op_type != "MaxPool" || n.inputs.size() != 1 || n.outputs.empty() || !n.outputs[0])
+    return false;
+  if (n.outputs.size() > 1 && n.outputs[1]) return false;  // Indices (dead-code elimination drops unread ones)
+  if (n.attr_ints("kernel_shape").size() != 2) return false;
+  const Value* x = n.inputs[0];
+  return is_float(x) && x->shape && x->shape->size() == 4;
+}
+
+// n as its deepep-domain op `op_type` (the fusion report keeps the source op).
+void become(Node& n, const char* op_type) {
+  Node src = n;
+  n.op_type = op_type;
+  n.domain = kDeepepDomain;
+  n.def = find_op(kDeepepDomain, op_type);
+  n.absorbed.clear();
+  absorb(n, src);
+}
+
+bool convert(Graph& g, PassContext& ctx, bool pools) {
   std::vector<Node*> todo;
   for (const auto& n : g.nodes())
-    if (convertible(*n)) todo.push_back(n.get());
+    if (convertible(*n) || (pools && pool_convertible(*n))) todo.push_back(n.get());
   for (Node* n : todo) {
+    const bool pool = n->op_type == "MaxPool";
     n->inputs[0] = transposed(g, n, n->inputs[0], kToNhwc);
     if (n->inputs.size() > 3 && n->inputs[3]) n->inputs[3] = transposed(g, n, n->inputs[3], kToNhwc);
-    if (n->op_type == "Conv") {
-      Node src = *n;  // the source op for the fusion report
-      n->op_type = "FusedConv";
-      n->domain = kDeepepDomain;
-      n->def = find_op(kDeepepDomain, "FusedConv");
-      n->absorbed.clear();
-      absorb(*n, src);
+    if (pool) {
+      become(*n, "MaxPool");
+      n->outputs.resize(1);
+    } else if (n->op_type == "Conv") {
+      become(*n, "FusedConv");
     }
     n->attrs["channels_last"] = Attribute{};
     n->attrs["channels_last"].i = 1;
@@ -92,13 +113,18 @@ bool run(Graph& g, PassContext& ctx) {
       }
     Node* back = insert_node_before(g, next, "Transpose", {y_nhwc}, {y});
     back->attrs["perm"] = perm_attr(kToNchw);
-    ctx.count("channels_last.conv");
+    ctx.count(pool ? "channels_last.pool" : "channels_last.conv");
   }
   return !todo.empty();
 }
 
+bool run_convs(Graph& g, PassContext& ctx) { return convert(g, ctx, false); }
+bool run_convs_and_pools(Graph& g, PassContext& ctx) { return convert(g, ctx, true); }
+
 }  // namespace
 
-std::unique_ptr<Pass> make_channels_last() { return std::make_unique<FunctionPass>("channels_last", 2, run); }
+std::unique_ptr<Pass> make_channels_last(bool pools) {
+  return std::make_unique<FunctionPass>("channels_last", 2, pools ? run_convs_and_pools : run_convs);
+}
 
 }  // namespace deepep

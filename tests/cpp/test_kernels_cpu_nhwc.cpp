@@ -12,6 +12,8 @@
 // case runs the transposed GEMM and transposes its result).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "cpu_kernel_test_util.h"
 #include "deepep/error.h"
 
@@ -203,5 +205,60 @@ TEST(KernelsCpuNhwc, LayoutTransposes) {
     EXPECT_EQ(kernel, "");
     run_node("Transpose", "perm=[0,2,1]", {{"x", rnd({2, 3, 4}, 1)}}, kernel);
     EXPECT_EQ(kernel, "");
+  }
+}
+
+// deepep.MaxPool with channels_last=1 (cpu.maxpool2d_nhwc) against ONNX MaxPool's reference on the NCHW
+// data, transposed: equal element for element (a max is exact), NaNs included (same order and `>` as the
+// reference); odd channel counts, pads, strides, dilations, ceil_mode, auto_pad, an empty batch.
+TEST(KernelsCpuNhwc, MaxPoolChannelsLast) {
+  struct Case {
+    Shape xs;  // NCHW
+    std::string attrs;
+  };
+  const Case cases[] = {
+      {{1, 17, 13, 11}, "kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]"},  // ResNet's stem geometry
+      {{2, 5, 9, 10}, "kernel_shape=[2,2], strides=[2,2]"},
+      {{1, 8, 7, 7}, "kernel_shape=[3,3], pads=[2,2,2,2], dilations=[2,2]"},
+      {{1, 3, 10, 10}, "kernel_shape=[3,3], strides=[2,2], ceil_mode=1"},
+      {{1, 6, 7, 9}, "kernel_shape=[3,2], strides=[2,3], auto_pad=\"SAME_UPPER\""},
+      {{1, 1, 5, 4}, "kernel_shape=[1,1]"},
+      {{0, 4, 5, 5}, "kernel_shape=[2,2]"},
+  };
+  uint32_t seed = 800;
+  auto same = [](const Tensor& a, const Tensor& b) {
+    if (a.shape() != b.shape()) return false;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      const float x = a.data<float>()[i], y = b.data<float>()[i];
+      if (!(x == y || (std::isnan(x) && std::isnan(y)))) return false;
+    }
+    return true;
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(shp(c.xs) + " <" + c.attrs + ">");
+    Tensor x = rnd(c.xs, seed++);
+    if (x.numel() > 7) x.data<float>()[7] = std::nanf("");  // a NaN inside some windows
+    std::string kernel;
+    Tensor want;
+    {
+      IsaScope s(Isa::kNone);
+      want = permute4(run_node("MaxPool", c.attrs, {{"x", x}}, kernel), true);
+      EXPECT_EQ(kernel, "");
+      const Tensor ref = run_node("deepep.MaxPool", join(c.attrs, "channels_last=1"), {{"x", permute4(x, true)}}, kernel);
+      EXPECT_EQ(kernel, "");
+      EXPECT_TRUE(same(ref, want)) << "the channels-last reference";
+      // channels_last=0 is MaxPool itself, on the reference (the NHWC kernel declines it).
+      const Tensor plain = run_node("deepep.MaxPool", c.attrs, {{"x", x}}, kernel);
+      EXPECT_TRUE(same(permute4(plain, true), want));
+    }
+    for (Isa isa : isas()) {
+      SCOPED_TRACE(isa_name(isa));
+      IsaScope s(isa);
+      const Tensor got = run_node("deepep.MaxPool", join(c.attrs, "channels_last=1"), {{"x", permute4(x, true)}}, kernel);
+      EXPECT_EQ(kernel, "cpu.maxpool2d_nhwc");
+      EXPECT_TRUE(same(got, want));
+      run_node("deepep.MaxPool", c.attrs, {{"x", x}}, kernel);
+      EXPECT_EQ(kernel, "");
+    }
   }
 }

@@ -4,9 +4,9 @@
 using namespace deepep;
 
 namespace {
-std::string converted(const std::string& text, int* count = nullptr) {
+std::string converted(const std::string& text, int* count = nullptr, bool pools = false) {
   auto g = parse_graph_text(text);
-  const int n = convert_to_channels_last(*g);
+  const int n = convert_to_channels_last(*g, pools);
   if (count) *count = n;
   verify(*g);
   return g->to_text();
@@ -66,5 +66,32 @@ TEST(ChannelsLast, ConvReadByTwoConsumersKeepsOneTransposeForTheOther) {
       %c2: float32[1,2,5,5] = Transpose<perm=[0,3,1,2]>(%c2_nhwc)
       %r: float32[1,2,5,5] = Relu(%c1)
       return %c2, %r
+    })"));
+}
+
+TEST(ChannelsLast, WithPoolsMaxPoolJoinsTheRegion) {
+  // The CPU's form (pools): the stem MaxPool between two convs becomes deepep.MaxPool channels_last, and
+  // the only transposes left are the image in and the features out. A MaxPool whose Indices are read, or
+  // a 1-D one, stays as it is.
+  const std::string got = converted(R"(graph main(%x: float32[n,3,8,8], %w1: float32[4,3,3,3], %w2: float32[4,4,1,1],
+                                                   %s: float32[n,4,6]) {
+      %c1: float32[n,4,8,8] = Conv<pads=[1,1,1,1]>(%x, %w1)
+      %p: float32[n,4,4,4] = MaxPool<kernel_shape=[3,3], pads=[1,1,1,1], strides=[2,2]>(%c1)
+      %c2: float32[n,4,4,4] = Conv(%p, %w2)
+      %q: float32[n,4,2,2], %i: int64[n,4,2,2] = MaxPool<kernel_shape=[2,2], strides=[2,2]>(%c2)
+      %t: float32[n,4,3] = MaxPool<kernel_shape=[2], strides=[2]>(%s)
+      return %q, %i, %t
+    })",
+                                    nullptr, true);
+  EXPECT_EQ(got, optest::canon(R"(graph main(%x: float32[n,3,8,8], %w1: float32[4,3,3,3], %w2: float32[4,4,1,1],
+                                             %s: float32[n,4,6]) {
+      %x_nhwc: float32[n,8,8,3] = Transpose<perm=[0,2,3,1]>(%x)
+      %c1_nhwc: float32[n,8,8,4] = deepep.FusedConv<channels_last=1, pads=[1,1,1,1]>(%x_nhwc, %w1)
+      %p_nhwc: float32[n,4,4,4] = deepep.MaxPool<channels_last=1, kernel_shape=[3,3], pads=[1,1,1,1], strides=[2,2]>(%c1_nhwc)
+      %c2_nhwc: float32[n,4,4,4] = deepep.FusedConv<channels_last=1>(%p_nhwc, %w2)
+      %c2: float32[n,4,4,4] = Transpose<perm=[0,3,1,2]>(%c2_nhwc)
+      %q: float32[n,4,2,2], %i: int64[n,4,2,2] = MaxPool<kernel_shape=[2,2], strides=[2,2]>(%c2)
+      %t: float32[n,4,3] = MaxPool<kernel_shape=[2], strides=[2]>(%s)
+      return %q, %i, %t
     })"));
 }

@@ -278,11 +278,18 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
       for (int64_t t = i; t < rows; ++t) dst[j * ldd + t] = src[t * lds + j];
 }
 
+void max_into(float* out, const float* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + VW <= n; i += VW) vstore(out + i, vmax(vload(out + i), vload(in + i)));
+  for (; i < n; ++i) out[i] = in[i] > out[i] ? in[i] : out[i];
+}
+
 NhwcKernels make_nhwc() {
   NhwcKernels k;
   k.depthwise = depthwise_nhwc;
   k.pack_rows = pack_rows;
   k.transpose = transpose;
+  k.max_into = max_into;
   return k;
 }
 

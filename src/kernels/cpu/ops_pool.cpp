@@ -1,13 +1,19 @@
-// Fast CPU MaxPool (2-D, float32, NCHW, without the Indices output): per
-// plane, each output row takes the max over its window rows, with the valid
-// window columns of each output column worked out once per node. Same order
-// and comparison as the reference (first valid element, then `v > best`), so
-// NaNs behave alike. Anything else runs the reference (src/ops/pool.cpp).
+// Fast CPU MaxPool (2-D, float32, without the Indices output):
+//   - MaxPool (NCHW): per plane, each output row takes the max over its
+//     window rows, with the valid window columns of each output column worked
+//     out once per node;
+//   - deepep.MaxPool with channels_last = 1 (NHWC): per output pixel, the max
+//     over its valid taps of whole channel rows (contiguous: the ISA's vector
+//     max, ops_conv_nhwc_isa.h).
+// Same order and comparison as the reference (first valid element, then
+// `v > best`), so NaNs behave alike. Anything else runs the reference
+// (src/ops/pool.cpp, src/ops/fused_max_pool.cpp).
 #include <algorithm>
 #include <limits>
 #include <vector>
 
 #include "deepep/error.h"
+#include "kernels/cpu/ops_conv_nhwc.h"
 #include "kernels/cpu/register.h"
 #include "kernels/cpu/thread_pool.h"
 #include "ops/gemm_util.h"
@@ -15,19 +21,30 @@
 namespace deepep::cpu {
 namespace {
 
-bool geometry(const KernelContext& ctx, ops::SpatialGeom& g) {
+// `nhwc`: X is [N, H, W, C], else [N, C, H, W].
+bool geometry(const KernelContext& ctx, ops::SpatialGeom& g, bool nhwc = false) {
   if (ctx.num_inputs() != 1 || !ctx.inputs[0] || ctx.inputs[0]->dtype() != DType::kFloat32) return false;
   if (ctx.output_requested(1)) return false;
   const Tensor& x = *ctx.inputs[0];
   if (x.rank() != 4 || !ctx.node.has_attr("kernel_shape")) return false;
   const std::vector<int64_t> k = ctx.node.attr_ints("kernel_shape");
   if (k.size() != 2) return false;
+  const Shape spatial = nhwc ? Shape{x.dim(1), x.dim(2)} : Shape{x.dim(2), x.dim(3)};
   try {
-    g = ops::conv_geometry(ctx.node, Shape{x.dim(2), x.dim(3)}, k, ctx.node.attr_int("ceil_mode", 0) != 0);
+    g = ops::conv_geometry(ctx.node, spatial, k, ctx.node.attr_int("ceil_mode", 0) != 0);
   } catch (const Error&) {
     return false;
   }
   return true;
+}
+
+// Valid taps [lo, hi) of the window at output position o along one dim.
+void window_taps(int64_t o, int64_t s, int64_t pb, int64_t k, int64_t d, int64_t in, int64_t& lo, int64_t& hi) {
+  const int64_t start = o * s - pb;
+  lo = 0;
+  while (lo < k && start + lo * d < 0) ++lo;
+  hi = lo;
+  while (hi < k && start + hi * d < in) ++hi;
 }
 
 bool maxpool_supports(const KernelContext& ctx) {
@@ -44,13 +61,7 @@ void maxpool_run(KernelContext& ctx) {
   Tensor& y = ctx.output(0, DType::kFloat32, Shape{N, C, OH, OW});
   if (y.numel() == 0) return;
   // Valid window taps per output column / row: [lo, hi) of tap indices.
-  auto taps = [](int64_t o, int64_t s, int64_t pb, int64_t k, int64_t d, int64_t in, int64_t& lo, int64_t& hi) {
-    lo = 0, hi = 0;
-    const int64_t start = o * s - pb;
-    while (lo < k && start + lo * d < 0) ++lo;
-    hi = lo;
-    while (hi < k && start + hi * d < in) ++hi;
-  };
+  const auto taps = window_taps;
   std::vector<int64_t> clo(static_cast<size_t>(OW)), chi(static_cast<size_t>(OW));
   for (int64_t ox = 0; ox < OW; ++ox) taps(ox, g.s[1], g.pb[1], g.k[1], g.d[1], W, clo[size_t(ox)], chi[size_t(ox)]);
   const float* X = x.data<float>();
@@ -106,10 +117,57 @@ void maxpool_run(KernelContext& ctx) {
   });
 }
 
+bool maxpool_nhwc_supports(const KernelContext& ctx) {
+  ops::SpatialGeom g;
+  return ctx.node.attr_int("channels_last", 0) != 0 && nhwc_kernels_of(active_isa()) && geometry(ctx, g, true);
+}
+
+void maxpool_nhwc_run(KernelContext& ctx) {
+  ops::SpatialGeom g;
+  DEEPEP_CHECK(geometry(ctx, g, true), ctx.node.describe(), ": fast NHWC MaxPool called on an unsupported node");
+  const Tensor& x = ctx.input(0);
+  const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
+  const int64_t OH = g.out[0], OW = g.out[1];
+  Tensor& y = ctx.output(0, DType::kFloat32, Shape{N, OH, OW, C});
+  if (y.numel() == 0) return;
+  const float* X = x.data<float>();
+  float* Y = y.data<float>();
+  const MaxIntoFn max_into = nhwc_kernels_of(active_isa())->max_into;
+  // Tasks: output rows (n, oy); each pixel's C channels are one contiguous run in X and Y.
+  const int threads = threads_for(double(y.numel()) * double(g.k[0] * g.k[1]));
+  ThreadPool::global().parallel_for(N * OH, 1, threads, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oy = r % OH;
+      int64_t ylo, yhi;
+      window_taps(oy, g.s[0], g.pb[0], g.k[0], g.d[0], H, ylo, yhi);
+      const int64_t iy0 = oy * g.s[0] - g.pb[0];
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        int64_t xlo, xhi;
+        window_taps(ox, g.s[1], g.pb[1], g.k[1], g.d[1], W, xlo, xhi);
+        const int64_t ix0 = ox * g.s[1] - g.pb[1];
+        float* out = Y + (r * OW + ox) * C;
+        bool first = true;
+        for (int64_t a = ylo; a < yhi; ++a)
+          for (int64_t b = xlo; b < xhi; ++b) {
+            const float* in = X + ((n * H + iy0 + a * g.d[0]) * W + ix0 + b * g.d[1]) * C;
+            if (first) {
+              std::copy(in, in + C, out);
+              first = false;
+              continue;
+            }
+            max_into(out, in, C);
+          }
+        if (first) std::fill(out, out + C, std::numeric_limits<float>::lowest());  // no valid tap
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void register_pool_kernels(OpTable& table) {
   add_fast_kernel(table, "MaxPool", "cpu.maxpool2d", maxpool_supports, maxpool_run);
+  add_fast_kernel(table, "deepep.MaxPool", "cpu.maxpool2d_nhwc", maxpool_nhwc_supports, maxpool_nhwc_run);
 }
 
 }  // namespace deepep::cpu
