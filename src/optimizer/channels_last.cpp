@@ -8,9 +8,9 @@
 // convolutions the back-to-back pair composes to the identity and goes; a
 // transpose stays only where the NHWC region meets other ops (the input
 // image, pooling, Flatten).
-// With pools (the CPU, which has an NHWC MaxPool kernel), 2-D MaxPool whose
-// Indices output is unused becomes deepep.MaxPool with channels_last = 1 the
-// same way, so ResNet's stem pooling joins the region (no transposes around it).
+// 2-D MaxPool whose Indices output is unused becomes deepep.MaxPool with
+// channels_last = 1 the same way, so ResNet's stem pooling joins the region
+// (no transposes around it).
 // Must not: touch 1-D/3-D convolutions or pools, nodes already channels-last,
 // a node whose X rank is unknown, or a MaxPool whose Indices are read.
 // Why: cuDNN's fp16 tensor-core convolutions and CPU implicit-GEMM kernels
@@ -83,10 +83,10 @@ void become(Node& n, const char* op_type) {
   absorb(n, src);
 }
 
-bool convert(Graph& g, PassContext& ctx, bool pools) {
+bool run(Graph& g, PassContext& ctx) {
   std::vector<Node*> todo;
   for (const auto& n : g.nodes())
-    if (convertible(*n) || (pools && pool_convertible(*n))) todo.push_back(n.get());
+    if (convertible(*n) || pool_convertible(*n)) todo.push_back(n.get());
   for (Node* n : todo) {
     const bool pool = n->op_type == "MaxPool";
     n->inputs[0] = transposed(g, n, n->inputs[0], kToNhwc);
@@ -118,13 +118,8 @@ bool convert(Graph& g, PassContext& ctx, bool pools) {
   return !todo.empty();
 }
 
-bool run_convs(Graph& g, PassContext& ctx) { return convert(g, ctx, false); }
-bool run_convs_and_pools(Graph& g, PassContext& ctx) { return convert(g, ctx, true); }
-
 }  // namespace
 
-std::unique_ptr<Pass> make_channels_last(bool pools) {
-  return std::make_unique<FunctionPass>("channels_last", 2, pools ? run_convs_and_pools : run_convs);
-}
+std::unique_ptr<Pass> make_channels_last() { return std::make_unique<FunctionPass>("channels_last", 2, run); }
 
 }  // namespace deepep

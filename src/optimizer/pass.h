@@ -75,6 +75,6 @@ std::unique_ptr<Pass> make_conv_activation_fusion();
 std::unique_ptr<Pass> make_precision_lowering();
 std::unique_ptr<Pass> make_elementwise_fusion();
 // Load time, per device (not in default_pipeline; see convert_to_channels_last).
-std::unique_ptr<Pass> make_channels_last(bool pools = false);
+std::unique_ptr<Pass> make_channels_last();
 
 }  // namespace deepep

@@ -214,9 +214,9 @@ FusionReport optimize(Graph& g, const OptimizeOptions& options) {
   return optimize_with(g, default_pipeline(), options);
 }
 
-int convert_to_channels_last(Graph& g, bool pools) {
+int convert_to_channels_last(Graph& g) {
   std::vector<std::unique_ptr<Pass>> passes;
-  passes.push_back(make_channels_last(pools));
+  passes.push_back(make_channels_last());
   passes.push_back(make_transpose_cancellation());
   passes.push_back(make_common_subexpression_elimination());  // one transpose per value read by two convs
   passes.push_back(make_dead_code_elimination());

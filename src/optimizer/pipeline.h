@@ -70,9 +70,8 @@ FusionReport optimize_with(Graph& g, const std::vector<std::unique_ptr<Pass>>& p
 // Load-time layout conversion, chosen per device (Engine's `layout` option;
 // not a fusion level): every 2-D convolution becomes deepep.FusedConv with
 // channels_last = 1, with transposes left only where the NHWC region meets
-// other ops. With `pools` (the CPU), 2-D MaxPool joins the region as
-// deepep.MaxPool with channels_last = 1. Returns how many convolutions were
-// converted.
-int convert_to_channels_last(Graph& g, bool pools = false);
+// other ops; 2-D MaxPool joins the region as deepep.MaxPool with
+// channels_last = 1. Returns how many convolutions were converted.
+int convert_to_channels_last(Graph& g);
 
 }  // namespace deepep

@@ -125,8 +125,7 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
   impl->device = cuda_device < 0 ? std::string("cpu") : "cuda:" + std::to_string(cuda_device);
   impl->options = options;
   impl->layout = layout;
-  // The CPU has an NHWC MaxPool kernel; the GPU pools in NCHW (between transposes).
-  if (impl->layout == "nhwc") convert_to_channels_last(*impl->model.graph, cuda_device < 0);
+  if (impl->layout == "nhwc") convert_to_channels_last(*impl->model.graph);
   if (cuda_device >= 0) {
     CudaOptions co;
     co.device = cuda_device;

@@ -4,9 +4,9 @@
 using namespace deepep;
 
 namespace {
-std::string converted(const std::string& text, int* count = nullptr, bool pools = false) {
+std::string converted(const std::string& text, int* count = nullptr) {
   auto g = parse_graph_text(text);
-  const int n = convert_to_channels_last(*g, pools);
+  const int n = convert_to_channels_last(*g);
   if (count) *count = n;
   verify(*g);
   return g->to_text();
@@ -14,8 +14,9 @@ std::string converted(const std::string& text, int* count = nullptr, bool pools 
 }  // namespace
 
 TEST(ChannelsLast, ConvChainKeepsTransposesOnlyAtTheEdges) {
-  // Conv -> FusedConv(residual) -> MaxPool: the pair between the convs and the
-  // residual's pair cancel; one transpose in (the image), one out (to MaxPool).
+  // Conv -> FusedConv(residual) -> MaxPool: the pairs between the convs, the
+  // residual's and the MaxPool's cancel; one transpose in (the image), one
+  // out (the pooled features).
   int count = 0;
   const std::string got = converted(R"(graph main(%x: float32[n,3,8,8], %w1: float32[4,3,3,3], %b: float32[4],
                                                    %w2: float32[4,4,1,1]) {
@@ -31,8 +32,8 @@ TEST(ChannelsLast, ConvChainKeepsTransposesOnlyAtTheEdges) {
       %x_nhwc: float32[n,8,8,3] = Transpose<perm=[0,2,3,1]>(%x)
       %c1_nhwc: float32[n,8,8,4] = deepep.FusedConv<channels_last=1, pads=[1,1,1,1]>(%x_nhwc, %w1, %b)
       %c2_nhwc: float32[n,8,8,4] = deepep.FusedConv<activation="Relu", channels_last=1>(%c1_nhwc, %w2, %b, %c1_nhwc)
-      %c2: float32[n,4,8,8] = Transpose<perm=[0,3,1,2]>(%c2_nhwc)
-      %p: float32[n,4,4,4] = MaxPool<kernel_shape=[2,2], strides=[2,2]>(%c2)
+      %p_nhwc: float32[n,4,4,4] = deepep.MaxPool<channels_last=1, kernel_shape=[2,2], strides=[2,2]>(%c2_nhwc)
+      %p: float32[n,4,4,4] = Transpose<perm=[0,3,1,2]>(%p_nhwc)
       return %p
     })"));
 }
@@ -69,10 +70,9 @@ TEST(ChannelsLast, ConvReadByTwoConsumersKeepsOneTransposeForTheOther) {
     })"));
 }
 
-TEST(ChannelsLast, WithPoolsMaxPoolJoinsTheRegion) {
-  // The CPU's form (pools): the stem MaxPool between two convs becomes deepep.MaxPool channels_last, and
-  // the only transposes left are the image in and the features out. A MaxPool whose Indices are read, or
-  // a 1-D one, stays as it is.
+TEST(ChannelsLast, MaxPoolJoinsTheRegion) {
+  // The stem MaxPool between two convs becomes deepep.MaxPool channels_last, and the only transposes left
+  // are the image in and the features out. A MaxPool whose Indices are read, or a 1-D one, stays as it is.
   const std::string got = converted(R"(graph main(%x: float32[n,3,8,8], %w1: float32[4,3,3,3], %w2: float32[4,4,1,1],
                                                    %s: float32[n,4,6]) {
       %c1: float32[n,4,8,8] = Conv<pads=[1,1,1,1]>(%x, %w1)
@@ -81,8 +81,7 @@ TEST(ChannelsLast, WithPoolsMaxPoolJoinsTheRegion) {
       %q: float32[n,4,2,2], %i: int64[n,4,2,2] = MaxPool<kernel_shape=[2,2], strides=[2,2]>(%c2)
       %t: float32[n,4,3] = MaxPool<kernel_shape=[2], strides=[2]>(%s)
       return %q, %i, %t
-    })",
-                                    nullptr, true);
+    })");
   EXPECT_EQ(got, optest::canon(R"(graph main(%x: float32[n,3,8,8], %w1: float32[4,3,3,3], %w2: float32[4,4,1,1],
                                              %s: float32[n,4,6]) {
       %x_nhwc: float32[n,8,8,3] = Transpose<perm=[0,2,3,1]>(%x)

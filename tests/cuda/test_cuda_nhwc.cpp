@@ -187,3 +187,24 @@ TEST(CudaNhwc, TiledTranspose) {
     }
   }
 }
+
+// deepep.MaxPool<channels_last=1> (the channels-last pass's stem pooling): threads along the channels of
+// NHWC data, against the CPU (its NHWC kernel and reference). Exact in fp32.
+TEST(CudaNhwc, MaxPoolChannelsLast) {
+  REQUIRE_GPU();
+  struct P {
+    Shape x;  // NHWC
+    std::string attrs;
+  };
+  for (const P& p : std::vector<P>{{{2, 13, 11, 17}, "kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]"},
+                                   {{1, 10, 10, 3}, "kernel_shape=[3,3], strides=[2,2], ceil_mode=1"},
+                                   {{1, 7, 9, 6}, "kernel_shape=[3,2], strides=[2,3], auto_pad=\"SAME_UPPER\""},
+                                   {{1, 8, 8, 64}, "kernel_shape=[3,3], pads=[2,2,2,2], dilations=[2,2]"},
+                                   {{0, 5, 5, 4}, "kernel_shape=[2,2]"}}) {
+    SCOPED_TRACE(shape_str(p.x) + " <" + p.attrs + ">");
+    auto f = make(graph("%x: " + f32(p.x), "  %y = deepep.MaxPool<channels_last=1, " + p.attrs + ">(%x)", "%y"));
+    f.inputs = {rnd(p.x, 230)};
+    expect_match(f, 0);
+    expect_match(f, 0, {true, false});  // float16 on the device: the same values rounded (the max commutes)
+  }
+}

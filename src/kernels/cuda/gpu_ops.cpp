@@ -861,11 +861,18 @@ void pool_geometry(const GpuNode& n, PoolArgs& a, bool global) {
   DEEPEP_CHECK(x.shape.size() == 3 || x.shape.size() == 4, what_of(n), ": the CUDA backend pools 1-D and 2-D inputs (N, C, ...), got ",
                shape_str(x.shape));
   const bool one_d = x.shape.size() == 3;
-  a.N = x.shape[0], a.C = x.shape[1];
-  a.H = one_d ? 1 : x.shape[2];
-  a.W = x.shape.back();
-  a.OH = one_d ? 1 : y.shape[2];
-  a.OW = y.shape.back();
+  a.nhwc = !global && n.node.attr_int("channels_last", 0) != 0;
+  DEEPEP_CHECK(!a.nhwc || !one_d, what_of(n), ": channels_last pools 2-D inputs [N, H, W, C], got ", shape_str(x.shape));
+  if (a.nhwc) {
+    a.N = x.shape[0], a.H = x.shape[1], a.W = x.shape[2], a.C = x.shape[3];
+    a.OH = y.shape[1], a.OW = y.shape[2];
+  } else {
+    a.N = x.shape[0], a.C = x.shape[1];
+    a.H = one_d ? 1 : x.shape[2];
+    a.W = x.shape.back();
+    a.OH = one_d ? 1 : y.shape[2];
+    a.OW = y.shape.back();
+  }
   if (global) {
     a.kh = int(a.H), a.kw = int(a.W);
     return;
@@ -972,6 +979,7 @@ std::map<std::string, GpuKernel> build_table() {
   t["Gemm"] = gemm_kernel<gemm_args>();
   t["deepep.FusedMatMul"] = gemm_kernel<fused_matmul_args>();
   t["MaxPool"] = pool_kernel(true, false);
+  t["deepep.MaxPool"] = pool_kernel(true, false);  // channels_last: NHWC
   t["AveragePool"] = pool_kernel(false, false);
   t["GlobalAveragePool"] = pool_kernel(false, true);
   t["GlobalMaxPool"] = pool_kernel(true, true);

@@ -166,6 +166,7 @@ struct PoolArgs {
   int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
   bool max = true;
   bool count_include_pad = false;
+  bool nhwc = false;  // X [N, H, W, C], Y [N, OH, OW, C] (deepep.MaxPool channels_last): threads along C
 };
 void pool2d(const PoolArgs& a, cudaStream_t s);
 // Mean over the last `inner` elements of each of `rows` rows (GlobalAveragePool, ReduceMean over trailing axes).

@@ -299,9 +299,13 @@ template <class I>
 __global__ void pool2d_kernel(PoolArgs a) {
   const int64_t n = a.N * a.C * a.OH * a.OW;
   DEEPEP_GRID_STRIDE(i, n) {
-    const I ii = I(i), OW = I(a.OW), OH = I(a.OH);
-    const I ow = ii % OW, t = ii / OW, oh = t % OH, nc = t / OH;
-    const int64_t base = int64_t(nc) * a.H * a.W;
+    const I ii = I(i), OW = I(a.OW), OH = I(a.OH), C = I(a.C);
+    // NCHW: i = ((n C + c) OH + oh) OW + ow, element (y, x) of the plane at base + y W + x.
+    // NHWC: i = ((n OH + oh) OW + ow) C + c, element (y, x) at base + (y W + x) C.
+    const I c = a.nhwc ? ii % C : I(0), p = a.nhwc ? ii / C : ii;
+    const I ow = p % OW, t = p / OW, oh = t % OH, nc = t / OH;
+    const int64_t base = a.nhwc ? int64_t(nc) * a.H * a.W * a.C + c : int64_t(nc) * a.H * a.W;
+    const int64_t step = a.nhwc ? a.C : 1;
     float acc = a.max ? -INFINITY : 0.f;
     int cnt = 0;
     for (int ky = 0; ky < a.kh; ++ky) {
@@ -313,7 +317,7 @@ __global__ void pool2d_kernel(PoolArgs a) {
           if (!a.max && a.count_include_pad && y < a.H + a.ph && x < a.W + a.pw) ++cnt;
           continue;
         }
-        const float v = ldf(a.x, a.t, base + y * a.W + x);
+        const float v = ldf(a.x, a.t, base + (y * a.W + x) * step);
         if (a.max) acc = (v > acc || v != v) ? v : acc;
         else acc += v;
         ++cnt;
