@@ -261,4 +261,16 @@ TEST(KernelsCpuNhwc, MaxPoolChannelsLast) {
       EXPECT_EQ(kernel, "");
     }
   }
+  // Bad input reaches the reference, whose error names the node and the problem.
+  for (Isa isa : isas()) {
+    IsaScope sc(isa);
+    std::string kernel = "?";
+    try {
+      run_node("deepep.MaxPool", "channels_last=1, kernel_shape=[2]", {{"x", rnd({1, 5, 4}, 1)}}, kernel);
+      ADD_FAILURE() << "a 1-D input with channels_last=1 ran";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("channels_last needs 2-D pooling"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(kernel, "");
+  }
 }
