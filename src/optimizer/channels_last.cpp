@@ -7,7 +7,7 @@
 // and the residual input through Transpose([0,2,3,1]). Between two
 // convolutions the back-to-back pair composes to the identity and goes; a
 // transpose stays only where the NHWC region meets other ops (the input
-// image, pooling, Flatten).
+// image, global pooling, Flatten).
 // 2-D MaxPool whose Indices output is unused becomes deepep.MaxPool with
 // channels_last = 1 the same way, so ResNet's stem pooling joins the region
 // (no transposes around it).
@@ -17,14 +17,15 @@
 // want the channel innermost; NCHW makes them transpose on every call.
 #include "ir/graph_edit.h"
 #include "ir/op_registry.h"
+#include "ops/channels_last.h"
 #include "optimizer/pass.h"
 #include "optimizer/pattern.h"
 
 namespace deepep {
 namespace {
 
-const std::vector<int64_t> kToNhwc{0, 2, 3, 1};
-const std::vector<int64_t> kToNchw{0, 3, 1, 2};
+using ops::kToNchw;
+using ops::kToNhwc;
 
 bool is_float(const Value* v) {
   return v && (v->dtype == DType::kFloat32 || v->dtype == DType::kFloat16 || v->dtype == DType::kBFloat16);
@@ -32,9 +33,7 @@ bool is_float(const Value* v) {
 
 std::optional<SymShape> permuted(const std::optional<SymShape>& s, const std::vector<int64_t>& perm) {
   if (!s || s->size() != perm.size()) return std::nullopt;
-  SymShape out;
-  for (int64_t p : perm) out.push_back((*s)[size_t(p)]);
-  return out;
+  return ops::permuted(*s, perm);
 }
 
 Attribute perm_attr(const std::vector<int64_t>& perm) {

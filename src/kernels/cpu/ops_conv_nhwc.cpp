@@ -31,6 +31,7 @@
 #include "kernels/cpu/register.h"
 #include "kernels/cpu/sgemm.h"
 #include "kernels/cpu/thread_pool.h"
+#include "ops/channels_last.h"
 #include "ops/fused_epilogue.h"
 #include "ops/gemm_util.h"
 
@@ -306,7 +307,8 @@ bool supports(const KernelContext& ctx) {
 // region (Transpose with perm [0,2,3,1] or [0,3,1,2], rank 4, float32): per
 // image one [C, H*W] <-> [H*W, C] matrix transpose, 8 x 8 blocks in
 // registers, column chunks spread over the threads.
-const std::vector<int64_t> kToNhwc{0, 2, 3, 1}, kToNchw{0, 3, 1, 2};
+using ops::kToNchw;
+using ops::kToNhwc;
 
 bool transpose_supports(const KernelContext& ctx) {
   if (ctx.num_inputs() != 1 || !is_f32(ctx.inputs[0]) || ctx.inputs[0]->rank() != 4 || !ctx.node.has_attr("perm"))

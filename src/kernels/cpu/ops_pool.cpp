@@ -61,9 +61,9 @@ void maxpool_run(KernelContext& ctx) {
   Tensor& y = ctx.output(0, DType::kFloat32, Shape{N, C, OH, OW});
   if (y.numel() == 0) return;
   // Valid window taps per output column / row: [lo, hi) of tap indices.
-  const auto taps = window_taps;
   std::vector<int64_t> clo(static_cast<size_t>(OW)), chi(static_cast<size_t>(OW));
-  for (int64_t ox = 0; ox < OW; ++ox) taps(ox, g.s[1], g.pb[1], g.k[1], g.d[1], W, clo[size_t(ox)], chi[size_t(ox)]);
+  for (int64_t ox = 0; ox < OW; ++ox)
+    window_taps(ox, g.s[1], g.pb[1], g.k[1], g.d[1], W, clo[size_t(ox)], chi[size_t(ox)]);
   const float* X = x.data<float>();
   float* Y = y.data<float>();
   const int64_t planes = N * C;
@@ -74,7 +74,7 @@ void maxpool_run(KernelContext& ctx) {
       float* yp = Y + pl * OH * OW;
       for (int64_t oy = 0; oy < OH; ++oy) {
         int64_t rlo, rhi;
-        taps(oy, g.s[0], g.pb[0], g.k[0], g.d[0], H, rlo, rhi);
+        window_taps(oy, g.s[0], g.pb[0], g.k[0], g.d[0], H, rlo, rhi);
         const int64_t iy0 = oy * g.s[0] - g.pb[0];
         float* yr = yp + oy * OW;
         if (rlo == 0 && rhi == g.k[0]) {
@@ -133,6 +133,10 @@ void maxpool_nhwc_run(KernelContext& ctx) {
   const float* X = x.data<float>();
   float* Y = y.data<float>();
   const MaxIntoFn max_into = nhwc_kernels_of(active_isa())->max_into;
+  // Valid window taps per output column, once per node: [lo, hi) of tap indices.
+  std::vector<int64_t> clo(static_cast<size_t>(OW)), chi(static_cast<size_t>(OW));
+  for (int64_t ox = 0; ox < OW; ++ox)
+    window_taps(ox, g.s[1], g.pb[1], g.k[1], g.d[1], W, clo[size_t(ox)], chi[size_t(ox)]);
   // Tasks: output rows (n, oy); each pixel's C channels are one contiguous run in X and Y.
   const int threads = threads_for(double(y.numel()) * double(g.k[0] * g.k[1]));
   ThreadPool::global().parallel_for(N * OH, 1, threads, [&](int64_t r0, int64_t r1) {
@@ -142,8 +146,7 @@ void maxpool_nhwc_run(KernelContext& ctx) {
       window_taps(oy, g.s[0], g.pb[0], g.k[0], g.d[0], H, ylo, yhi);
       const int64_t iy0 = oy * g.s[0] - g.pb[0];
       for (int64_t ox = 0; ox < OW; ++ox) {
-        int64_t xlo, xhi;
-        window_taps(ox, g.s[1], g.pb[1], g.k[1], g.d[1], W, xlo, xhi);
+        const int64_t xlo = clo[size_t(ox)], xhi = chi[size_t(ox)];
         const int64_t ix0 = ox * g.s[1] - g.pb[1];
         float* out = Y + (r * OW + ox) * C;
         bool first = true;
