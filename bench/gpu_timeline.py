@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--precision", default="fp16")
     ap.add_argument("--output-dtype", default="float16")
     ap.add_argument("--top", type=int, default=8, help="kernels listed by total time")
+    ap.add_argument("--list", type=int, default=0, metavar="N",
+                    help="also list the first N events in order (start, duration, idle before)")
     args = ap.parse_args()
 
     from torch.profiler import ProfilerActivity, profile
@@ -88,6 +90,13 @@ def main():
             n[1] += 1
     for name, (us, calls) in sorted(by_name.items(), key=lambda kv: -kv[1][0])[:args.top]:
         print(f"  {us / 1e3:8.3f} ms x{calls:<4} {name[:100]}")
+    if args.list:
+        print("  start ms   dur us  idle us  stream  event")
+        prev_end = {}
+        for e in last[:args.list]:
+            idle = e["ts"] - prev_end.get(e["tid"], e["ts"])
+            prev_end[e["tid"]] = e["ts"] + e["dur"]
+            print(f"  {(e['ts'] - t0) / 1e3:8.3f} {e['dur']:8.1f} {idle:8.1f}  {e['tid']!s:>6}  {e['name'][:90]}")
     copies = [e for e in last if e["cat"] == "gpu_memcpy"]
     if copies:
         rates = [e["args"].get("memory bandwidth (GB/s)") for e in copies if "args" in e]
