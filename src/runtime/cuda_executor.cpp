@@ -347,6 +347,8 @@ struct Plan {
   std::vector<cudaGraphNode_t> copy_nodes;   // by copies index
   std::vector<void*> exec_dst;               // by output: where exec's copies write now
   bool ran_once = false;
+  size_t waves = 0;         // row waves the nodes run in (0: none)
+  std::string waves_off;    // why there are none (DEEPEP_CUDA_VERBOSE)
   std::string graph_error;  // why this plan runs eagerly
   MemoryReport report;
   ~Plan() { drop_graph(); }
@@ -418,9 +420,11 @@ class CudaSessionImpl : public CudaSession {
     if (p->ran_once && m_->opt.graphs && !debug_sync && !p->exec && p->graph_error.empty()) {
       capture(*p, dst);
       if (env_on("DEEPEP_CUDA_VERBOSE"))
-        std::fprintf(stderr, "deepep cuda: plan of %zu GPU nodes, arena %llu bytes, workspace %zu bytes: %s\n",
-                     p->nodes.size(), static_cast<unsigned long long>(p->report.planned_bytes), workspace_.bytes,
+        std::fprintf(stderr, "deepep cuda: plan of %zu GPU nodes in %zu row wave(s), arena %llu bytes, workspace %zu bytes: %s\n",
+                     p->nodes.size(), std::max<size_t>(1, p->waves), static_cast<unsigned long long>(p->report.planned_bytes), workspace_.bytes,
                      p->exec ? "CUDA graph captured" : ("runs eagerly: " + p->graph_error).c_str());
+      if (env_on("DEEPEP_CUDA_VERBOSE") && !p->waves_off.empty())
+        std::fprintf(stderr, "deepep cuda: no row waves: %s\n", p->waves_off.c_str());
     }
     if (p->exec) retarget(*p, dst);
     if (p->exec) {
@@ -676,11 +680,50 @@ class CudaSessionImpl : public CudaSession {
           r->producer->outputs[0] == r)
         maker[i] = r->producer;
     }
+    // A GPU node's tensors (no device bytes before the memory plan).
+    auto gpu_node = [&](const Node& n) {
+      GpuNode gn{n, {}, {}, nullptr};
+      auto tensor_of = [&](const Value* v) {
+        GpuTensor t;
+        if (!v) return t;
+        const size_t id = size_t(v->id);
+        t.data = p.ptr.empty() ? nullptr : p.ptr[id];
+        t.dtype = dev_dtype(id);
+        t.shape = p.shape[id];
+        if (p.host[id].defined()) t.host = &p.host[id];
+        return t;
+      };
+      for (const Value* v : n.inputs) gn.in.push_back(tensor_of(v));
+      for (size_t i = 0; i < gn.in.size(); ++i)
+        if (auto it = m_->reordered.find({n.id, i}); it != m_->reordered.end()) {
+          gn.in[i].data = it->second;
+          gn.in[i].reordered = true;
+        }
+      for (const Value* v : n.outputs) gn.out.push_back(tensor_of(v));
+      return gn;
+    };
+    // Row waves (cuda_output_blocks.h): values whose rows one wave leaves for the next (inputs, outputs,
+    // what causal attention reads) live the whole run.
+    const WaveChoice wave = choose_waves(p, maker, result_dtype, gpu_node);
+    if (!wave.rows.empty()) {
+      auto whole_run = [&](size_t id) {
+        const int b = buffer[size_t(root[id] >= 0 ? root[id] : int(id))];
+        if (b >= 0) req[size_t(b)].first = 0, req[size_t(b)].last = last_step;
+      };
+      for (const Value* v : g.inputs) whole_run(size_t(v->id));
+      for (const Value* v : g.outputs) whole_run(size_t(v->id));
+      for (const auto& np : g.nodes())
+        if (const GpuKernel* k = m_->kernel[size_t(np->id)]; k && k->reads_earlier_rows)
+          for (const Value* v : np->inputs)
+            if (v) whole_run(size_t(v->id));
+    }
+    p.waves = wave.rows.size();
+    p.waves_off = wave.why_not;
     for (size_t i = 0; i < g.outputs.size(); ++i) {
       const size_t id = size_t(g.outputs[i]->id);
       if (!m_->host_known[id] && dev_dtype(id) != result_dtype(id))
         out_stage[i] = new_buffer(uint64_t(shape_numel(p.shape[id])) * dtype_size(result_dtype(id)),
-                                  maker[i] ? maker[i]->id + 1 : last_step, last_step);
+                                  maker[i] && wave.rows.empty() ? maker[i]->id + 1 : 0, last_step);
     }
     MemoryPlan mp = plan_memory(req);
     const uint64_t cap = m_->opt.memory_pool_bytes;
@@ -761,48 +804,78 @@ class CudaSessionImpl : public CudaSession {
       p.copies.push_back({output, p.nodes.size() - 1, 0, p.outputs[output].bytes});
     };
     // GPU nodes: tensors, then prepare (algorithm choice, workspace).
-    p.nodes.reserve(g.nodes().size());
-    size_t ws = 0;
+    std::vector<std::pair<const GpuKernel*, GpuNode>> gpu_nodes;
     for (const auto& np : g.nodes()) {
       const Node& n = *np;
-      const GpuKernel* k = m_->kernel[size_t(n.id)];
-      if (!k) continue;
-      GpuNode gn{n, {}, {}, nullptr};
-      auto tensor_of = [&](const Value* v) {
-        GpuTensor t;
-        if (!v) return t;
-        const size_t id = size_t(v->id);
-        t.data = p.ptr[id];
-        t.dtype = dev_dtype(id);
-        t.shape = p.shape[id];
-        if (p.host[id].defined()) t.host = &p.host[id];
-        return t;
-      };
-      for (const Value* v : n.inputs) gn.in.push_back(tensor_of(v));
-      for (size_t i = 0; i < gn.in.size(); ++i)
-        if (auto it = m_->reordered.find({n.id, i}); it != m_->reordered.end()) {
-          gn.in[i].data = it->second;
-          gn.in[i].reordered = true;
-        }
-      for (const Value* v : n.outputs) gn.out.push_back(tensor_of(v));
-      if (n.op_type == "Gather") p.gather_nodes.push_back(n.id);
-      auto prepare = [&](GpuNode& x) {
-        try {
-          if (k->prepare) ws = std::max(ws, k->prepare(ctx_, x));
-        } catch (const Error& e) {
-          const std::string msg = e.what();
-          if (msg.find(n.op_type) == std::string::npos) throw Error(detail::concat(n.describe(), ": ", msg));
-          throw;
-        }
-      };
-      auto made = made_by.find(n.id);
-      if (made != made_by.end() && made->second.size() == 1 && split_for_copy(p, gn, *k, made->second[0], prepare))
-        continue;
-      prepare(gn);
-      p.nodes.push_back(std::move(gn));
-      if (made != made_by.end())
-        for (size_t i : made->second) copy_whole(i);
+      if (const GpuKernel* k = m_->kernel[size_t(n.id)]) {
+        gpu_nodes.emplace_back(k, gpu_node(n));
+        if (n.op_type == "Gather") p.gather_nodes.push_back(n.id);
+      }
     }
+    size_t ws = 0;
+    auto prepare = [&](const GpuKernel& k, GpuNode& x) {
+      try {
+        if (k.prepare) ws = std::max(ws, k.prepare(ctx_, x));
+      } catch (const Error& e) {
+        const std::string msg = e.what();
+        if (msg.find(x.node.op_type) == std::string::npos) throw Error(detail::concat(x.node.describe(), ": ", msg));
+        throw;
+      }
+    };
+    // Each wave: every node on its rows (all waves' blocks are made first: one the kernel refuses, and the plan
+    // runs unwaved).
+    std::vector<std::vector<GpuNode>> waved;
+    for (const auto& [r0, count] : wave.rows) {
+      std::vector<GpuNode> nodes;
+      bool all = true;
+      for (const auto& [k, gn] : gpu_nodes) {
+        if (k->view) continue;
+        std::optional<GpuNode> b = cuda::block_of(*k, gn, r0, count);
+        if (!b) {
+          all = false;
+          p.waves_off = detail::concat(gn.node.describe(), " refuses rows [", r0, ", ", r0 + count, ")");
+          break;
+        }
+        nodes.push_back(std::move(*b));
+      }
+      if (!all) {
+        waved.clear();
+        break;
+      }
+      waved.push_back(std::move(nodes));
+    }
+    p.waves = waved.size();
+    if (!waved.empty())
+      for (auto& [k, gn] : gpu_nodes)
+        if (k->view) prepare(*k, gn);  // no work; checks the shapes
+    for (size_t w = 0; w < waved.size(); ++w) {
+      const auto [r0, count] = wave.rows[w];
+      for (GpuNode& b : waved[w]) {
+        const GpuKernel& k = *m_->kernel[size_t(b.node.id)];
+        auto made = made_by.find(b.node.id);
+        if (made != made_by.end() && made->second.size() == 1 &&
+            split_for_copy(p, b, k, made->second[0], r0, [&](GpuNode& x) { prepare(k, x); }))
+          continue;
+        prepare(k, b);
+        p.nodes.push_back(std::move(b));
+        if (made != made_by.end())
+          for (size_t i : made->second) {  // this wave's rows of it
+            const uint64_t row_bytes = p.outputs[i].bytes / uint64_t(wave.total_rows);
+            p.copies.push_back({i, p.nodes.size() - 1, uint64_t(r0) * row_bytes, uint64_t(count) * row_bytes});
+          }
+      }
+    }
+    if (waved.empty())
+      for (auto& [k, gn] : gpu_nodes) {
+        auto made = made_by.find(gn.node.id);
+        if (made != made_by.end() && made->second.size() == 1 &&
+            split_for_copy(p, gn, *k, made->second[0], 0, [&](GpuNode& x) { prepare(*k, x); }))
+          continue;
+        prepare(*k, gn);
+        p.nodes.push_back(std::move(gn));
+        if (made != made_by.end())
+          for (size_t i : made->second) copy_whole(i);
+      }
     if (auto rest = made_by.find(nn); rest != made_by.end())  // made by no GPU node (a graph input, say)
       for (size_t i : rest->second) p.copies.push_back({i, p.nodes.size(), 0, p.outputs[i].bytes});
     p.workspace = ws;
@@ -819,40 +892,98 @@ class CudaSessionImpl : public CudaSession {
     return plans_.front().get();
   }
 
-  // Adds node `n` as blocks of its rows (each prepared), each followed by the
-  // copy of its part of direct output `output`; false when it cannot be split
-  // (nothing added then: a block the kernel refuses makes the whole node run
-  // as one, and its own prepare reports any error).
+  // Adds node `n`, which makes rows [first_row, ...) of direct output `output`,
+  // as blocks of its rows (each prepared), each followed by the copy of its
+  // part of the output; false when it cannot be split (nothing added then: a
+  // block the kernel refuses makes the whole node run as one, and its own
+  // prepare reports any error).
   template <class Prepare>
-  bool split_for_copy(Plan& p, const GpuNode& n, const GpuKernel& k, size_t output, Prepare&& prepare) {
+  bool split_for_copy(Plan& p, const GpuNode& n, const GpuKernel& k, size_t output, int64_t first_row,
+                      Prepare&& prepare) {
     const OutputSlot& o = p.outputs[output];
-    if (!k.row_inputs || n.out.empty() || n.out[0].numel() != shape_numel(p.shape[o.value])) return false;
-    std::optional<std::vector<size_t>> rows_in;
-    try {
-      rows_in = k.row_inputs(n);
-    } catch (const Error&) {
-      return false;
-    }
-    if (!rows_in || !cuda::rows_line_up(n, *rows_in)) return false;
+    if (n.out.empty() || n.out[0].shape.empty() || n.out[0].shape.back() == 0) return false;
     const int64_t cols = n.out[0].shape.back(), rows = n.out[0].numel() / cols;
-    const int64_t per = cuda::output_block_rows(rows, o.bytes);
+    const uint64_t row_bytes = uint64_t(cols) * dtype_size(o.dtype);
+    if (uint64_t(first_row + rows) * row_bytes > o.bytes) return false;
+    const int64_t per = cuda::output_block_rows(rows, uint64_t(rows) * row_bytes);
     if (per >= rows) return false;
     std::vector<GpuNode> blocks;
     try {
       for (int64_t r0 = 0; r0 < rows; r0 += per) {
-        blocks.push_back(cuda::row_block(n, *rows_in, r0, std::min(per, rows - r0)));
+        std::optional<GpuNode> b = cuda::block_of(k, n, r0, std::min(per, rows - r0));
+        if (!b) return false;
+        blocks.push_back(std::move(*b));
         prepare(blocks.back());
       }
     } catch (const Error&) {
       return false;  // a block shape the kernel does not take: the whole node runs as one
     }
-    const uint64_t row_bytes = uint64_t(cols) * dtype_size(o.dtype);
     for (size_t b = 0; b < blocks.size(); ++b) {
-      const int64_t r0 = int64_t(b) * per, count = blocks[b].out[0].numel() / cols;
+      const int64_t r0 = first_row + int64_t(b) * per, count = blocks[b].out[0].numel() / cols;
       p.nodes.push_back(std::move(blocks[b]));
       p.copies.push_back({output, p.nodes.size() - 1, uint64_t(r0) * row_bytes, uint64_t(count) * row_bytes});
     }
     return true;
+  }
+
+  // Row waves for this plan (cuda_output_blocks.h): the largest device output
+  // made by a GPU node, when every GPU node makes rows of its grid, each from
+  // the same rows of what it reads (or the earlier rows of its sequence:
+  // causal attention), everything else it reads being weights, constants or
+  // graph inputs. Whether each node takes each wave's rows is checked when
+  // the blocks are made.
+  struct WaveChoice {
+    std::vector<std::pair<int64_t, int64_t>> rows;
+    int64_t total_rows = 0;
+    std::string why_not;  // DEEPEP_CUDA_VERBOSE
+  };
+  template <class ResultDtype, class MakeNode>
+  WaveChoice choose_waves(const Plan& p, const std::vector<const Node*>& maker, ResultDtype&& result_dtype,
+                          MakeNode&& gpu_node) const {
+    const Graph& g = m_->g;
+    const char* env = std::getenv("DEEPEP_CUDA_WAVES");
+    const int forced = env && *env ? std::atoi(env) : 0;
+    auto no = [](std::string why) { return WaveChoice{{}, 0, std::move(why)}; };
+    if (env && *env && forced <= 1) return no("DEEPEP_CUDA_WAVES=" + std::string(env));
+    int out = -1;
+    uint64_t best = 0;
+    for (size_t i = 0; i < g.outputs.size(); ++i) {
+      const size_t id = size_t(g.outputs[i]->id);
+      const uint64_t bytes = uint64_t(shape_numel(p.shape[id])) * dtype_size(result_dtype(id));
+      if (maker[i] && !m_->host_known[id] && (forced > 1 || bytes >= kDirectCopyBytes) && bytes > best)
+        best = bytes, out = int(i);
+    }
+    if (out < 0) return no("no large output made on the GPU");
+    const Shape& grid = p.shape[size_t(maker[size_t(out)]->outputs[0]->id)];
+    auto rows_of = [](const Shape& s) { return s.empty() || s.back() == 0 ? int64_t(0) : shape_numel(s) / s.back(); };
+    const int64_t rows = rows_of(grid);
+    if (rows <= 0) return no("an empty output");
+    std::vector<char> is_input(p.shape.size(), 0);
+    for (const Value* v : g.inputs) is_input[size_t(v->id)] = 1;
+    for (const auto& np : g.nodes()) {
+      const GpuKernel* k = m_->kernel[size_t(np->id)];
+      if (!k || k->view) continue;
+      if (np->outputs.empty() || !np->outputs[0] || rows_of(p.shape[size_t(np->outputs[0]->id)]) != rows)
+        return no(np->describe() + " makes other rows than the output's " + std::to_string(rows));
+      if (k->row_block) continue;
+      std::optional<std::vector<size_t>> rows_in;
+      try {
+        if (k->row_inputs) rows_in = k->row_inputs(gpu_node(*np));
+      } catch (const Error&) {
+      }
+      if (!rows_in) return no(np->describe() + " cannot run by rows");
+      for (size_t i = 0; i < np->inputs.size(); ++i) {
+        const Value* v = np->inputs[i];
+        if (!v || std::find(rows_in->begin(), rows_in->end(), i) != rows_in->end()) continue;
+        const size_t id = size_t(v->id);
+        if (!m_->weight[id] && !m_->host_known[id] && !is_input[id])
+          return no(np->describe() + " reads '" + v->name + "' whole");  // made this run
+      }
+    }
+    const int64_t items = grid.size() >= 3 ? grid[0] : 1;
+    WaveChoice c{cuda::row_waves(rows, items, best, forced), rows, {}};
+    if (c.rows.empty()) c.why_not = "the output is too small for waves";
+    return c;
   }
 
   void enqueue(Plan& p, const std::vector<void*>& dst, bool debug_sync) {

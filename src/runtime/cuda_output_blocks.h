@@ -8,6 +8,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "kernels/cuda/gpu_kernels.h"
@@ -23,9 +25,25 @@ int64_t output_block_rows(int64_t rows, uint64_t bytes);
 // rows (all dims but the last) and are dense, so blocks of rows line up.
 bool rows_line_up(const GpuNode& n, const std::vector<size_t>& row_inputs);
 
-// `n` restricted to rows [r0, r0 + count) of output 0 and of the inputs in
-// `row_inputs` (each seen as a 2-D [count, last dim] tensor).
+// `n` restricted to rows [r0, r0 + count) of its outputs with output 0's rows
+// and of the inputs in `row_inputs` (each seen as a 2-D [count, last dim]
+// tensor).
 GpuNode row_block(const GpuNode& n, const std::vector<size_t>& row_inputs, int64_t r0, int64_t count);
+
+// `n` making rows [r0, r0 + count) of output 0 alone: the kernel's own
+// GpuKernel::row_block, else row_block over GpuKernel::row_inputs; nullopt
+// when the kernel cannot (or refuses these rows).
+std::optional<GpuNode> block_of(const GpuKernel& k, const GpuNode& n, int64_t r0, int64_t count);
+
+// Row waves: a plan whose every node makes rows of the same [rows, ...] grid
+// (GPT-2: embeddings, layers, logits) runs as a few waves of rows, each wave
+// all nodes; a large output's rows of one wave cross PCIe while the next wave
+// computes. [first row, rows] of each wave for an output of `bytes` bytes over
+// `items` batch items: whole items when there are several, else blocks of a
+// multiple of 64 rows; {} when waves are not worth it (under ~32 MB). `forced`
+// > 1 asks for that many waves, of any row count (DEEPEP_CUDA_WAVES; fewer
+// over whole items when there are fewer items).
+std::vector<std::pair<int64_t, int64_t>> row_waves(int64_t rows, int64_t items, uint64_t bytes, int forced);
 
 // For each destination in `dst`, the memcpy node of the captured graph `g`
 // that writes there (nullptr when none does): the executor re-points those

@@ -4,6 +4,7 @@
 // copies are re-pointed at a new result buffer each run, and a result the
 // caller still holds must never be overwritten.
 #include "cuda_test_util.h"
+#include "runtime/cuda_output_blocks.h"
 
 using namespace deepep;
 using namespace deepep::cuda_test;
@@ -94,4 +95,24 @@ TEST(CudaRuntime, LargeOutputsStreamInBlocks) {
     half.fp16_outputs = true;  // float16 results: no conversion
     check_streamed(c, half, 5e-3);
   }
+}
+
+// The wave plan: whole batch items when there are several, blocks of 64 rows inside one sequence, none for
+// outputs too small to be worth it; a forced count is honoured exactly (odd boundaries, for the tests).
+TEST(CudaRuntime, RowWavesPlan) {
+  using W = std::vector<std::pair<int64_t, int64_t>>;
+  const uint64_t mb = uint64_t(1) << 20;
+  EXPECT_TRUE(cuda::row_waves(512, 1, 51 * mb, 0).empty());  // gpt2 b1 s512: waves of 192 rows cost more than they hide
+  EXPECT_EQ(cuda::row_waves(2048, 1, 201 * mb, 0), (W{{0, 512}, {512, 512}, {1024, 512}, {1536, 512}}));
+  W b8;
+  for (int64_t i = 0; i < 8; ++i) b8.emplace_back(i * 512, 512);
+  EXPECT_EQ(cuda::row_waves(4096, 8, 411 * mb, 0), b8);  // gpt2 b8: one sequence a wave
+  EXPECT_EQ(cuda::row_waves(4096, 8, 40 * mb, 0), (W{{0, 2048}, {2048, 2048}}));
+  EXPECT_TRUE(cuda::row_waves(512, 1, 20 * mb, 0).empty());
+  EXPECT_TRUE(cuda::row_waves(100, 1, 400 * mb, 0).empty());  // too few rows
+  EXPECT_EQ(cuda::row_waves(128, 1, 1, 3), (W{{0, 43}, {43, 43}, {86, 42}}));
+  EXPECT_EQ(cuda::row_waves(192, 3, 1, 2), (W{{0, 128}, {128, 64}}));
+  EXPECT_EQ(cuda::row_waves(160, 5, 1, 8), (W{{0, 32}, {32, 32}, {64, 32}, {96, 32}, {128, 32}}));
+  EXPECT_TRUE(cuda::row_waves(100, 3, 400 * mb, 0).empty());  // rows do not split into items
+  EXPECT_TRUE(cuda::row_waves(0, 1, 400 * mb, 4).empty());
 }

@@ -110,3 +110,30 @@ def test_gpu_cnn_auto_layout_is_nhwc_and_matches_cpu(name, tmp_path):
         got = next(iter(gpu.run({"input": x}).values()))
         err = np.linalg.norm(got - want) / np.linalg.norm(want)
         assert err <= tol, (layout, precision, err)
+
+
+@pytest.mark.skipif(not _gpus(), reason="no GPU")
+@pytest.mark.parametrize("batch,seq,waves", [(1, 128, 2), (1, 128, 3), (1, 100, 4), (3, 64, 3), (3, 64, 2), (5, 32, 8)])
+def test_gpu_row_waves_match_cpu(batch, seq, waves, tmp_path, monkeypatch, capfd):
+    """GPT-2 run in row waves (cuda_output_blocks.h): inside one sequence (causal attention reads the keys an
+    earlier wave made) or over whole sequences, in a poisoned arena: every row written, none overwritten."""
+    from deepep import zoo
+
+    path = tmp_path / "gpt2.onnx"
+    zoo.save(zoo.build("gpt2", small=True, batch=batch, seq=seq), str(path))
+    ids = np.random.default_rng(seq).integers(0, 1000, (batch, seq)).astype(np.int64)
+    want = deepep.Engine(path).run({"input_ids": ids})["logits"]
+    monkeypatch.setenv("DEEPEP_CUDA_POISON", "1")
+    monkeypatch.setenv("DEEPEP_CUDA_VERBOSE", "1")
+    for precision, tol in [("fp32-strict", 1e-4), ("fp16", 1e-2)]:
+        monkeypatch.setenv("DEEPEP_CUDA_WAVES", str(waves))
+        gpu = deepep.Engine(path, device="cuda:0", precision=precision)
+        for _ in range(3):  # eager, captured, replayed
+            got = gpu.run({"input_ids": ids})["logits"]
+            err = np.linalg.norm(got.astype(np.float64) - want) / np.linalg.norm(want)
+            assert err <= tol, (precision, err)
+        expect = min(waves, batch) if batch > 1 else waves
+        assert f"in {expect} row wave(s)" in capfd.readouterr().err
+        monkeypatch.setenv("DEEPEP_CUDA_WAVES", "1")
+        unwaved = deepep.Engine(path, device="cuda:0", precision=precision).run({"input_ids": ids})["logits"]
+        np.testing.assert_allclose(got, unwaved, rtol=tol, atol=tol * np.abs(want).max())

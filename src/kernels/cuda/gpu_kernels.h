@@ -57,6 +57,9 @@ struct GpuNode {
   std::vector<GpuTensor> in;   // undefined for omitted optional inputs
   std::vector<GpuTensor> out;  // shapes/dtypes set by the executor from shape inference
   std::shared_ptr<void> state; // per node and signature, set by prepare
+  // Rows of output 0 (all dims but the last, flattened) this node makes when the
+  // executor runs the plan in row waves (GpuKernel::row_block); -1: all of them.
+  int64_t window_begin = 0, window_rows = -1;
   bool has_input(size_t i) const { return i < in.size() && in[i].defined(); }
 };
 
@@ -81,6 +84,16 @@ struct GpuKernel {
   // node cannot be split. The executor splits the producer of a large graph
   // output so that the output's copy to the host overlaps its computation.
   std::function<std::optional<std::vector<size_t>>(const GpuNode&)> row_inputs;
+  // Optional, for nodes whose rows are more than slices of their inputs (an
+  // embedding gather, a skip added every few rows, causal attention): `n`
+  // making rows [r0, r0 + count) of its outputs alone, or nullopt when it
+  // cannot. The executor then runs the whole plan in waves of rows, so that a
+  // large output's first rows cross PCIe while the later ones are computed.
+  std::function<std::optional<GpuNode>(const GpuNode& n, int64_t r0, int64_t count)> row_block;
+  // row_block's rows also read the earlier rows of their sequence (causal
+  // attention reads the keys of every row before it): those inputs stay intact
+  // until the run ends.
+  bool reads_earlier_rows = false;
 };
 
 // nullptr when the CUDA backend has no kernel for the op.

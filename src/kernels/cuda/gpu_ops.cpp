@@ -345,6 +345,19 @@ GpuKernel gather_kernel() {
            idx.numel(), inner, ctx.error_flag + n.node.id, ctx.stream);
     launched(n);
   };
+  // An embedding lookup (axis 0 of a 2-D table): rows [r0, r0 + count) come from those indices alone.
+  k.row_block = [](const GpuNode& n, int64_t r0, int64_t count) -> std::optional<GpuNode> {
+    const GpuTensor &x = n.in[0], &idx = n.in[1];
+    if (x.shape.size() != 2 || idx.host || norm_axis(n, n.node.attr_int("axis", 0), 2) != 0) return std::nullopt;
+    const int64_t width = x.shape[1];
+    if (n.out[0].numel() != idx.numel() * width || r0 < 0 || count < 0 || r0 + count > idx.numel()) return std::nullopt;
+    GpuNode b = n;
+    b.in[1].data = static_cast<char*>(idx.data) + size_t(r0) * dtype_size(idx.dtype);
+    b.in[1].shape = {count};
+    b.out[0].data = static_cast<char*>(n.out[0].data) + size_t(r0 * width) * dtype_size(n.out[0].dtype);
+    b.out[0].shape = {count, width};
+    return b;
+  };
   return k;
 }
 
@@ -476,6 +489,33 @@ GpuKernel skip_layer_norm_kernel() {
     layer_norm(a, ctx.stream);
     launched(n);
   };
+  // Rows [r0, r0 + count) over the last axis: the input of the sum's shape is sliced, the other too when it
+  // has that shape; a block of rows repeated along the sum (position embeddings over a batch) is read whole
+  // when the window holds whole repeats.
+  k.row_block = [](const GpuNode& n, int64_t r0, int64_t count) -> std::optional<GpuNode> {
+    const GpuTensor& y = n.out[0];
+    const int64_t r = int64_t(y.shape.size());
+    if (r == 0 || n.in.size() < 2 || norm_axis(n, n.node.attr_int("axis", -1), r) != r - 1) return std::nullopt;
+    const int64_t cols = y.shape.back();
+    const int full = n.in[0].shape == y.shape ? 0 : n.in[1].shape == y.shape ? 1 : -1;
+    if (cols == 0 || full < 0 || n.in[size_t(full)].host || r0 < 0 || count < 0 || r0 + count > y.numel() / cols)
+      return std::nullopt;
+    const GpuTensor& other = n.in[size_t(1 - full)];
+    const int64_t period = other.numel() / cols;
+    const bool sliced = other.shape == y.shape;
+    if (!sliced && (period <= 0 || r0 % period || count % period)) return std::nullopt;
+    const Shape shape = sliced ? Shape{count, cols} : Shape{count / period, period, cols};
+    GpuNode b = n;
+    auto slice = [&](GpuTensor& t) {
+      t.data = static_cast<char*>(t.data) + size_t(r0 * cols) * dtype_size(t.dtype);
+      t.shape = shape;
+    };
+    slice(b.in[size_t(full)]);
+    if (sliced) slice(b.in[size_t(1 - full)]);
+    for (GpuTensor& o : b.out)
+      if (o.defined()) slice(o);
+    return b;
+  };
   return k;
 }
 
@@ -488,6 +528,34 @@ bool is_causal(const Tensor& mask, int64_t Sq, int64_t Sk, bool keep) {
     for (int64_t k = 0; k < Sk; ++k)
       if ((m[q * Sk + k] != 0) != ((k <= q + Sk - Sq) == keep)) return false;
   return true;
+}
+
+// Narrows `a` (3-D inputs) to rows [window_begin, + window_rows) of the output, over batch x query: whole
+// sequences, or rows inside one sequence of causal attention with the keys up to the window's last row
+// (bottom-right aligned: row q sees keys up to q + Sk - Sq, the window's offset in its sequence).
+void apply_row_window(const GpuNode& n, AttnArgs& a) {
+  const int64_t S = a.Sq, r0 = n.window_begin, c = n.window_rows;
+  DEEPEP_CHECK(n.in[0].shape.size() == 3 && S > 0 && r0 >= 0 && c >= 0 && r0 + c <= a.B * S, what_of(n),
+               ": row window [", r0, ", ", r0 + c, ") does not fit the ", a.B, " x ", S, " query rows");
+  const size_t es = dtype_size(n.in[0].dtype), ey = dtype_size(n.out[0].dtype);
+  const size_t em = n.has_input(3) ? dtype_size(n.in[3].dtype) : 0;
+  auto move = [](const void* p, int64_t elems, size_t size) {
+    return p ? static_cast<const char*>(p) + elems * int64_t(size) : p;
+  };
+  int64_t b = r0 / S, s0 = r0 % S;
+  if (s0 == 0 && c % S == 0) {  // whole sequences
+    a.B = c / S;
+    s0 = 0;
+  } else {
+    DEEPEP_CHECK(a.causal && a.Sk == S && (r0 + c - 1) / S == b, what_of(n), ": row window [", r0, ", ", r0 + c,
+                 ") splits a sequence, which only causal self-attention allows");
+    a.B = 1, a.Sq = c, a.Sk = s0 + c;
+  }
+  a.q = move(a.q, b * a.q_sb + s0 * a.q_ld, es);
+  a.k = move(a.k, b * a.k_sb, es);
+  a.v = move(a.v, b * a.v_sb, es);
+  a.mask = move(a.mask, b * a.m_sb + s0 * a.m_sq, em);
+  a.y = static_cast<char*>(a.y) + (b * a.y_sb + s0 * a.y_ld) * int64_t(ey);
 }
 
 // The kernel arguments of a deepep.Attention node (checked).
@@ -577,6 +645,7 @@ AttnArgs attention_args(GpuNode& n) {
     }
   }
   a.y = n.out[0].data, a.ty = code(n.out[0].dtype);
+  if (n.window_rows >= 0) apply_row_window(n, a);
   return a;
 }
 
@@ -584,6 +653,18 @@ GpuKernel attention_kernel() {
   GpuKernel k;
   // The workspace holds the key-split partial results (attention_workspace_bytes).
   k.prepare = [](GpuContext&, GpuNode& n) { return attention_workspace_bytes(attention_args(n)); };
+  k.row_block = [](const GpuNode& n, int64_t r0, int64_t count) -> std::optional<GpuNode> {
+    if (n.in[0].shape.size() != 3 || n.out[0].shape.size() != 3) return std::nullopt;
+    GpuNode b = n;
+    b.window_begin = r0, b.window_rows = count;
+    try {
+      attention_args(b);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+    return b;
+  };
+  k.reads_earlier_rows = true;
   k.run = [](GpuContext& ctx, GpuNode& n) {
     AttnArgs a = attention_args(n);
     a.work = ctx.workspace, a.work_bytes = ctx.workspace_bytes;
