@@ -680,6 +680,8 @@ class CudaSessionImpl : public CudaSession {
           r->producer->outputs[0] == r)
         maker[i] = r->producer;
     }
+    std::vector<char> is_input(nv, 0);
+    for (const Value* v : g.inputs) is_input[size_t(v->id)] = 1;
     // A GPU node's tensors (no device bytes before the memory plan).
     auto gpu_node = [&](const Node& n) {
       GpuNode gn{n, {}, {}, nullptr};
@@ -691,6 +693,7 @@ class CudaSessionImpl : public CudaSession {
         t.dtype = dev_dtype(id);
         t.shape = p.shape[id];
         if (p.host[id].defined()) t.host = &p.host[id];
+        t.fixed = m_->weight[id] || m_->host_known[id] || is_input[id];
         return t;
       };
       for (const Value* v : n.inputs) gn.in.push_back(tensor_of(v));
@@ -712,10 +715,11 @@ class CudaSessionImpl : public CudaSession {
       };
       for (const Value* v : g.inputs) whole_run(size_t(v->id));
       for (const Value* v : g.outputs) whole_run(size_t(v->id));
-      for (const auto& np : g.nodes())
-        if (const GpuKernel* k = m_->kernel[size_t(np->id)]; k && k->reads_earlier_rows)
-          for (const Value* v : np->inputs)
-            if (v) whole_run(size_t(v->id));
+      if (wave.inside_items)  // whole items a wave: causal attention reads its own wave's rows alone
+        for (const auto& np : g.nodes())
+          if (const GpuKernel* k = m_->kernel[size_t(np->id)]; k && k->reads_earlier_rows)
+            for (const Value* v : np->inputs)
+              if (v) whole_run(size_t(v->id));
     }
     p.waves = wave.rows.size();
     p.waves_off = wave.why_not;
@@ -830,7 +834,14 @@ class CudaSessionImpl : public CudaSession {
       bool all = true;
       for (const auto& [k, gn] : gpu_nodes) {
         if (k->view) continue;
-        std::optional<GpuNode> b = cuda::block_of(*k, gn, r0, count);
+        // Earlier rows were kept only when waves split items: otherwise such a node's window must hold whole
+        // items of its own (its output's leading dim).
+        const Shape& os = gn.out[0].shape;
+        const int64_t item_rows = os.size() >= 2 && os[0] > 0 ? shape_numel(os) / os.back() / os[0] : 0;
+        const bool whole = item_rows > 0 && r0 % item_rows == 0 && count % item_rows == 0;
+        std::optional<GpuNode> b = !k->reads_earlier_rows || wave.inside_items || whole
+                                       ? cuda::block_of(*k, gn, r0, count)
+                                       : std::nullopt;
         if (!b) {
           all = false;
           p.waves_off = detail::concat(gn.node.describe(), " refuses rows [", r0, ", ", r0 + count, ")");
@@ -935,7 +946,8 @@ class CudaSessionImpl : public CudaSession {
   struct WaveChoice {
     std::vector<std::pair<int64_t, int64_t>> rows;
     int64_t total_rows = 0;
-    std::string why_not;  // DEEPEP_CUDA_VERBOSE
+    bool inside_items = false;  // waves may split a batch item (a sequence)
+    std::string why_not;        // DEEPEP_CUDA_VERBOSE
   };
   template <class ResultDtype, class MakeNode>
   WaveChoice choose_waves(const Plan& p, const std::vector<const Node*>& maker, ResultDtype&& result_dtype,
@@ -943,7 +955,7 @@ class CudaSessionImpl : public CudaSession {
     const Graph& g = m_->g;
     const char* env = std::getenv("DEEPEP_CUDA_WAVES");
     const int forced = env && *env ? std::atoi(env) : 0;
-    auto no = [](std::string why) { return WaveChoice{{}, 0, std::move(why)}; };
+    auto no = [](std::string why) { return WaveChoice{{}, 0, false, std::move(why)}; };
     if (env && *env && forced <= 1) return no("DEEPEP_CUDA_WAVES=" + std::string(env));
     int out = -1;
     uint64_t best = 0;
@@ -958,30 +970,25 @@ class CudaSessionImpl : public CudaSession {
     auto rows_of = [](const Shape& s) { return s.empty() || s.back() == 0 ? int64_t(0) : shape_numel(s) / s.back(); };
     const int64_t rows = rows_of(grid);
     if (rows <= 0) return no("an empty output");
-    std::vector<char> is_input(p.shape.size(), 0);
-    for (const Value* v : g.inputs) is_input[size_t(v->id)] = 1;
     for (const auto& np : g.nodes()) {
       const GpuKernel* k = m_->kernel[size_t(np->id)];
       if (!k || k->view) continue;
       if (np->outputs.empty() || !np->outputs[0] || rows_of(p.shape[size_t(np->outputs[0]->id)]) != rows)
         return no(np->describe() + " makes other rows than the output's " + std::to_string(rows));
       if (k->row_block) continue;
+      const GpuNode gn = gpu_node(*np);
       std::optional<std::vector<size_t>> rows_in;
       try {
-        if (k->row_inputs) rows_in = k->row_inputs(gpu_node(*np));
+        if (k->row_inputs) rows_in = k->row_inputs(gn);
       } catch (const Error&) {
       }
       if (!rows_in) return no(np->describe() + " cannot run by rows");
-      for (size_t i = 0; i < np->inputs.size(); ++i) {
-        const Value* v = np->inputs[i];
-        if (!v || std::find(rows_in->begin(), rows_in->end(), i) != rows_in->end()) continue;
-        const size_t id = size_t(v->id);
-        if (!m_->weight[id] && !m_->host_known[id] && !is_input[id])
-          return no(np->describe() + " reads '" + v->name + "' whole");  // made this run
-      }
+      for (size_t i = 0; i < gn.in.size(); ++i)
+        if (gn.has_input(i) && !gn.in[i].fixed && std::find(rows_in->begin(), rows_in->end(), i) == rows_in->end())
+          return no(np->describe() + " reads '" + np->inputs[i]->name + "' whole");  // made this run
     }
     const int64_t items = grid.size() >= 3 ? grid[0] : 1;
-    WaveChoice c{cuda::row_waves(rows, items, best, forced), rows, {}};
+    WaveChoice c{cuda::row_waves(rows, items, best, forced), rows, items < 2, {}};
     if (c.rows.empty()) c.why_not = "the output is too small for waves";
     return c;
   }

@@ -36,6 +36,9 @@ struct GpuTensor {
   // The bytes are the kernel's own layout of this constant, made at upload by
   // GpuKernel::upload (shape and dtype stay the graph's).
   bool reordered = false;
+  // The bytes stay as they are for the whole run (a weight, a host-known value,
+  // a graph input): a row block may read them whole (GpuKernel::row_block).
+  bool fixed = false;
   int64_t numel() const { return shape_numel(shape); }
   size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
   bool defined() const { return dtype != DType::kUndefined; }
@@ -89,6 +92,9 @@ struct GpuKernel {
   // making rows [r0, r0 + count) of its outputs alone, or nullopt when it
   // cannot. The executor then runs the whole plan in waves of rows, so that a
   // large output's first rows cross PCIe while the later ones are computed.
+  // A block reads the same rows of what it slices; anything it reads whole
+  // must be GpuTensor::fixed (other rows of a value made this run are not made
+  // yet when the block runs).
   std::function<std::optional<GpuNode>(const GpuNode& n, int64_t r0, int64_t count)> row_block;
   // row_block's rows also read the earlier rows of their sequence (causal
   // attention reads the keys of every row before it): those inputs stay intact

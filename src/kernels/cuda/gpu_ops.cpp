@@ -348,7 +348,8 @@ GpuKernel gather_kernel() {
   // An embedding lookup (axis 0 of a 2-D table): rows [r0, r0 + count) come from those indices alone.
   k.row_block = [](const GpuNode& n, int64_t r0, int64_t count) -> std::optional<GpuNode> {
     const GpuTensor &x = n.in[0], &idx = n.in[1];
-    if (x.shape.size() != 2 || idx.host || norm_axis(n, n.node.attr_int("axis", 0), 2) != 0) return std::nullopt;
+    if (x.shape.size() != 2 || !x.fixed || idx.host || norm_axis(n, n.node.attr_int("axis", 0), 2) != 0)
+      return std::nullopt;
     const int64_t width = x.shape[1];
     if (n.out[0].numel() != idx.numel() * width || r0 < 0 || count < 0 || r0 + count > idx.numel()) return std::nullopt;
     GpuNode b = n;
@@ -503,7 +504,7 @@ GpuKernel skip_layer_norm_kernel() {
     const GpuTensor& other = n.in[size_t(1 - full)];
     const int64_t period = other.numel() / cols;
     const bool sliced = other.shape == y.shape;
-    if (!sliced && (period <= 0 || r0 % period || count % period)) return std::nullopt;
+    if (!sliced && (!other.fixed || period <= 0 || r0 % period || count % period)) return std::nullopt;
     const Shape shape = sliced ? Shape{count, cols} : Shape{count / period, period, cols};
     GpuNode b = n;
     auto slice = [&](GpuTensor& t) {
