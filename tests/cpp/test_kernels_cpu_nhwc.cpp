@@ -9,7 +9,8 @@
 // dilations, groups, channel multipliers, constant (packed-once) and
 // variable weights, K over several GEMM K blocks, every epilogue; output
 // channel counts on both sides of the register tile's width (the few-channel
-// case runs the transposed GEMM and transposes its result).
+// case runs the transposed GEMM and transposes its result); few input
+// channels (the direct conv of an RGB stem).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -157,6 +158,44 @@ TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
   check({1, 32, 12, 13}, {100, 32, 1, 1}, "activation=\"Relu\"", 9, true, false, true);
   check({1, 96, 12, 13}, {96, 1, 3, 3}, "group=96, activation=\"Clip\", activation_params=[0.0, 6.0]", 10, true,
         true, true);
+}
+
+// Few input channels (<= 4, output channels a multiple of the vector width):
+// the direct conv, not the implicit GEMM. Output channel counts of one tile
+// chunk, several, and a chunk plus single vectors; rows with border outputs
+// only, interior blocks of 6 with tails; strides, asymmetric pads, dilation
+// (the per-tap loop), SAME padding, empty batch; every epilogue.
+TEST(KernelsCpuNhwc, DirectFewInputChannels) {
+  struct C {
+    Shape x, w;
+    std::string attrs;
+  };
+  const C cases[] = {
+      {{1, 3, 13, 12}, {16, 3, 7, 7}, "pads=[3,3,3,3], strides=[2,2]"},  // stem, one vector
+      {{2, 3, 19, 23}, {64, 3, 7, 7}, "pads=[3,3,3,3], strides=[2,2]"},  // stem, 64 channels
+      {{1, 1, 9, 31}, {32, 1, 3, 3}, "pads=[1,1,1,1]"},
+      {{1, 4, 11, 17}, {80, 4, 3, 3}, "pads=[0,1,2,1], strides=[1,2]"},  // 80 = 64 + 16
+      {{1, 2, 12, 14}, {48, 2, 3, 3}, "dilations=[2,2], pads=[2,2,2,2]"},
+      {{1, 3, 5, 5}, {16, 3, 7, 7}, "pads=[3,3,3,3]"},  // every output has a tap outside
+      {{1, 3, 8, 9}, {32, 3, 3, 3}, "auto_pad=\"SAME_UPPER\", strides=[2,2]"},
+      {{1, 3, 6, 40}, {16, 3, 1, 5}, "pads=[0,2,0,2]"},
+      {{0, 3, 5, 5}, {16, 3, 3, 3}, "pads=[1,1,1,1]"},  // empty batch
+  };
+  uint32_t s = 500;
+  for (const C& c : cases) {
+    for (bool wconst : {true, false}) {
+      check(c.x, c.w, c.attrs, s, wconst, false, false);
+      check(c.x, c.w, c.attrs, s, wconst, true, false);
+    }
+    s += 4;
+  }
+  for (const char* act : kActAttrs)
+    for (int res = 0; res < 3; ++res) {
+      std::string attrs = join("pads=[1,2,1,0], strides=[1,2]", act);
+      if (res == 2) attrs = join(attrs, "residual_before_activation=1");
+      check({2, 3, 10, 29}, {32, 3, 3, 3}, attrs, s, true, res != 1, res != 0);
+      s += 4;
+    }
 }
 
 TEST(KernelsCpuNhwc, DeclinesWhatItDoesNotTake) {

@@ -56,6 +56,11 @@ namespace {
 constexpr int kLayoutGemmB = 1;      // W_g^T, k = (ky, kx, c), packed as the GEMM's B
 constexpr int kLayoutDepthwise = 2;  // [KH*KW][C], plain
 constexpr int kLayoutGemmA = 3;      // W_g, k = (ky, kx, c), packed as the GEMM's A (few output channels)
+constexpr int kLayoutDirect = 4;     // [KH][KW][C][M], plain (few input channels)
+// Most input channels the direct conv takes: up to here K = KH*KW*C is too
+// short for packing A (an implicit-GEMM operand) to pay: resnet50's 7x7 RGB
+// stem (K = 147) ran at 35% of the FMA peak on 2 threads through the GEMM.
+constexpr int64_t kDirectMaxChannels = 4;
 // Most pixels one packing strip may hold (MR for A strips, NR for B strips).
 constexpr int kMaxRows = 64;
 // Largest im2col (pixels x K floats) packed whole before the GEMM (2 MiB).
@@ -98,6 +103,23 @@ std::shared_ptr<const Packed> pack_weight_dw(Isa isa, const Plan& p, const float
   float* d = pk->data.get();
   for (int64_t c = 0; c < p.C; ++c)
     for (int64_t t = 0; t < taps; ++t) d[t * p.C + c] = W[c * taps + t];
+  return pk;
+}
+
+// The direct conv's weight [M][C][KH][KW] as [KH][KW][C][M] (a Packed with
+// R = 1: rows of K = KH*KW*C, len = M).
+std::shared_ptr<const Packed> pack_weight_direct(Isa isa, const Plan& p, const float* W) {
+  const int64_t taps = p.KH * p.KW;
+  auto pk = std::make_shared<Packed>();
+  pk->isa = isa;
+  pk->K = taps * p.C;
+  pk->len = p.M;
+  pk->R = 1;
+  pk->data = alloc(taps * p.C * p.M);
+  float* d = pk->data.get();
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t c = 0; c < p.C; ++c)
+      for (int64_t t = 0; t < taps; ++t) d[(t * p.C + c) * p.M + m] = W[(m * p.C + c) * taps + t];
   return pk;
 }
 
@@ -201,8 +223,26 @@ void run(KernelContext& ctx) {
     return;
   }
 
-  const int64_t K = taps * p.Cg, P = p.N * p.OH * p.OW;
   const Tile tl = tile_of(isa);
+  if (p.group == 1 && p.C <= kDirectMaxChannels && tl.VW > 0 && p.M % tl.VW == 0) {
+    std::shared_ptr<const Packed> wp;
+    if (w_const)
+      wp = cached_derived_pack(isa, w, Wt, kLayoutDirect, false, taps * p.C, p.M,
+                               [&] { return pack_weight_direct(isa, p, Wt); });
+    if (!wp) wp = pack_weight_direct(isa, p, Wt);
+    NhwcDirectArgs a;
+    a.x = X, a.w = wp->data.get(), a.bias = bias, a.res = res, a.y = Y;
+    a.H = p.H, a.W = p.W, a.C = p.C, a.M = p.M, a.OH = p.OH, a.OW = p.OW, a.KH = p.KH, a.KW = p.KW;
+    a.sh = p.sh, a.sw = p.sw, a.ph = p.ph, a.pw = p.pw, a.dh = p.dh, a.dw = p.dw;
+    a.act = e.act, a.p0 = e.p0, a.p1 = e.p1, a.res_first = e.residual_first;
+    const int64_t rows = p.N * p.OH;
+    const int threads = threads_for(double(y.numel()) * double(taps * p.C) * 2);
+    ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, rows / (8 * threads)), threads,
+                                      [&](int64_t r0, int64_t r1) { nk->direct(a, r0, r1); });
+    return;
+  }
+
+  const int64_t K = taps * p.Cg, P = p.N * p.OH * p.OW;
   const int MR = tl.MR, NR = tl.NR;
   DEEPEP_CHECK(MR >= 1 && MR <= kMaxRows && NR >= 1, "channels-last conv: unexpected GEMM tile ", MR, "x", NR);
   GemmEpi epi;

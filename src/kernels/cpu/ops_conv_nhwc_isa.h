@@ -5,6 +5,8 @@
 // the 8 x 8 transpose of the A packing uses __m256 intrinsics in either.
 #include <immintrin.h>
 
+#include <type_traits>
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "kernels/cpu/isa_common.h"
@@ -124,20 +126,142 @@ void dw_rows(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
   else dw_rows_k<A, 0>(a, r0, r1);
 }
 
-void depthwise_nhwc(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
-  switch (a.act) {
-    case Act::kNone: return dw_rows<Act::kNone>(a, r0, r1);
-    case Act::kRelu: return dw_rows<Act::kRelu>(a, r0, r1);
-    case Act::kLeakyRelu: return dw_rows<Act::kLeakyRelu>(a, r0, r1);
-    case Act::kSigmoid: return dw_rows<Act::kSigmoid>(a, r0, r1);
-    case Act::kTanh: return dw_rows<Act::kTanh>(a, r0, r1);
-    case Act::kSiLU: return dw_rows<Act::kSiLU>(a, r0, r1);
-    case Act::kGelu: return dw_rows<Act::kGelu>(a, r0, r1);
-    case Act::kGeluTanh: return dw_rows<Act::kGeluTanh>(a, r0, r1);
-    case Act::kClip: return dw_rows<Act::kClip>(a, r0, r1);
-    case Act::kHardSigmoid: return dw_rows<Act::kHardSigmoid>(a, r0, r1);
-    case Act::kHardSwish: return dw_rows<Act::kHardSwish>(a, r0, r1);
+// fn(std::integral_constant<Act, act>{}): the activation as a template argument.
+template <class Fn>
+void with_act(Act act, Fn&& fn) {
+  switch (act) {
+    case Act::kNone: return fn(std::integral_constant<Act, Act::kNone>{});
+    case Act::kRelu: return fn(std::integral_constant<Act, Act::kRelu>{});
+    case Act::kLeakyRelu: return fn(std::integral_constant<Act, Act::kLeakyRelu>{});
+    case Act::kSigmoid: return fn(std::integral_constant<Act, Act::kSigmoid>{});
+    case Act::kTanh: return fn(std::integral_constant<Act, Act::kTanh>{});
+    case Act::kSiLU: return fn(std::integral_constant<Act, Act::kSiLU>{});
+    case Act::kGelu: return fn(std::integral_constant<Act, Act::kGelu>{});
+    case Act::kGeluTanh: return fn(std::integral_constant<Act, Act::kGeluTanh>{});
+    case Act::kClip: return fn(std::integral_constant<Act, Act::kClip>{});
+    case Act::kHardSigmoid: return fn(std::integral_constant<Act, Act::kHardSigmoid>{});
+    case Act::kHardSwish: return fn(std::integral_constant<Act, Act::kHardSwish>{});
   }
+}
+
+void depthwise_nhwc(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
+  with_act(a.act, [&](auto act) { dw_rows<decltype(act)::value>(a, r0, r1); });
+}
+
+// *p in every lane (a broadcast load; splat's vf{} + x costs an add).
+inline vf bcast(const float* p) {
+#if DEEPEP_VW == 16
+  return (vf)_mm512_set1_ps(*p);
+#else
+  return (vf)_mm256_set1_ps(*p);
+#endif
+}
+
+// Direct conv (few input channels): PB outputs (n, oy, ox0 .. ox0 + PB) x
+// output channels [m0, m0 + NB*VW). Per tap and input channel, NB weight
+// vectors are loaded once and each output's input value broadcast against
+// them: PB*NB accumulators (AVX-512: 6 x 4 of 32 registers; AVX2: 6 x 2 of
+// 16). CHECK: skip the taps left or right of the image (zero padding);
+// rows outside it are skipped. Then bias, residual and activation.
+template <Act A, int PB, int NB, bool CHECK>
+__attribute__((always_inline)) inline void direct_tile(const NhwcDirectArgs& a, const float* xn, int64_t iy0,
+                                                       int64_t ox0, int64_t m0, float* yr, const float* rr) {
+  const int64_t C = a.C, M = a.M, W = a.W;
+  vf acc[PB][NB];
+  for (int p = 0; p < PB; ++p)
+    for (int j = 0; j < NB; ++j) acc[p][j] = splat(0.f);
+  for (int64_t ky = 0; ky < a.KH; ++ky) {
+    const int64_t iy = iy0 + ky * a.dh;
+    if (iy < 0 || iy >= a.H) continue;
+    const float* xr = xn + iy * W * C;
+    const float* wk = a.w + ky * a.KW * C * M + m0;
+    if (!CHECK && a.dw == 1) {  // a kernel row's (kx, c) is one run of KW*C floats of each output's input
+      const float* xp[PB];
+      for (int p = 0; p < PB; ++p) xp[p] = xr + ((ox0 + p) * a.sw - a.pw) * C;
+      const int64_t run = a.KW * C;
+      for (int64_t u = 0; u < run; ++u, wk += M) {
+        vf w[NB];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; ++j) w[j] = vload(wk + j * VW);
+#pragma GCC unroll 6
+        for (int p = 0; p < PB; ++p) {
+          const vf xv = bcast(xp[p] + u);
+#pragma GCC unroll 4
+          for (int j = 0; j < NB; ++j) acc[p][j] += xv * w[j];
+        }
+      }
+      continue;
+    }
+    for (int64_t kx = 0; kx < a.KW; ++kx) {
+      const int64_t ix = ox0 * a.sw - a.pw + kx * a.dw;
+      for (int64_t c = 0; c < C; ++c) {
+        const float* wv = wk + (kx * C + c) * M;
+        vf w[NB];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; ++j) w[j] = vload(wv + j * VW);
+#pragma GCC unroll 6
+        for (int p = 0; p < PB; ++p) {
+          const int64_t ixp = ix + p * a.sw;
+          if constexpr (CHECK)
+            if (ixp < 0 || ixp >= W) continue;
+          const vf xv = bcast(xr + ixp * C + c);
+#pragma GCC unroll 4
+          for (int j = 0; j < NB; ++j) acc[p][j] += xv * w[j];
+        }
+      }
+    }
+  }
+#pragma GCC unroll 6
+  for (int p = 0; p < PB; ++p)
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; ++j) {
+      const int64_t o = (ox0 + p) * M + m0 + j * VW;
+      vf v = acc[p][j];
+      if (a.bias) v += vload(a.bias + m0 + j * VW);
+      vf r = splat(0.f);
+      if (rr) r = vload(rr + o);
+      if (rr && a.res_first) v += r;
+      v = vact<A>(v, a.p0, a.p1);
+      if (rr && !a.res_first) v += r;
+      vstore(yr + o, v);
+    }
+}
+
+// One row's outputs for channels [m0, m0 + NB*VW): those with a tap left or
+// right of the image one at a time with checks, the interior 6 at a time.
+template <Act A, int NB>
+void direct_chunk(const NhwcDirectArgs& a, const float* xn, int64_t iy0, int64_t lo, int64_t hi, int64_t m0,
+                  float* yr, const float* rr) {
+  int64_t ox = 0;
+  for (; ox < lo; ++ox) direct_tile<A, 1, NB, true>(a, xn, iy0, ox, m0, yr, rr);
+  for (; ox + 6 <= hi; ox += 6) direct_tile<A, 6, NB, false>(a, xn, iy0, ox, m0, yr, rr);
+  for (; ox < hi; ++ox) direct_tile<A, 1, NB, false>(a, xn, iy0, ox, m0, yr, rr);
+  for (; ox < a.OW; ++ox) direct_tile<A, 1, NB, true>(a, xn, iy0, ox, m0, yr, rr);
+}
+
+template <Act A>
+void direct_rows(const NhwcDirectArgs& a, int64_t r0, int64_t r1) {
+  constexpr int kNB = VW == 16 ? 4 : 2;  // vectors of output channels per tile
+  // Interior: ox * sw - pw >= 0 and ox * sw - pw + (KW - 1) * dw <= W - 1.
+  int64_t lo = (a.pw + a.sw - 1) / a.sw;
+  const int64_t last = a.W - 1 - (a.KW - 1) * a.dw + a.pw;
+  int64_t hi = last < 0 ? 0 : last / a.sw + 1;
+  hi = hi < a.OW ? hi : a.OW;
+  lo = lo < hi ? lo : hi;
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t n = row / a.OH, oy = row % a.OH;
+    const float* xn = a.x + n * a.H * a.W * a.C;
+    float* yr = a.y + row * a.OW * a.M;
+    const float* rr = a.res ? a.res + row * a.OW * a.M : nullptr;
+    const int64_t iy0 = oy * a.sh - a.ph;
+    int64_t m0 = 0;
+    for (; m0 + kNB * VW <= a.M; m0 += kNB * VW) direct_chunk<A, kNB>(a, xn, iy0, lo, hi, m0, yr, rr);
+    for (; m0 < a.M; m0 += VW) direct_chunk<A, 1>(a, xn, iy0, lo, hi, m0, yr, rr);
+  }
+}
+
+void direct_nhwc(const NhwcDirectArgs& a, int64_t r0, int64_t r1) {
+  with_act(a.act, [&](auto act) { direct_rows<decltype(act)::value>(a, r0, r1); });
 }
 
 // In-register transpose of 8 rows of 8 floats: r[k][i] <- r[i][k].
@@ -287,6 +411,7 @@ void max_into(float* out, const float* in, int64_t n) {
 NhwcKernels make_nhwc() {
   NhwcKernels k;
   k.depthwise = depthwise_nhwc;
+  k.direct = direct_nhwc;
   k.pack_rows = pack_rows;
   k.transpose = transpose;
   k.max_into = max_into;
