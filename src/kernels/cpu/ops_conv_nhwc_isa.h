@@ -256,6 +256,8 @@ void direct_rows(const NhwcDirectArgs& a, int64_t r0, int64_t r1) {
     const int64_t iy0 = oy * a.sh - a.ph;
     int64_t m0 = 0;
     for (; m0 + kNB * VW <= a.M; m0 += kNB * VW) direct_chunk<A, kNB>(a, xn, iy0, lo, hi, m0, yr, rr);
+    if constexpr (kNB > 2)  // 32 channels (MobileNet's stem): one pass of 2 vectors, not 2 of 1
+      for (; m0 + 2 * VW <= a.M; m0 += 2 * VW) direct_chunk<A, 2>(a, xn, iy0, lo, hi, m0, yr, rr);
     for (; m0 < a.M; m0 += VW) direct_chunk<A, 1>(a, xn, iy0, lo, hi, m0, yr, rr);
   }
 }
