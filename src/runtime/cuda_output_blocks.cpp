@@ -62,8 +62,8 @@ std::optional<GpuNode> block_of(const GpuKernel& k, const GpuNode& n, int64_t r0
 
 std::vector<std::pair<int64_t, int64_t>> row_waves(int64_t rows, int64_t items, uint64_t bytes, int forced) {
   constexpr uint64_t kWaveBytes = uint64_t(16) << 20;
-  // Waves of fewer rows run small kernels whose fixed costs outweigh the overlap (gpt2 b1 s512 in 3 waves:
-  // the first wave alone took 0.8 of the 1.1 ms the unwaved layers take).
+  // Waves of fewer rows run small kernels whose fixed costs outweigh the overlap (gpt2 b1 s512 on an H200:
+  // 1.80 ms in 2 waves, 2.67 in 4, 1.70 unwaved).
   constexpr int64_t kMaxWaves = 8, kMinWaveRows = 512;
   if (rows <= 0 || items <= 0 || rows % items) return {};
   int64_t n = forced > 0 ? forced : std::min<int64_t>(kMaxWaves, int64_t(bytes / kWaveBytes));

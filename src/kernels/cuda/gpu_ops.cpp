@@ -543,10 +543,9 @@ void apply_row_window(const GpuNode& n, AttnArgs& a) {
   auto move = [](const void* p, int64_t elems, size_t size) {
     return p ? static_cast<const char*>(p) + elems * int64_t(size) : p;
   };
-  int64_t b = r0 / S, s0 = r0 % S;
+  const int64_t b = r0 / S, s0 = r0 % S;
   if (s0 == 0 && c % S == 0) {  // whole sequences
     a.B = c / S;
-    s0 = 0;
   } else {
     DEEPEP_CHECK(a.causal && a.Sk == S && (r0 + c - 1) / S == b, what_of(n), ": row window [", r0, ", ", r0 + c,
                  ") splits a sequence, which only causal self-attention allows");
