@@ -118,6 +118,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   const __half* kp = static_cast<const __half*>(a.k);
   const __half* vp = static_cast<const __half*>(a.v);
 
+  pdl_wait();  // Q, K and V come from the kernel before; the workspace may be its too (cuBLASLt's)
   const int64_t qtiles = (a.Sq + rows - 1) / rows, BH = a.B * a.H;
   int64_t bh, qt;
   int split;
@@ -307,6 +308,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     __syncthreads();  // this buffer is free for the load two steps on
   }
 
+  pdl_trigger();  // the combine kernel may start (it waits for this one to end)
 #pragma unroll
   for (int x = 1; x <= 2; x <<= 1) {
     l_lo += __shfl_xor_sync(0xffffffffu, l_lo, x);
@@ -351,6 +353,7 @@ __global__ void attention_combine_kernel(AttnArgs a, int splits) {
   const int Dv = int(a.Dv), quads = Dv / 4, Sq = int(a.Sq), rows = int(a.B * a.H) * Sq;
   const int i = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x);
   if (i >= rows * quads) return;
+  pdl_wait();  // the partials
   const int r = i / quads, col = (i - r * quads) * 4;
   const float* part_o = static_cast<const float*>(a.work);
   const float2* part_ml = reinterpret_cast<const float2*>(part_o + size_t(splits) * rows * Dv);
@@ -424,10 +427,10 @@ void launch(const AttnArgs& a, int warps, cudaStream_t s) {
     cudaFuncSetAttribute(attention_mma_kernel<kD, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     raised = smem;
   }
-  attention_mma_kernel<kD, kMask><<<unsigned(blocks), unsigned(warps * 32), smem, s>>>(a, splits, split_tiles);
+  launch_pdl(attention_mma_kernel<kD, kMask>, unsigned(blocks), unsigned(warps * 32), smem, s, a, splits, split_tiles);
   if (splits > 1) {
     const int64_t n = a.B * a.H * a.Sq * (a.Dv / 4);
-    attention_combine_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(a, splits);
+    launch_pdl(attention_combine_kernel, unsigned((n + 255) / 256), 256u, 0, s, a, splits);
   }
 }
 

@@ -10,6 +10,42 @@
 
 namespace deepep::cuda {
 
+// Programmatic dependent launch (compute capability >= 9.0): a kernel started
+// by launch_pdl may begin while the kernel before it on the stream finishes.
+// pdl_wait() blocks until that kernel has completed and its writes are
+// visible (it returns at once for a kernel launched plainly): nothing the
+// previous kernel writes, or reads, may be touched before it. pdl_trigger()
+// lets the next PDL-launched kernel start before this one ends.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+// Whether launch_pdl uses it: the current device's compute capability >= 9.0
+// and DEEPEP_CUDA_PDL is not 0 (A/B).
+bool pdl_enabled();
+// kernel<<<grid, block, smem, s>>>(args...), with programmatic stream
+// serialization where pdl_enabled().
+template <class... Params, class... Args>
+void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
+  if (!pdl_enabled()) {
+    kernel<<<grid, block, smem, s>>>(args...);
+    return;
+  }
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = s;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &attr, cfg.numAttrs = 1;
+  cudaLaunchKernelEx(&cfg, kernel, args...);  // errors surface through cudaGetLastError, as for <<<>>>
+}
+
 enum : int { kF32 = 1, kU8 = 2, kI8 = 3, kI32 = 6, kI64 = 7, kBool = 9, kF16 = 10, kF64 = 11, kBF16 = 16 };
 
 __device__ __forceinline__ float ldf(const void* p, int t, int64_t i) {

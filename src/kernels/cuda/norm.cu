@@ -162,6 +162,7 @@ __global__ void __launch_bounds__(kLnWarpRows * 32) layer_norm_warp_kernel(NormA
     if (gamma) g[c] = *reinterpret_cast<const uint4*>(gamma + col);
     if (beta) b[c] = *reinterpret_cast<const uint4*>(beta + col);
   }
+  pdl_wait();  // x and skip come from the kernel before (gamma and beta are weights)
   float v[kChunks][kV];
   float s = 0.f;
 #pragma unroll
@@ -221,10 +222,10 @@ bool layer_norm_warp(const NormArgs& a, cudaStream_t st) {
   const int64_t chunks = (a.cols / kV + 31) / 32;
   const unsigned g = unsigned((a.rows + kLnWarpRows - 1) / kLnWarpRows);
   constexpr unsigned t = kLnWarpRows * 32;
-  if (chunks == 1) layer_norm_warp_kernel<T, 1><<<g, t, 0, st>>>(a);
-  else if (chunks == 2) layer_norm_warp_kernel<T, 2><<<g, t, 0, st>>>(a);
-  else if (chunks == 3) layer_norm_warp_kernel<T, 3><<<g, t, 0, st>>>(a);
-  else if (chunks == 4) layer_norm_warp_kernel<T, 4><<<g, t, 0, st>>>(a);
+  if (chunks == 1) launch_pdl(layer_norm_warp_kernel<T, 1>, g, t, 0, st, a);
+  else if (chunks == 2) launch_pdl(layer_norm_warp_kernel<T, 2>, g, t, 0, st, a);
+  else if (chunks == 3) launch_pdl(layer_norm_warp_kernel<T, 3>, g, t, 0, st, a);
+  else if (chunks == 4) launch_pdl(layer_norm_warp_kernel<T, 4>, g, t, 0, st, a);
   else return false;
   return true;
 }
