@@ -123,6 +123,15 @@ std::shared_ptr<const Packed> pack_weight_direct(Isa isa, const Plan& p, const f
   return pk;
 }
 
+// The direct loops' (depthwise, few-input-channel) geometry and epilogue.
+void fill_direct_args(NhwcDwArgs& a, const Plan& p, const ops::Epilogue& e, const float* X, const float* w,
+                      const float* bias, const float* res, float* Y) {
+  a.x = X, a.w = w, a.bias = bias, a.res = res, a.y = Y;
+  a.H = p.H, a.W = p.W, a.C = p.C, a.OH = p.OH, a.OW = p.OW, a.KH = p.KH, a.KW = p.KW;
+  a.sh = p.sh, a.sw = p.sw, a.ph = p.ph, a.pw = p.pw, a.dh = p.dh, a.dw = p.dw;
+  a.act = e.act, a.p0 = e.p0, a.p1 = e.p1, a.res_first = e.residual_first;
+}
+
 // im2col of group gi, pixel-major: pixels [i0, i0 + mc) (output pixels
 // (n, oy, ox)) x k [p0, p0 + kc) (k = (ky, kx, c)) as MR-pixel strips,
 // dst[(i / MR) * kc * MR + k * MR + i % MR]: the GEMM's A block, or with
@@ -212,10 +221,7 @@ void run(KernelContext& ctx) {
       wp = cached_derived_pack(isa, w, Wt, kLayoutDepthwise, false, taps, p.C, [&] { return pack_weight_dw(isa, p, Wt); });
     if (!wp) wp = pack_weight_dw(isa, p, Wt);
     NhwcDwArgs a;
-    a.x = X, a.w = wp->data.get(), a.bias = bias, a.res = res, a.y = Y;
-    a.H = p.H, a.W = p.W, a.C = p.C, a.OH = p.OH, a.OW = p.OW, a.KH = p.KH, a.KW = p.KW;
-    a.sh = p.sh, a.sw = p.sw, a.ph = p.ph, a.pw = p.pw, a.dh = p.dh, a.dw = p.dw;
-    a.act = e.act, a.p0 = e.p0, a.p1 = e.p1, a.res_first = e.residual_first;
+    fill_direct_args(a, p, e, X, wp->data.get(), bias, res, Y);
     const int64_t rows = p.N * p.OH;
     const int threads = threads_for(double(y.numel()) * double(taps) * 2);
     ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, rows / (8 * threads)), threads,
@@ -231,10 +237,8 @@ void run(KernelContext& ctx) {
                                [&] { return pack_weight_direct(isa, p, Wt); });
     if (!wp) wp = pack_weight_direct(isa, p, Wt);
     NhwcDirectArgs a;
-    a.x = X, a.w = wp->data.get(), a.bias = bias, a.res = res, a.y = Y;
-    a.H = p.H, a.W = p.W, a.C = p.C, a.M = p.M, a.OH = p.OH, a.OW = p.OW, a.KH = p.KH, a.KW = p.KW;
-    a.sh = p.sh, a.sw = p.sw, a.ph = p.ph, a.pw = p.pw, a.dh = p.dh, a.dw = p.dw;
-    a.act = e.act, a.p0 = e.p0, a.p1 = e.p1, a.res_first = e.residual_first;
+    fill_direct_args(a, p, e, X, wp->data.get(), bias, res, Y);
+    a.M = p.M;
     const int64_t rows = p.N * p.OH;
     const int threads = threads_for(double(y.numel()) * double(taps * p.C) * 2);
     ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, rows / (8 * threads)), threads,

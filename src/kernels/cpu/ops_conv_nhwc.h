@@ -33,18 +33,10 @@ using NhwcDwFn = void (*)(const NhwcDwArgs& a, int64_t r0, int64_t r1);
 // GEMM's K = KH*KW*C is too short to pay for packing A):
 //   y[n, oy, ox, m] = epi(sum_{ky,kx,c} w[((ky*KW + kx)*C + c)*M + m] * x[n, iy, ix, c] + bias[m], res)
 // with w the weight reordered to [KH][KW][C][M] (each tap's output-channel
-// vector contiguous); M a multiple of the vector width.
-struct NhwcDirectArgs {
-  const float* x = nullptr;
-  const float* w = nullptr;
-  const float* bias = nullptr;  // [M] or null
-  const float* res = nullptr;   // y's shape or null
-  float* y = nullptr;
-  int64_t H = 0, W = 0, C = 0, M = 0, OH = 0, OW = 0, KH = 0, KW = 0;
-  int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
-  ops::Act act = ops::Act::kNone;
-  float p0 = 0.f, p1 = 0.f;
-  bool res_first = false;
+// vector contiguous); M a multiple of the vector width. The depthwise
+// arguments, C the input channels, bias [M].
+struct NhwcDirectArgs : NhwcDwArgs {
+  int64_t M = 0;  // output channels
 };
 // Output rows [r0, r1) of the N*OH rows (n, oy).
 using NhwcDirectFn = void (*)(const NhwcDirectArgs& a, int64_t r0, int64_t r1);
