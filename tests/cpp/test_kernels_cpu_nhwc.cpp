@@ -218,7 +218,9 @@ TEST(KernelsCpuNhwc, DeclinesWhatItDoesNotTake) {
 }
 
 TEST(KernelsCpuNhwc, LayoutTransposes) {
-  const Shape shapes[] = {{1, 3, 13, 11}, {2, 17, 9, 10}, {1, 64, 20, 23}, {3, 8, 1, 1}, {0, 4, 5, 5}, {2, 5, 0, 3}};
+  // {2, 300, 17, 19}: 256 x 256 tiles cut both dims with partial tiles (300 channels x 323 pixels).
+  const Shape shapes[] = {{1, 3, 13, 11}, {2, 17, 9, 10}, {1, 64, 20, 23}, {3, 8, 1, 1},
+                          {0, 4, 5, 5},   {2, 5, 0, 3},   {2, 300, 17, 19}};
   uint32_t s = 700;
   for (const Shape& xs : shapes)
     for (bool to_nhwc : {true, false}) {

@@ -370,16 +370,20 @@ void transpose_run(KernelContext& ctx) {
   const Shape out = to_nhwc ? Shape{s[0], s[2], s[3], s[1]} : Shape{s[0], s[3], s[1], s[2]};
   Tensor& y = ctx.output(0, DType::kFloat32, out);
   if (y.numel() == 0) return;
-  // Per image: src [rows, cols] -> dst [cols, rows].
+  // Per image: src [rows, cols] -> dst [cols, rows], in tiles of up to 256 x 256 (a tile's source in L2; both
+  // dims split, so an NHWC feature map leaving the region, [H*W, C] with C <= 256, is not one task).
   const int64_t N = s[0], rows = to_nhwc ? s[1] : s[1] * s[2], cols = to_nhwc ? s[2] * s[3] : s[3];
   constexpr int64_t kChunk = 256;
-  const int64_t chunks = (cols + kChunk - 1) / kChunk;
+  const int64_t rchunks = (rows + kChunk - 1) / kChunk, cchunks = (cols + kChunk - 1) / kChunk;
+  const int64_t tiles = rchunks * cchunks;
   const float* X = x.data<float>();
   float* Y = y.data<float>();
-  ThreadPool::global().parallel_for(N * chunks, 1, threads_for(double(y.numel()) * 2), [&](int64_t t0, int64_t t1) {
+  ThreadPool::global().parallel_for(N * tiles, 1, threads_for(double(y.numel()) * 2), [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / chunks, j0 = (t % chunks) * kChunk, j1 = std::min(cols, j0 + kChunk);
-      nk->transpose(X + n * rows * cols + j0, cols, rows, j1 - j0, Y + n * rows * cols + j0 * rows, rows);
+      const int64_t n = t / tiles, i0 = (t % tiles) / cchunks * kChunk, j0 = (t % cchunks) * kChunk;
+      const int64_t i1 = std::min(rows, i0 + kChunk), j1 = std::min(cols, j0 + kChunk);
+      nk->transpose(X + (n * rows + i0) * cols + j0, cols, i1 - i0, j1 - j0, Y + n * rows * cols + j0 * rows + i0,
+                    rows);
     }
   });
 }
