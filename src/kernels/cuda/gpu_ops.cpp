@@ -432,6 +432,7 @@ GpuKernel layer_norm_kernel(bool rms) {
     a.gamma = n.in[1].data;
     a.beta = !rms && n.has_input(2) ? n.in[2].data : nullptr;
     a.tparam = code(n.in[1].dtype);
+    a.params_fixed = n.in[1].fixed && (!a.beta || n.in[2].fixed);
     if (a.beta) DEEPEP_CHECK(n.in[2].dtype == n.in[1].dtype, what_of(n), ": Scale and B dtypes differ");
     a.y = n.out[0].data, a.ty = code(n.out[0].dtype);
     a.eps = n.node.attr_float("epsilon", 1e-5f);
@@ -480,6 +481,7 @@ GpuKernel skip_layer_norm_kernel() {
     a.gamma = n.in[2].data;
     a.tparam = code(n.in[2].dtype);
     a.beta = n.has_input(3) ? n.in[3].data : nullptr;
+    a.params_fixed = n.in[2].fixed && (!a.beta || n.in[3].fixed);
     if (a.beta) DEEPEP_CHECK(n.in[3].dtype == n.in[2].dtype, what_of(n), ": gamma and beta dtypes differ");
     a.y = y.data, a.ty = code(y.dtype);
     if (n.out.size() > 1 && n.out[1].defined()) {

@@ -79,6 +79,9 @@ struct NormArgs {
   int64_t rows = 0, cols = 0;
   float eps = 1e-5f;
   bool rms = false;
+  // gamma and beta are fixed for the run (weights): the warp kernel loads them
+  // before waiting on the kernel before it (programmatic dependent launch).
+  bool params_fixed = false;
 };
 void layer_norm(const NormArgs& a, cudaStream_t s);
 

@@ -153,7 +153,9 @@ __global__ void __launch_bounds__(kLnWarpRows * 32) layer_norm_warp_kernel(NormA
   const T* skip = a.skip_rows ? static_cast<const T*>(a.skip) + sbase : nullptr;
   const T* gamma = static_cast<const T*>(a.gamma);
   const T* beta = static_cast<const T*>(a.beta);
-  // gamma and beta are loaded first: their latency then overlaps the row's loads and reductions.
+  // gamma and beta are loaded first: their latency then overlaps the row's loads and reductions (and, when
+  // they are weights, the end of the kernel before).
+  if (!a.params_fixed) pdl_wait();
   uint4 g[kChunks], b[kChunks];
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
@@ -162,7 +164,7 @@ __global__ void __launch_bounds__(kLnWarpRows * 32) layer_norm_warp_kernel(NormA
     if (gamma) g[c] = *reinterpret_cast<const uint4*>(gamma + col);
     if (beta) b[c] = *reinterpret_cast<const uint4*>(beta + col);
   }
-  pdl_wait();  // x and skip come from the kernel before (gamma and beta are weights)
+  pdl_wait();  // x and skip come from the kernel before
   float v[kChunks][kV];
   float s = 0.f;
 #pragma unroll
