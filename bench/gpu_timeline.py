@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -51,7 +52,6 @@ def main():
     feeds = random_feeds(gpu, np.random.default_rng(0))
     for _ in range(3):
         gpu.run(feeds)
-    import time
     walls = []
     for _ in range(50):
         t0 = time.perf_counter()

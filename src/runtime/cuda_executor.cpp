@@ -721,7 +721,6 @@ class CudaSessionImpl : public CudaSession {
             for (const Value* v : np->inputs)
               if (v) whole_run(size_t(v->id));
     }
-    p.waves = wave.rows.size();
     p.waves_off = wave.why_not;
     for (size_t i = 0; i < g.outputs.size(); ++i) {
       const size_t id = size_t(g.outputs[i]->id);

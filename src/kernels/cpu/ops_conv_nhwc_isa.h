@@ -83,6 +83,16 @@ __attribute__((always_inline)) inline void dw_tile(const NhwcDwArgs& a, const fl
   }
 }
 
+// Output columns [lo, hi) have every horizontal tap inside the image:
+// ox * sw - pw >= 0 and ox * sw - pw + (KW - 1) * dw <= W - 1.
+inline void interior_columns(const NhwcDwArgs& a, int64_t& lo, int64_t& hi) {
+  lo = (a.pw + a.sw - 1) / a.sw;
+  const int64_t last = a.W - 1 - (a.KW - 1) * a.dw + a.pw;
+  hi = last < 0 ? 0 : last / a.sw + 1;
+  hi = hi < a.OW ? hi : a.OW;
+  lo = lo < hi ? lo : hi;
+}
+
 // Outputs ox0 .. ox0 + NB of one row, all channels (the tail vector through
 // the generic checked tile).
 template <Act A, int NB, int KWC, bool CHECK>
@@ -98,13 +108,9 @@ inline void dw_px(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0
 // without.
 template <Act A, int KWC>
 void dw_rows_k(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
-  const int64_t C = a.C, KW = KWC ? KWC : a.KW;
-  // Interior: ox * sw - pw >= 0 and ox * sw - pw + (KW - 1) * dw <= W - 1.
-  int64_t lo = (a.pw + a.sw - 1) / a.sw;
-  const int64_t last = a.W - 1 - (KW - 1) * a.dw + a.pw;
-  int64_t hi = last < 0 ? 0 : last / a.sw + 1;
-  hi = hi < a.OW ? hi : a.OW;
-  lo = lo < hi ? lo : hi;
+  const int64_t C = a.C;
+  int64_t lo, hi;
+  interior_columns(a, lo, hi);
   for (int64_t row = r0; row < r1; ++row) {
     const int64_t n = row / a.OH, oy = row % a.OH;
     const float* xn = a.x + n * a.H * a.W * C;
@@ -242,12 +248,8 @@ void direct_chunk(const NhwcDirectArgs& a, const float* xn, int64_t iy0, int64_t
 template <Act A>
 void direct_rows(const NhwcDirectArgs& a, int64_t r0, int64_t r1) {
   constexpr int kNB = VW == 16 ? 4 : 2;  // vectors of output channels per tile
-  // Interior: ox * sw - pw >= 0 and ox * sw - pw + (KW - 1) * dw <= W - 1.
-  int64_t lo = (a.pw + a.sw - 1) / a.sw;
-  const int64_t last = a.W - 1 - (a.KW - 1) * a.dw + a.pw;
-  int64_t hi = last < 0 ? 0 : last / a.sw + 1;
-  hi = hi < a.OW ? hi : a.OW;
-  lo = lo < hi ? lo : hi;
+  int64_t lo, hi;
+  interior_columns(a, lo, hi);
   for (int64_t row = r0; row < r1; ++row) {
     const int64_t n = row / a.OH, oy = row % a.OH;
     const float* xn = a.x + n * a.H * a.W * a.C;
