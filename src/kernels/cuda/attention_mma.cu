@@ -53,6 +53,13 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -106,7 +113,7 @@ __device__ __forceinline__ float mask_value(const AttnArgs& a, int64_t i) {
 
 // kD: head size rounded up to 32, 64 or 128 (register arrays); D, Dv <= kD.
 template <int kD, int kMask>
-__global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs a, int splits, int split_tiles) {
+__global__ void __launch_bounds__(kMaxWarps * 32, kD <= 64 ? 4 : 1) attention_mma_kernel(AttnArgs a, int splits, int split_tiles) {
   extern __shared__ __align__(16) unsigned char smem[];
   constexpr int ld = row_ld(kD), kC = kD / 16, kN = kD / 8;  // k-chunks of Q K^T, n-tiles of P V
   const int warps = int(blockDim.x) / 32, rows = warps * 16;
@@ -236,51 +243,69 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
     float s[8][4];
 #pragma unroll
     for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    // K's B fragments by ldmatrix, two n-tiles a load: lanes 8i..8i+7 address rows of matrix i = (keys +8
+    // if i >= 2) x (columns +8 if i odd), i.e. (b0, b1) of n-tile j, then of n-tile j+1 (one load for four
+    // 32-bit reads: the instruction count, not bandwidth, bounds this kernel).
+    const __half* krow = Ks + ((lane >> 4) * 8 + (lane & 7)) * ld + ((lane >> 3) & 1) * 8;
 #pragma unroll
     for (int c = 0; c < kC; ++c) {
       if (c >= kc_n) break;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const __half* kr = Ks + (j * 8 + g) * ld + 2 * t4 + c * 16;
-        mma16816(s[j], qf[c], *reinterpret_cast<const uint32_t*>(kr), *reinterpret_cast<const uint32_t*>(kr + 8));
+      for (int j = 0; j < 8; j += 2) {
+        uint32_t kb4[4];
+        ldmatrix_x4(kb4, krow + j * 8 * ld + c * 16);
+        mma16816(s[j], qf[c], kb4[0], kb4[1]);
+        mma16816(s[j + 1], qf[c], kb4[2], kb4[3]);
       }
     }
     // Scale, mask, running max: element e of tile j is row g (e < 2) or g+8, key k0 + 8j + 2 t4 + (e & 1).
     // A tile inside the keys (and, causal, left of every row's diagonal) needs no per-key bounds.
     const bool inside = k0 + kKeys <= Sk && (kMask != kCausal || k0 + kKeys - 1 <= warp_row0 + off);
-    float mx_lo = -INFINITY, mx_hi = -INFINITY;
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
+    for (int j = 0; j < 8; ++j) {
+      float2 mk = make_float2(0.f, 0.f);  // kAddRowF32: this thread's two keys of n-tile j
+      if constexpr (kMask == kAddRowF32) mk = *reinterpret_cast<const float2*>(Ms + buf * kKeys + j * 8 + 2 * t4);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int kk = k0 + j * 8 + 2 * t4 + (e & 1);
         float v = s[j][e] * scale2;
         if constexpr (kMask == kAddF32 || kMask == kAddF16) v = fmaf(mv[j][e], kLog2e, v);
-        if constexpr (kMask == kAddRowF32) v = fmaf(Ms[buf * kKeys + j * 8 + 2 * t4 + (e & 1)], kLog2e, v);
+        if constexpr (kMask == kAddRowF32) v = fmaf(e & 1 ? mk.y : mk.x, kLog2e, v);
         if constexpr (kMask == kBoolMask) if ((mv[j][e] != 0.f) != (a.mask_mode == 1)) v = fill2;
-        const bool key = inside || (kk < Sk && (kMask != kCausal || kk <= (e < 2 ? row_lo : row_hi) + off));
-        s[j][e] = key ? v : -INFINITY;
-        v = s[j][e];
-        if (e < 2) mx_lo = fmaxf(mx_lo, v);
-        else mx_hi = fmaxf(mx_hi, v);
+        s[j][e] = v;
       }
+    }
+    if (!inside)  // the per-key bounds only on edge tiles (warp-uniform branch)
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int kk = k0 + j * 8 + 2 * t4 + (e & 1);
+          if (!(kk < Sk && (kMask != kCausal || kk <= (e < 2 ? row_lo : row_hi) + off))) s[j][e] = -INFINITY;
+        }
+    float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      mx_lo = fmaxf(mx_lo, fmaxf(s[j][0], s[j][1]));
+      mx_hi = fmaxf(mx_hi, fmaxf(s[j][2], s[j][3]));
+    }
 #pragma unroll
     for (int x = 1; x <= 2; x <<= 1) {
       mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, x));
       mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, x));
     }
-    // All scores so far -inf: nothing to add yet (p = 0), no rescale.
+    // All scores so far -inf: subtract 0 instead of the max, so p = exp2(-inf) = 0 and the correction
+    // exp2(-inf) = 0 multiplies an o and l that are still 0 (no per-element select).
     const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
-    const bool none_lo = mn_lo == -INFINITY, none_hi = mn_hi == -INFINITY;
-    const float corr_lo = none_lo ? 1.f : fast_exp2(m_lo - mn_lo), corr_hi = none_hi ? 1.f : fast_exp2(m_hi - mn_hi);
+    const float base_lo = mn_lo == -INFINITY ? 0.f : mn_lo, base_hi = mn_hi == -INFINITY ? 0.f : mn_hi;
+    const float corr_lo = fast_exp2(m_lo - base_lo), corr_hi = fast_exp2(m_hi - base_hi);
     m_lo = mn_lo, m_hi = mn_hi;
     float ps_lo = 0.f, ps_hi = 0.f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      s[j][0] = none_lo ? 0.f : fast_exp2(s[j][0] - mn_lo);
-      s[j][1] = none_lo ? 0.f : fast_exp2(s[j][1] - mn_lo);
-      s[j][2] = none_hi ? 0.f : fast_exp2(s[j][2] - mn_hi);
-      s[j][3] = none_hi ? 0.f : fast_exp2(s[j][3] - mn_hi);
+      s[j][0] = fast_exp2(s[j][0] - base_lo);
+      s[j][1] = fast_exp2(s[j][1] - base_lo);
+      s[j][2] = fast_exp2(s[j][2] - base_hi);
+      s[j][3] = fast_exp2(s[j][3] - base_hi);
       ps_lo += s[j][0] + s[j][1];
       ps_hi += s[j][2] + s[j][3];
     }
@@ -331,10 +356,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma_kernel(AttnArgs 
   // A row with every score -inf has l = 0: NaN, as the reference gives (0/0).
   const float inv_lo = l_lo > 0.f ? 1.f / l_lo : NAN, inv_hi = l_hi > 0.f ? 1.f / l_hi : NAN;
   const int64_t yb = b * a.y_sb + h * a.y_sh;
+  // float16 Y with even offsets: each thread's column pair as one 32-bit store.
+  const bool pairs = a.ty == kF16 && ((yb | a.y_ld | reinterpret_cast<uintptr_t>(a.y)) & 1) == 0 &&
+                     (reinterpret_cast<uintptr_t>(a.y) & 3) == 0;
 #pragma unroll
   for (int n = 0; n < kN; ++n) {
     if (n >= nt_n) break;
     const int col = n * 8 + 2 * t4;
+    if (pairs) {
+      __half* y = static_cast<__half*>(a.y) + yb + col;
+      if (row_lo < Sq) *reinterpret_cast<__half2*>(y + row_lo * a.y_ld) = __floats2half2_rn(o[n][0] * inv_lo, o[n][1] * inv_lo);
+      if (row_hi < Sq) *reinterpret_cast<__half2*>(y + row_hi * a.y_ld) = __floats2half2_rn(o[n][2] * inv_hi, o[n][3] * inv_hi);
+      continue;
+    }
     if (row_lo < Sq) {
       stf(a.y, a.ty, yb + row_lo * a.y_ld + col, o[n][0] * inv_lo);
       stf(a.y, a.ty, yb + row_lo * a.y_ld + col + 1, o[n][1] * inv_lo);
