@@ -112,8 +112,15 @@ __device__ __forceinline__ float mask_value(const AttnArgs& a, int64_t i) {
 }
 
 // kD: head size rounded up to 32, 64 or 128 (register arrays); D, Dv <= kD.
+// Heads <= 64: at most 128 registers (4 blocks per SM; shared memory allows it), 168 for the masks read
+// into registers ahead of each tile (their 32 values).
 template <int kD, int kMask>
-__global__ void __launch_bounds__(kMaxWarps * 32, kD <= 64 ? 4 : 1) attention_mma_kernel(AttnArgs a, int splits, int split_tiles) {
+constexpr int min_blocks() {
+  return kD > 64 ? 1 : kMask == kNoMask || kMask == kCausal || kMask == kAddRowF32 ? 4 : 3;
+}
+
+template <int kD, int kMask>
+__global__ void __launch_bounds__(kMaxWarps * 32, min_blocks<kD, kMask>()) attention_mma_kernel(AttnArgs a, int splits, int split_tiles) {
   extern __shared__ __align__(16) unsigned char smem[];
   constexpr int ld = row_ld(kD), kC = kD / 16, kN = kD / 8;  // k-chunks of Q K^T, n-tiles of P V
   const int warps = int(blockDim.x) / 32, rows = warps * 16;
@@ -261,8 +268,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kD <= 64 ? 4 : 1) attention_mm
     // Scale, mask, running max: element e of tile j is row g (e < 2) or g+8, key k0 + 8j + 2 t4 + (e & 1).
     // A tile inside the keys (and, causal, left of every row's diagonal) needs no per-key bounds.
     const bool inside = k0 + kKeys <= Sk && (kMask != kCausal || k0 + kKeys - 1 <= warp_row0 + off);
+    // Without a mask the scores stay unscaled until the exponent, one FFMA (scale > 0: attention_mma_fits).
+    constexpr bool kRaw = kMask == kNoMask || kMask == kCausal;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
+    for (int j = 0; j < 8 && !kRaw; ++j) {
       float2 mk = make_float2(0.f, 0.f);  // kAddRowF32: this thread's two keys of n-tile j
       if constexpr (kMask == kAddRowF32) mk = *reinterpret_cast<const float2*>(Ms + buf * kKeys + j * 8 + 2 * t4);
 #pragma unroll
@@ -293,6 +302,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kD <= 64 ? 4 : 1) attention_mm
       mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, x));
       mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, x));
     }
+    if constexpr (kRaw) mx_lo *= scale2, mx_hi *= scale2;
     // All scores so far -inf: subtract 0 instead of the max, so p = exp2(-inf) = 0 and the correction
     // exp2(-inf) = 0 multiplies an o and l that are still 0 (no per-element select).
     const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
@@ -302,10 +312,17 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kD <= 64 ? 4 : 1) attention_mm
     float ps_lo = 0.f, ps_hi = 0.f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      s[j][0] = fast_exp2(s[j][0] - base_lo);
-      s[j][1] = fast_exp2(s[j][1] - base_lo);
-      s[j][2] = fast_exp2(s[j][2] - base_hi);
-      s[j][3] = fast_exp2(s[j][3] - base_hi);
+      if constexpr (kRaw) {
+        s[j][0] = fast_exp2(fmaf(s[j][0], scale2, -base_lo));
+        s[j][1] = fast_exp2(fmaf(s[j][1], scale2, -base_lo));
+        s[j][2] = fast_exp2(fmaf(s[j][2], scale2, -base_hi));
+        s[j][3] = fast_exp2(fmaf(s[j][3], scale2, -base_hi));
+      } else {
+        s[j][0] = fast_exp2(s[j][0] - base_lo);
+        s[j][1] = fast_exp2(s[j][1] - base_lo);
+        s[j][2] = fast_exp2(s[j][2] - base_hi);
+        s[j][3] = fast_exp2(s[j][3] - base_hi);
+      }
       ps_lo += s[j][0] + s[j][1];
       ps_hi += s[j][2] + s[j][3];
     }
@@ -484,7 +501,7 @@ void launch(const AttnArgs& a, int warps, cudaStream_t s) {
 
 bool attention_mma_fits(const AttnArgs& a) {
   const auto addr = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };
-  return a.t == kF16 && !a.k_t && a.D > 0 && a.Dv > 0 && a.D % 16 == 0 && a.Dv % 16 == 0 && a.D <= 128 &&
+  return a.t == kF16 && !a.k_t && a.scale > 0.f && a.D > 0 && a.Dv > 0 && a.D % 16 == 0 && a.Dv % 16 == 0 && a.D <= 128 &&
          a.Dv <= 128 &&
          ((a.q_ld | a.k_ld | a.v_ld | a.q_sb | a.q_sh | a.k_sb | a.k_sh | a.v_sb | a.v_sh) & 7) == 0 &&
          ((addr(a.q) | addr(a.k) | addr(a.v)) & 15) == 0 && mask_kind(a) >= 0 && a.Sq < (int64_t(1) << 30) &&
