@@ -80,6 +80,16 @@ TEST(CudaKernels, BinaryBroadcast) {
       SCOPED_TRACE(std::string(op) + shape_str(as) + shape_str(bs));
       expect_match(c, 1e-6);
     }
+    // Same shapes: the 16-byte kernel (float32 n % 4 == 0; float16 n % 8 == 0), and n = 36 (float16: scalar).
+    for (const Shape& s : std::vector<Shape>{{6, 40}, {2, 2}, {36}, {3, 1000}}) {
+      auto c = make(graph("%a: float32" + shape_str(s) + ", %b: float32" + shape_str(s),
+                          std::string("  %y = ") + op + "(%a, %b)"));
+      const bool pw = std::string(op) == "Pow";
+      c.inputs = {rnd(s, 5, pw ? 0.1f : -2.f, 2.f), rnd(s, 6, pw ? -2.f : 0.2f, 2.f)};
+      SCOPED_TRACE(std::string(op) + " same shape " + shape_str(s));
+      expect_match(c, 1e-6);
+      expect_match(c, 2e-3, {.fp16 = true});
+    }
   }
 }
 

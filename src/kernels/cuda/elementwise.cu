@@ -100,6 +100,23 @@ __global__ void binary_flat_kernel(BinOp op, const void* a, int ta, const void* 
   DEEPEP_GRID_STRIDE(i, n) stf(out, tout, i, apply_binary(op, ldf(a, ta, i), ldf(b, tb, i)));
 }
 
+// Same shapes and one float type throughout, 16-byte aligned: 16 bytes per operand a step (the scalar kernel's
+// per-element dtype switches ran BERT's b32 embedding sum at 18.7 us for 6.3 MB).
+template <class T>
+__global__ void binary_flat_vec_kernel(BinOp op, const uint4* a, const uint4* b, uint4* out, int64_t nvec) {
+  constexpr int kV = 16 / sizeof(T);
+  DEEPEP_GRID_STRIDE(i, nvec) {
+    const uint4 ra = a[i], rb = b[i];
+    const T* va = reinterpret_cast<const T*>(&ra);
+    const T* vb = reinterpret_cast<const T*>(&rb);
+    uint4 ro;
+    T* vo = reinterpret_cast<T*>(&ro);
+#pragma unroll
+    for (int k = 0; k < kV; ++k) vo[k] = T(apply_binary(op, float(va[k]), float(vb[k])));
+    out[i] = ro;
+  }
+}
+
 }  // namespace
 
 __device__ float apply_unary(UnOp op, float v, float p0, float p1) {
@@ -358,7 +375,15 @@ void binary(BinOp op, const void* a, int ta, const void* b, int tb, void* out, i
     if (ix.dims[d] != 1 && (ix.strides[0][d] != expect || ix.strides[1][d] != expect)) flat = false;
     expect *= ix.dims[d];
   }
-  if (flat) binary_flat_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(op, a, ta, b, tb, out, tout, n);
+  const auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+  const int vec = ta == tb && ta == tout && (ta == kF32 || ta == kF16) ? (ta == kF32 ? 4 : 8) : 0;
+  if (flat && vec && n % vec == 0 && aligned16(a) && aligned16(b) && aligned16(out)) {
+    const auto* va = static_cast<const uint4*>(a);
+    const auto* vb = static_cast<const uint4*>(b);
+    auto* vo = static_cast<uint4*>(out);
+    if (vec == 4) binary_flat_vec_kernel<float><<<blocks_for(n / 4, kThreads), kThreads, 0, s>>>(op, va, vb, vo, n / 4);
+    else binary_flat_vec_kernel<__half><<<blocks_for(n / 8, kThreads), kThreads, 0, s>>>(op, va, vb, vo, n / 8);
+  } else if (flat) binary_flat_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(op, a, ta, b, tb, out, tout, n);
   else binary_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(op, a, ta, b, tb, out, tout, ix, n, int_path);
 }
 
