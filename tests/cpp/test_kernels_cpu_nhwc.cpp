@@ -116,7 +116,9 @@ TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
       {{1, 3, 6, 6}, {6, 1, 3, 3}, "group=3, pads=[1,1,1,1]"},                       // multiplier 2: GEMM path
       {{1, 8, 9, 9}, {32, 8, 3, 3}, "pads=[1,1,1,1]"},  // Mg = 32: a vector multiple below the tile width
       {{1, 32, 11, 12}, {16, 32, 1, 1}, ""},             // Mg = 16: one vector
-      {{1, 8, 120, 110}, {40, 8, 1, 1}, ""},             // transposed GEMM, transposed back by several threads
+      {{1, 8, 120, 110}, {8, 8, 1, 1}, ""},              // transposed GEMM (AVX-512), transposed back by several threads
+      {{1, 8, 60, 55}, {24, 8, 1, 1}, ""},               // Mg = 24: the register tile, last vector half used (AVX-512)
+      {{1, 8, 9, 9}, {40, 8, 3, 3}, "pads=[1,1,1,1]"},   // Mg = 40: the register tile, 40 of 48 lanes
       {{1, 3, 2, 2}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // tiny image
       {{1, 3, 1, 1}, {5, 3, 1, 1}, ""},                                              // 1 x 1 image
       {{1, 6, 1, 1}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},
@@ -219,8 +221,11 @@ TEST(KernelsCpuNhwc, DeclinesWhatItDoesNotTake) {
 
 TEST(KernelsCpuNhwc, LayoutTransposes) {
   // {2, 300, 17, 19}: 256 x 256 tiles cut both dims with partial tiles (300 channels x 323 pixels).
-  const Shape shapes[] = {{1, 3, 13, 11}, {2, 17, 9, 10}, {1, 64, 20, 23}, {3, 8, 1, 1},
-                          {0, 4, 5, 5},   {2, 5, 0, 3},   {2, 300, 17, 19}};
+  // 1-4 channels to NHWC (8 pixels a step, each stored 4 floats wide): pixel counts over and under a tile,
+  // 9 (one step, one scalar pixel) and 8 (scalar only); {5, 2, 2, 2}: 4 pixels to NCHW the same way.
+  const Shape shapes[] = {{1, 3, 13, 11}, {2, 17, 9, 10}, {1, 64, 20, 23}, {3, 8, 1, 1},  {0, 4, 5, 5},
+                          {2, 5, 0, 3},   {2, 300, 17, 19}, {2, 1, 9, 31}, {1, 2, 16, 17}, {1, 4, 20, 13},
+                          {1, 3, 3, 3},   {1, 3, 1, 8},     {5, 2, 2, 2},  {1, 40, 1, 2}};
   uint32_t s = 700;
   for (const Shape& xs : shapes)
     for (bool to_nhwc : {true, false}) {

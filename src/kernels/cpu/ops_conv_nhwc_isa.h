@@ -389,6 +389,26 @@ void pack_rows(const float* const* src, int64_t len, int R, float* dst) {
 // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: 8 x 8 blocks
 // through transpose8, scalar edges.
 void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
+  if (rows <= 4 && ldd == rows) {
+    // An image's few channels (RGB) into channels-last, 8 pixels a step: 4 rows (missing ones zero) become
+    // each pixel's 4 floats in 8 shuffles (pixels p and p + 4 share a register), stored in pixel order --
+    // the floats past its channels land on the next pixel of this call, stored after it. (The scalar loop
+    // took MobileNetV2's 224 x 224 input 0.23 ms.)
+    int64_t j = 0;
+    for (; j + 8 < cols; j += 8) {
+      __m256 r[4];
+      for (int t = 0; t < 4; ++t) r[t] = t < rows ? _mm256_loadu_ps(src + t * lds + j) : _mm256_setzero_ps();
+      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 p[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                           _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+      for (int t = 0; t < 4; ++t) _mm_storeu_ps(dst + (j + t) * ldd, _mm256_castps256_ps128(p[t]));
+      for (int t = 0; t < 4; ++t) _mm_storeu_ps(dst + (j + 4 + t) * ldd, _mm256_extractf128_ps(p[t], 1));
+    }
+    for (; j < cols; ++j)
+      for (int64_t t = 0; t < rows; ++t) dst[j * ldd + t] = src[t * lds + j];
+    return;
+  }
   int64_t i = 0;
   for (; i + 8 <= rows; i += 8) {
     int64_t j = 0;
