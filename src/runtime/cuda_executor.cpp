@@ -858,34 +858,31 @@ class CudaSessionImpl : public CudaSession {
     if (!waved.empty())
       for (auto& [k, gn] : gpu_nodes)
         if (k->view) prepare(*k, gn);  // no work; checks the shapes
-    for (size_t w = 0; w < waved.size(); ++w) {
-      const auto [r0, count] = wave.rows[w];
-      for (GpuNode& b : waved[w]) {
-        const GpuKernel& k = *m_->kernel[size_t(b.node.id)];
-        auto made = made_by.find(b.node.id);
-        if (made != made_by.end() && made->second.size() == 1 &&
-            split_for_copy(p, b, k, made->second[0], r0, [&](GpuNode& x) { prepare(k, x); }))
+    // A node (a wave's block of rows [r0, r0 + count), or count 0: the whole node), then the copies of
+    // the outputs it makes, its rows of them (split into blocks with their own copies when it makes one
+    // large output alone).
+    auto emit = [&](const GpuKernel& k, GpuNode&& n, int64_t r0, int64_t count) {
+      auto made = made_by.find(n.node.id);
+      if (made != made_by.end() && made->second.size() == 1 &&
+          split_for_copy(p, n, k, made->second[0], r0, [&](GpuNode& x) { prepare(k, x); }))
+        return;
+      prepare(k, n);
+      p.nodes.push_back(std::move(n));
+      if (made == made_by.end()) return;
+      for (size_t i : made->second) {
+        if (count == 0) {
+          copy_whole(i);
           continue;
-        prepare(k, b);
-        p.nodes.push_back(std::move(b));
-        if (made != made_by.end())
-          for (size_t i : made->second) {  // this wave's rows of it
-            const uint64_t row_bytes = p.outputs[i].bytes / uint64_t(wave.total_rows);
-            p.copies.push_back({i, p.nodes.size() - 1, uint64_t(r0) * row_bytes, uint64_t(count) * row_bytes});
-          }
+        }
+        const uint64_t row_bytes = p.outputs[i].bytes / uint64_t(wave.total_rows);
+        p.copies.push_back({i, p.nodes.size() - 1, uint64_t(r0) * row_bytes, uint64_t(count) * row_bytes});
       }
-    }
+    };
+    for (size_t w = 0; w < waved.size(); ++w)
+      for (GpuNode& b : waved[w])
+        emit(*m_->kernel[size_t(b.node.id)], std::move(b), wave.rows[w].first, wave.rows[w].second);
     if (waved.empty())
-      for (auto& [k, gn] : gpu_nodes) {
-        auto made = made_by.find(gn.node.id);
-        if (made != made_by.end() && made->second.size() == 1 &&
-            split_for_copy(p, gn, *k, made->second[0], 0, [&](GpuNode& x) { prepare(*k, x); }))
-          continue;
-        prepare(*k, gn);
-        p.nodes.push_back(std::move(gn));
-        if (made != made_by.end())
-          for (size_t i : made->second) copy_whole(i);
-      }
+      for (auto& [k, gn] : gpu_nodes) emit(*k, std::move(gn), 0, 0);
     if (auto rest = made_by.find(nn); rest != made_by.end())  // made by no GPU node (a graph input, say)
       for (size_t i : rest->second) p.copies.push_back({i, p.nodes.size(), 0, p.outputs[i].bytes});
     p.workspace = ws;
@@ -966,13 +963,12 @@ class CudaSessionImpl : public CudaSession {
     }
     if (out < 0) return no("no large output made on the GPU");
     const Shape& grid = p.shape[size_t(maker[size_t(out)]->outputs[0]->id)];
-    auto rows_of = [](const Shape& s) { return s.empty() || s.back() == 0 ? int64_t(0) : shape_numel(s) / s.back(); };
-    const int64_t rows = rows_of(grid);
+    const int64_t rows = cuda::grid_rows(grid);
     if (rows <= 0) return no("an empty output");
     for (const auto& np : g.nodes()) {
       const GpuKernel* k = m_->kernel[size_t(np->id)];
       if (!k || k->view) continue;
-      if (np->outputs.empty() || !np->outputs[0] || rows_of(p.shape[size_t(np->outputs[0]->id)]) != rows)
+      if (np->outputs.empty() || !np->outputs[0] || cuda::grid_rows(p.shape[size_t(np->outputs[0]->id)]) != rows)
         return no(np->describe() + " makes other rows than the output's " + std::to_string(rows));
       if (k->row_block) continue;
       const GpuNode gn = gpu_node(*np);

@@ -12,11 +12,13 @@ constexpr uint64_t kBlockBytes = uint64_t(8) << 20;
 constexpr int64_t kMaxBlocks = 32;
 constexpr int64_t kRowQuantum = 64;
 
-int64_t rows_of(const GpuTensor& t) {
-  if (t.shape.empty()) return 1;
-  return t.shape.back() == 0 ? 0 : t.numel() / t.shape.back();
-}
+int64_t rows_of(const GpuTensor& t) { return grid_rows(t.shape); }
 }  // namespace
+
+int64_t grid_rows(const Shape& s) {
+  if (s.empty()) return 1;
+  return s.back() == 0 ? 0 : shape_numel(s) / s.back();
+}
 
 int64_t output_block_rows(int64_t rows, uint64_t bytes) {
   const int64_t blocks = std::min<int64_t>(kMaxBlocks, int64_t(bytes / kBlockBytes));

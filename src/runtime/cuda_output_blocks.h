@@ -16,6 +16,10 @@
 
 namespace deepep::cuda {
 
+// Rows of a tensor of shape `s` seen as a grid of rows: all dims but the last
+// (a scalar is one row).
+int64_t grid_rows(const Shape& s);
+
 // Rows per block for an output of `rows` rows and `bytes` bytes: blocks of
 // about 8 MB (at most 32 of them; rows a multiple of 64, a GEMM tile), or
 // `rows` when the output is too small to be worth splitting.

@@ -186,11 +186,13 @@ __global__ void __launch_bounds__(kMaxWarps * 32, min_blocks<kD, kMask>()) atten
   float* part_o = static_cast<float*>(a.work);
   float* part_ml = part_o + int64_t(splits) * BH * Sq * Dv;
   const int64_t part_row = (int64_t(split) * BH + bh) * Sq;
+  auto write_ml = [&](float mlo, float llo, float mhi, float lhi) {  // this split's (max, sum) of the rows
+    if (t4 != 0) return;
+    if (row_lo < Sq) reinterpret_cast<float2*>(part_ml)[part_row + row_lo] = make_float2(mlo, llo);
+    if (row_hi < Sq) reinterpret_cast<float2*>(part_ml)[part_row + row_hi] = make_float2(mhi, lhi);
+  };
   if (t_begin >= t_end) {  // no keys in this split for these rows (causal): an empty partial
-    if (t4 == 0) {
-      if (row_lo < Sq) part_ml[(part_row + row_lo) * 2] = -INFINITY, part_ml[(part_row + row_lo) * 2 + 1] = 0.f;
-      if (row_hi < Sq) part_ml[(part_row + row_hi) * 2] = -INFINITY, part_ml[(part_row + row_hi) * 2 + 1] = 0.f;
-    }
+    write_ml(-INFINITY, 0.f, -INFINITY, 0.f);
     return;
   }
 
@@ -384,10 +386,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, min_blocks<kD, kMask>()) atten
       if (row_lo < Sq) part_o[(part_row + row_lo) * Dv + col] = o[n][0], part_o[(part_row + row_lo) * Dv + col + 1] = o[n][1];
       if (row_hi < Sq) part_o[(part_row + row_hi) * Dv + col] = o[n][2], part_o[(part_row + row_hi) * Dv + col + 1] = o[n][3];
     }
-    if (t4 == 0) {
-      if (row_lo < Sq) part_ml[(part_row + row_lo) * 2] = m_lo, part_ml[(part_row + row_lo) * 2 + 1] = l_lo;
-      if (row_hi < Sq) part_ml[(part_row + row_hi) * 2] = m_hi, part_ml[(part_row + row_hi) * 2 + 1] = l_hi;
-    }
+    write_ml(m_lo, l_lo, m_hi, l_hi);
     return;
   }
   // A row with every score -inf has l = 0: NaN, as the reference gives (0/0).
