@@ -400,8 +400,10 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
       for (int t = 0; t < 4; ++t) r[t] = t < rows ? _mm256_loadu_ps(src + t * lds + j) : _mm256_setzero_ps();
       const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
       const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-      const __m256 p[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-                           _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+      const __m256 p[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                           _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
       for (int t = 0; t < 4; ++t) _mm_storeu_ps(dst + (j + t) * ldd, _mm256_castps256_ps128(p[t]));
       for (int t = 0; t < 4; ++t) _mm_storeu_ps(dst + (j + 4 + t) * ldd, _mm256_extractf128_ps(p[t], 1));
     }

@@ -103,7 +103,8 @@ __device__ __forceinline__ void load_tile(__half* dst, const __half* src, int64_
                                           int width) {
   constexpr int kThreads = kMaxWarps * 32, kPerRow = kD / 8, kRowsPerStep = kThreads / kPerRow;
   static_assert(kThreads % kPerRow == 0 && kKeys % kRowsPerStep == 0, "whole rows per step");
-  if (rows != kKeys || width != kD || blockDim.x != kThreads) return load_rows<kD>(dst, src, ld, first, limit, rows, width);
+  if (rows != kKeys || width != kD || blockDim.x != kThreads)
+    return load_rows<kD>(dst, src, ld, first, limit, rows, width);
   const int r = int(threadIdx.x) / kPerRow, c = (int(threadIdx.x) % kPerRow) * 8;
   const __half* s = src + int64_t(first + r) * ld + c;
   const int64_t step = int64_t(kRowsPerStep) * ld;
@@ -140,7 +141,8 @@ constexpr int min_blocks() {
 }
 
 template <int kD, int kMask>
-__global__ void __launch_bounds__(kMaxWarps * 32, min_blocks<kD, kMask>()) attention_mma_kernel(AttnArgs a, int splits, int split_tiles) {
+__global__ void __launch_bounds__(kMaxWarps * 32, min_blocks<kD, kMask>())
+    attention_mma_kernel(AttnArgs a, int splits, int split_tiles) {
   extern __shared__ __align__(16) unsigned char smem[];
   constexpr int ld = row_ld(kD), kC = kD / 16, kN = kD / 8;  // k-chunks of Q K^T, n-tiles of P V
   const int warps = int(blockDim.x) / 32, rows = warps * 16;
@@ -393,16 +395,17 @@ __global__ void __launch_bounds__(kMaxWarps * 32, min_blocks<kD, kMask>()) atten
   const float inv_lo = l_lo > 0.f ? 1.f / l_lo : NAN, inv_hi = l_hi > 0.f ? 1.f / l_hi : NAN;
   const int64_t yb = b * a.y_sb + h * a.y_sh;
   // float16 Y with even offsets: each thread's column pair as one 32-bit store.
-  const bool pairs = a.ty == kF16 && ((yb | a.y_ld | reinterpret_cast<uintptr_t>(a.y)) & 1) == 0 &&
-                     (reinterpret_cast<uintptr_t>(a.y) & 3) == 0;
+  const bool pairs = a.ty == kF16 && ((yb | a.y_ld) & 1) == 0 && (reinterpret_cast<uintptr_t>(a.y) & 3) == 0;
 #pragma unroll
   for (int n = 0; n < kN; ++n) {
     if (n >= nt_n) break;
     const int col = n * 8 + 2 * t4;
     if (pairs) {
       __half* y = static_cast<__half*>(a.y) + yb + col;
-      if (row_lo < Sq) *reinterpret_cast<__half2*>(y + row_lo * a.y_ld) = __floats2half2_rn(o[n][0] * inv_lo, o[n][1] * inv_lo);
-      if (row_hi < Sq) *reinterpret_cast<__half2*>(y + row_hi * a.y_ld) = __floats2half2_rn(o[n][2] * inv_hi, o[n][3] * inv_hi);
+      if (row_lo < Sq)
+        *reinterpret_cast<__half2*>(y + row_lo * a.y_ld) = __floats2half2_rn(o[n][0] * inv_lo, o[n][1] * inv_lo);
+      if (row_hi < Sq)
+        *reinterpret_cast<__half2*>(y + row_hi * a.y_ld) = __floats2half2_rn(o[n][2] * inv_hi, o[n][3] * inv_hi);
       continue;
     }
     if (row_lo < Sq) {
@@ -520,8 +523,8 @@ void launch(const AttnArgs& a, int warps, cudaStream_t s) {
 
 bool attention_mma_fits(const AttnArgs& a) {
   const auto addr = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };
-  return a.t == kF16 && !a.k_t && a.scale > 0.f && a.D > 0 && a.Dv > 0 && a.D % 16 == 0 && a.Dv % 16 == 0 && a.D <= 128 &&
-         a.Dv <= 128 &&
+  return a.t == kF16 && !a.k_t && a.scale > 0.f && a.D > 0 && a.Dv > 0 && a.D % 16 == 0 && a.Dv % 16 == 0 &&
+         a.D <= 128 && a.Dv <= 128 &&
          ((a.q_ld | a.k_ld | a.v_ld | a.q_sb | a.q_sh | a.k_sb | a.k_sh | a.v_sb | a.v_sh) & 7) == 0 &&
          ((addr(a.q) | addr(a.k) | addr(a.v)) & 15) == 0 && mask_kind(a) >= 0 && a.Sq < (int64_t(1) << 30) &&
          a.Sk < (int64_t(1) << 30);
