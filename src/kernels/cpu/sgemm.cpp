@@ -291,14 +291,11 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
           const int64_t mr = std::min<int64_t>(MR, mc - ir);
           const float* a = ablk + (ir / MR) * astride;
           float* crow = C + (i0 + ir) * ldc;
-          // Columns may start and end inside a strip (at vector boundaries: the micro-kernel then reads
-          // some of the strip's vectors, its row stride still NR).
-          for (int64_t jr = j0; jr < j1;) {
-            const int64_t off = jr % NR, nr = std::min<int64_t>(NR - off, j1 - jr);
-            const float* b = bs + (jr / NR - j0 / NR) * K * NR + pc * NR + off;
+          for (int64_t jr = j0; jr < j1; jr += NR) {
+            const int64_t nr = std::min<int64_t>(NR, j1 - jr);
+            const float* b = bs + ((jr - j0) / NR) * K * NR + pc * NR;
             ks->ukr[mr][(nr + VW - 1) / VW](kc, a, b, crow + jr, ldc, nr, pc > 0);
             if (last && do_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
-            jr += nr;
           }
         }
       }
@@ -349,18 +346,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
       }
     }
     nb = (nstrips + nc_strips - 1) / nc_strips;
-    // Column block jb: [col(jb), col(jb + 1)). Whole strips, except with few blocks for the threads and
-    // every row in each: then as many equal blocks of whole vectors as the threads need (a multiple of
-    // them, each <= kNCMax wide). With few rows the time goes into streaming the weights, so a thread
-    // with one strip more waited longest: 11 strips of N = 512 split 6 + 5 (288 and 224 columns); now
-    // 256 + 256.
-    const int64_t nvec = (N + VW - 1) / VW;
-    const bool by_vectors = !a_packer && threads > 1 && mb == 1 && nb < 8 * threads && nvec >= threads;
-    if (by_vectors) nb = std::min(nvec, ((N + kNCMax - 1) / kNCMax + threads - 1) / threads * threads);
     const int64_t nc_blk = nc_strips * NR;
-    auto col = [&](int64_t jb) {
-      return std::min(N, by_vectors ? jb * nvec / nb * VW : jb * nc_blk);
-    };
     const int64_t row_groups = threads > 1 && nb < 3 * threads ? std::min(mb, (3 * threads + nb - 1) / nb) : 1;
     const int64_t rg_size = (mb + row_groups - 1) / row_groups;
     const float* bp = B.packed ? B.packed->data.get() : shared_b;
@@ -369,8 +355,9 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
       float* abuf = abuf_for_thread();
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t jb = t / row_groups, rg = t % row_groups;
-        const int64_t j0 = col(jb);
-        block(rg * rg_size, std::min(mb, (rg + 1) * rg_size), j0, col(jb + 1), bp + (j0 / NR) * K * NR, abuf);
+        const int64_t j0 = jb * nc_blk;
+        block(rg * rg_size, std::min(mb, (rg + 1) * rg_size), j0, std::min(N, j0 + nc_blk), bp + (j0 / NR) * K * NR,
+              abuf);
       }
     });
     return;
