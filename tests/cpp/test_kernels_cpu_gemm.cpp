@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <tuple>
 #include <random>
 #include <thread>
 
@@ -144,6 +145,19 @@ TEST(KernelsCpuGemm, LargeKAndThreadedTasks) {
     check_all_forms(isa, 130, 301, 700, false, false, GemmEpi{}, 7, std::string(isa_name(isa)) + " big");
     check_all_forms(isa, 9, 1000, 513, false, true, GemmEpi{}, 8, std::string(isa_name(isa)) + " wide");
     check_all_forms(isa, 700, 20, 300, true, false, GemmEpi{}, 9, std::string(isa_name(isa)) + " tall");
+    // Few rows (one row block) over several column blocks per thread, the last strip partial, with a
+    // per-column bias and a residual: the shapes of 7x7 convs and batch-1 heads.
+    std::vector<float> bias(2000), res(size_t(49 * 2000));
+    for (size_t i = 0; i < bias.size(); ++i) bias[i] = float(int(i % 13) - 6) * 0.25f;
+    for (size_t i = 0; i < res.size(); ++i) res[i] = float(int(i % 7) - 3) * 0.5f;
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{49, 512, 600}, {49, 2000, 300}, {7, 100, 2000}}) {
+      GemmEpi e;
+      e.bias = bias.data();
+      e.res = res.data();
+      e.res_ld = N;
+      check_all_forms(isa, M, N, K, false, false, e, 10,
+                      std::string(isa_name(isa)) + " few rows N=" + std::to_string(N));
+    }
   }
 }
 
