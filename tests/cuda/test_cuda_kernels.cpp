@@ -286,6 +286,13 @@ TEST(CudaKernels, Attention) {
     c.inputs = {rnd({8, 12, 150, 64}, 90), rnd({8, 12, 150, 64}, 91), rnd({8, 12, 150, 64}, 92)};
     expect_match(c, 5e-3, {true, false});
   }
+  {  // A negative scale leaves the tensor-core kernel (its unmasked scores stay unscaled until the exponent,
+     // which needs scale > 0) for the tiled one.
+    auto c = make(graph("%q: float32[2,4,70,64], %k: float32[2,4,70,64], %v: float32[2,4,70,64]",
+                        "  %y = deepep.Attention<scale=-0.125>(%q, %k, %v)"));
+    c.inputs = {rnd({2, 4, 70, 64}, 93), rnd({2, 4, 70, 64}, 94), rnd({2, 4, 70, 64}, 95)};
+    expect_match(c, 5e-3, {true, false});
+  }
   // 3-D separate Q, K, V with different lengths and a causal boolean keep-mask (GPT-2).
   auto k = make(graph("%q: float32[2,5,32], %k: float32[2,9,32], %v: float32[2,9,24], %m: bool[1,1,5,9]",
                       "  %y = deepep.Attention<num_heads=4, scale=0.3, mask_mode=\"keep\", mask_fill=-3.4028235e+38>(%q, %k, %v, %m)"));
