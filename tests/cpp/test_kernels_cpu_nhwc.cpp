@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iterator>
 
 #include "cpu_kernel_test_util.h"
 #include "deepep/error.h"
@@ -88,14 +89,27 @@ void check(const Shape& xs, const Shape& ws, const std::string& attrs, uint32_t 
   }
 }
 
+struct ConvCase {
+  Shape x, w;
+  std::string attrs;
+};
+
+// Each case with constant and variable weights, without and with a bias; seeds from `seed` in steps of 4.
+template <size_t N>
+void check_cases(const ConvCase (&cases)[N], uint32_t seed) {
+  for (const ConvCase& c : cases) {
+    for (bool wconst : {true, false}) {
+      check(c.x, c.w, c.attrs, seed, wconst, false, false);
+      check(c.x, c.w, c.attrs, seed, wconst, true, false);
+    }
+    seed += 4;
+  }
+}
+
 }  // namespace
 
 TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
-  struct C {
-    Shape x, w;
-    std::string attrs;
-  };
-  const C cases[] = {
+  const ConvCase cases[] = {
       {{1, 3, 13, 11}, {8, 3, 3, 3}, "pads=[1,1,1,1]"},
       {{2, 5, 11, 9}, {7, 5, 3, 3}, "pads=[1,0,2,1], strides=[2,1]"},
       {{1, 17, 7, 5}, {33, 17, 1, 1}, ""},                                // pointwise, C = 17
@@ -126,14 +140,7 @@ TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
       {{0, 3, 5, 5}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // empty batch
       {{0, 6, 5, 5}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},                       // empty batch, depthwise
   };
-  uint32_t s = 100;
-  for (const C& c : cases) {
-    for (bool wconst : {true, false}) {
-      check(c.x, c.w, c.attrs, s, wconst, false, false);
-      check(c.x, c.w, c.attrs, s, wconst, true, false);
-    }
-    s += 4;
-  }
+  check_cases(cases, 100);
 }
 
 TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
@@ -168,11 +175,7 @@ TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
 // only, interior blocks of 6 with tails; strides, asymmetric pads, dilation
 // (the per-tap loop), SAME padding, empty batch; every epilogue.
 TEST(KernelsCpuNhwc, DirectFewInputChannels) {
-  struct C {
-    Shape x, w;
-    std::string attrs;
-  };
-  const C cases[] = {
+  const ConvCase cases[] = {
       {{1, 3, 13, 12}, {16, 3, 7, 7}, "pads=[3,3,3,3], strides=[2,2]"},  // stem, one vector
       {{2, 3, 19, 23}, {64, 3, 7, 7}, "pads=[3,3,3,3], strides=[2,2]"},  // stem, 64 channels
       {{1, 1, 9, 31}, {32, 1, 3, 3}, "pads=[1,1,1,1]"},
@@ -183,14 +186,8 @@ TEST(KernelsCpuNhwc, DirectFewInputChannels) {
       {{1, 3, 6, 40}, {16, 3, 1, 5}, "pads=[0,2,0,2]"},
       {{0, 3, 5, 5}, {16, 3, 3, 3}, "pads=[1,1,1,1]"},  // empty batch
   };
-  uint32_t s = 500;
-  for (const C& c : cases) {
-    for (bool wconst : {true, false}) {
-      check(c.x, c.w, c.attrs, s, wconst, false, false);
-      check(c.x, c.w, c.attrs, s, wconst, true, false);
-    }
-    s += 4;
-  }
+  check_cases(cases, 500);
+  uint32_t s = 500 + 4 * std::size(cases);  // the seeds this loop had after the cases
   for (const char* act : kActAttrs)
     for (int res = 0; res < 3; ++res) {
       std::string attrs = join("pads=[1,2,1,0], strides=[1,2]", act);
