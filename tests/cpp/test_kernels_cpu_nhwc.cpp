@@ -18,6 +18,7 @@
 
 #include "cpu_kernel_test_util.h"
 #include "deepep/error.h"
+#include "kernels/cpu/conv_winograd.h"
 
 using namespace deepep;
 using namespace deepep::cpu;
@@ -106,9 +107,19 @@ void check_cases(const ConvCase (&cases)[N], uint32_t seed) {
   }
 }
 
+// Forces the Winograd tile size m for its lifetime (0: the implicit GEMM).
+struct WinogradScope {
+  int old;
+  explicit WinogradScope(int m) : old(set_winograd_override(m)) {}
+  ~WinogradScope() { set_winograd_override(old); }
+};
+
 }  // namespace
 
+// (The 3x3 stride-1 cases here run the implicit GEMM: Winograd is off; its
+// own test below forces it.)
 TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
+  WinogradScope off(0);
   const ConvCase cases[] = {
       {{1, 3, 13, 11}, {8, 3, 3, 3}, "pads=[1,1,1,1]"},
       {{2, 5, 11, 9}, {7, 5, 3, 3}, "pads=[1,0,2,1], strides=[2,1]"},
@@ -144,6 +155,7 @@ TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
 }
 
 TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
+  WinogradScope off(0);
   uint32_t s = 300;
   const std::vector<std::pair<Shape, std::string>> geo = {{{7, 5, 3, 3}, "pads=[1,1,1,1]"},
                                                           {{5, 1, 3, 3}, "group=5, pads=[1,1,1,1]"},
@@ -175,6 +187,7 @@ TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
 // only, interior blocks of 6 with tails; strides, asymmetric pads, dilation
 // (the per-tap loop), SAME padding, empty batch; every epilogue.
 TEST(KernelsCpuNhwc, DirectFewInputChannels) {
+  WinogradScope off(0);
   const ConvCase cases[] = {
       {{1, 3, 13, 12}, {16, 3, 7, 7}, "pads=[3,3,3,3], strides=[2,2]"},  // stem, one vector
       {{2, 3, 19, 23}, {64, 3, 7, 7}, "pads=[3,3,3,3], strides=[2,2]"},  // stem, 64 channels
@@ -195,6 +208,84 @@ TEST(KernelsCpuNhwc, DirectFewInputChannels) {
       check({2, 3, 10, 29}, {32, 3, 3, 3}, attrs, s, true, res != 1, res != 0);
       s += 4;
     }
+}
+
+// 3x3 stride-1 convs through Winograd F(2,3) and F(4,3), forced: images
+// smaller than one tile, sizes that leave partial tiles on both edges, pads
+// of 0-2 on each side (tiles that read only padding), two images, channel
+// counts of one and several vectors (C = 48: K in three AVX-512 vectors),
+// output channels over several GEMM strips (80, 112), tiles over several
+// GEMM row blocks (40 x 40 at m = 2: 400 tiles), every epilogue with and
+// without the residual. Variable weights are transformed per call.
+// Tolerances: F(2,3)'s transforms add about one rounding per term; F(4,3)'s
+// points +-2 scale some terms by up to 8 x 8 (the usual fp32 error growth).
+TEST(KernelsCpuNhwc, Winograd) {
+  struct Case {
+    Shape x, w;
+    std::string attrs;
+  };
+  const Case cases[] = {
+      {{1, 16, 1, 1}, {16, 16, 3, 3}, "pads=[1,1,1,1]"},
+      {{1, 16, 2, 3}, {32, 16, 3, 3}, "pads=[1,1,1,1]"},
+      {{2, 32, 13, 11}, {16, 32, 3, 3}, "pads=[1,1,1,1]"},
+      {{1, 48, 9, 14}, {80, 48, 3, 3}, "pads=[0,2,1,0]"},
+      {{1, 16, 7, 7}, {112, 16, 3, 3}, "pads=[2,2,2,2]"},
+      {{1, 16, 6, 10}, {16, 16, 3, 3}, ""},
+      {{1, 64, 14, 14}, {64, 64, 3, 3}, "pads=[1,1,1,1]"},
+      {{1, 32, 40, 40}, {32, 32, 3, 3}, "pads=[1,1,1,1]"},
+      {{0, 16, 5, 5}, {16, 16, 3, 3}, "pads=[1,1,1,1]"},
+  };
+  for (int m : {2, 4}) {
+    SCOPED_TRACE("m = " + std::to_string(m));
+    WinogradScope ws(m);
+    const double tol = m == 2 ? 2e-5 : 1e-4;
+    uint32_t s = 900;
+    for (const Case& c : cases) {
+      check(c.x, c.w, c.attrs, s, true, true, false, tol);
+      check(c.x, c.w, c.attrs, s, false, false, false, tol);
+      s += 4;
+    }
+    for (const char* act : kActAttrs)
+      for (int res = 0; res < 3; ++res) {
+        std::string attrs = join("pads=[1,1,1,1]", act);
+        if (res == 2) attrs = join(attrs, "residual_before_activation=1");
+        check({2, 16, 9, 7}, {32, 16, 3, 3}, attrs, s, true, res != 1, res != 0, tol);
+        s += 4;
+      }
+  }
+}
+
+// Which convs Winograd takes by default, and with which tile.
+TEST(KernelsCpuNhwc, WinogradChoice) {
+  auto plan = [](int64_t n, int64_t c, int64_t hw, int64_t m, int64_t k, int64_t s) {
+    ConvPlan p{};
+    p.N = n, p.C = c, p.H = p.W = hw, p.M = m, p.group = 1, p.Cg = c, p.Mg = m, p.KH = p.KW = k;
+    p.sh = p.sw = s, p.dh = p.dw = 1, p.ph = p.pw = k / 2;
+    p.OH = p.OW = (hw + 2 * (k / 2) - k) / s + 1;
+    return p;
+  };
+  for (Isa isa : isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    EXPECT_EQ(winograd_tile(isa, plan(1, 64, 56, 64, 3, 1)), 4);
+    EXPECT_EQ(winograd_tile(isa, plan(1, 128, 28, 128, 3, 1)), 4);
+    EXPECT_EQ(winograd_tile(isa, plan(1, 256, 14, 256, 3, 1)), 2);
+    EXPECT_EQ(winograd_tile(isa, plan(2, 256, 14, 256, 3, 1)), 4);  // 32 tiles of 4x4
+    EXPECT_EQ(winograd_tile(isa, plan(1, 512, 7, 512, 3, 1)), 2);
+    EXPECT_EQ(winograd_tile(isa, plan(1, 512, 4, 512, 3, 1)), 0);  // 4 tiles of 2x2: the implicit GEMM
+    EXPECT_EQ(winograd_tile(isa, plan(1, 64, 56, 64, 3, 2)), 0);   // strided
+    EXPECT_EQ(winograd_tile(isa, plan(1, 64, 56, 64, 1, 1)), 0);   // 1x1
+    EXPECT_EQ(winograd_tile(isa, plan(1, 20, 56, 64, 3, 1)), 0);   // C not whole vectors
+    EXPECT_EQ(winograd_tile(isa, plan(1, 64, 56, 36, 3, 1)), 0);   // M not whole vectors
+    ConvPlan g = plan(1, 64, 56, 64, 3, 1);
+    g.group = 2, g.Cg = 32, g.Mg = 32;
+    EXPECT_EQ(winograd_tile(isa, g), 0);
+    g = plan(1, 64, 56, 64, 3, 1);
+    g.dh = 2;
+    EXPECT_EQ(winograd_tile(isa, g), 0);
+    WinogradScope off(0);
+    EXPECT_EQ(winograd_tile(isa, plan(1, 64, 56, 64, 3, 1)), 0);
+  }
+  EXPECT_EQ(winograd_tile(Isa::kNone, plan(1, 64, 56, 64, 3, 1)), 0);
 }
 
 TEST(KernelsCpuNhwc, DeclinesWhatItDoesNotTake) {

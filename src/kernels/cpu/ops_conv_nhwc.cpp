@@ -26,6 +26,7 @@
 
 #include "deepep/error.h"
 #include "kernels/cpu/conv_plan.h"
+#include "kernels/cpu/conv_winograd.h"
 #include "kernels/cpu/gemm_isa.h"
 #include "kernels/cpu/ops_conv_nhwc.h"
 #include "kernels/cpu/register.h"
@@ -254,6 +255,15 @@ void run(KernelContext& ctx) {
   epi.p0 = e.p0;
   epi.p1 = e.p1;
   epi.res_first = e.residual_first;
+
+  if (const int wm = winograd_tile(isa, p)) {
+    GemmEpi ge = epi;
+    ge.bias = bias;
+    ge.res = res;
+    ge.res_ld = p.M;
+    winograd_conv(isa, wm, p, X, w, w_const, ge, Y);
+    return;
+  }
 
   // Fewer output channels per group than a register tile has columns, and
   // under 3/4 of its vectors' lanes used (Mg = 24 of 32 lanes measured faster

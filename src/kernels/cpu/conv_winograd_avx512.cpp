@@ -1,0 +1,12 @@
+// The Winograd transforms (conv_winograd_isa.h) compiled for AVX512 (this file
+// gets only that ISA's -m flags; called only when cpu_features finds it).
+#define DEEPEP_ISA_NS avx512
+#define DEEPEP_VW 16
+#include "kernels/cpu/conv_winograd_isa.h"
+
+namespace deepep::cpu {
+const WinogradKernels& winograd_avx512_kernels() {
+  static const WinogradKernels k = avx512::make_winograd();
+  return k;
+}
+}  // namespace deepep::cpu
