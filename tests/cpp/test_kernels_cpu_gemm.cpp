@@ -221,6 +221,33 @@ TEST(KernelsCpuGemm, EveryEpilogue) {
   }
 }
 
+// The epilogues the micro-kernel applies on its registers (alpha 1, bias per
+// column, none / Relu / ordered Clip, plain residual before or after) after
+// several K blocks (the last one accumulates onto C first), partial column
+// vectors and row strips; an unordered Clip (lo > hi) takes the separate pass
+// and must agree too.
+TEST(KernelsCpuGemm, RegisterEpilogueAfterSeveralKBlocks) {
+  for (Isa isa : isas()) {
+    uint32_t seed = 400;
+    const std::pair<Act, std::pair<float, float>> acts[] = {
+        {Act::kNone, {0.f, 0.f}}, {Act::kRelu, {0.f, 0.f}}, {Act::kClip, {-0.3f, 0.4f}}, {Act::kClip, {0.7f, -0.2f}}};
+    for (const auto& [act, params] : acts)
+      for (int res = 0; res < 3; ++res) {
+        const int64_t M = 37, N = 101, K = 1100;
+        GemmEpi e;
+        e.act = act;
+        e.p0 = params.first, e.p1 = params.second;
+        const std::vector<float> bias = rnd(N, seed + 7);
+        const std::vector<float> r = rnd(M * N, seed + 8);
+        e.bias = bias.data();
+        if (res) e.res = r.data(), e.res_ld = N, e.res_first = res == 2;
+        check_all_forms(isa, M, N, K, false, false, e, seed,
+                        std::string(isa_name(isa)) + " act " + std::to_string(int(act)) + " res " + std::to_string(res));
+        seed += 3;
+      }
+  }
+}
+
 TEST(KernelsCpuGemm, ActivationsAtExtremesMatchTheScalarFunctions) {
   // Large magnitudes, zeros and NaN through each vector activation.
   const std::vector<float> vals = {-100.f, -20.f, -5.f, -1e-3f, 0.f, 1e-3f, 0.3f, 5.f, 20.f, 100.f, std::nanf("")};

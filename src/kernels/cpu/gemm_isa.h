@@ -11,9 +11,23 @@ namespace deepep::cpu {
 constexpr int kMaxMR = 8;
 constexpr int kMaxNV = 3;
 
-// c[0..mr) x [0..nr) (+)= a (mr of MR-strided rows) x b (NR-strided), kc steps.
+// The epilogue a micro-kernel applies on its registers before it stores
+// (GemmEpi's common case: alpha 1, a bias per column, no activation, Relu or
+// an ordered Clip, a plain residual), per element (i, j) of its tile:
+//   v = acc + bias[j];  v += res[i * res_ld + j] if res_first;
+//   v = min(hi, max(lo, v)) if clamp (NaN stays NaN);  v += res[...] if !res_first
+struct TileEpi {
+  const float* bias = nullptr;  // at the tile's first column, or null
+  const float* res = nullptr;   // at the tile's (0, 0), or null
+  int64_t res_ld = 0;
+  float lo = 0.f, hi = 0.f;
+  bool clamp = false, res_first = false;
+};
+
+// c[0..mr) x [0..nr) (+)= a (mr of MR-strided rows) x b (NR-strided), kc
+// steps; then te's epilogue (te null: none).
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr,
-                             bool accumulate);
+                             bool accumulate, const TileEpi* te);
 // The epilogue on the tile at global row i0, column j0.
 using EpilogueFn = void (*)(const GemmEpi& e, float* c, int64_t ldc, int64_t i0, int64_t j0, int64_t mr,
                             int64_t nr);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -248,6 +249,20 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   const int64_t mc_blk = ((M + mb0 - 1) / mb0 + MR - 1) / MR * MR;
   const int64_t mb = (M + mc_blk - 1) / mc_blk;
   const bool do_epi = !epi.trivial();
+  // The common epilogues run on the micro-kernel's registers (no second pass
+  // over the tile); the rest after it, on the L1-hot tile.
+  const bool clip_ok = epi.act == ops::Act::kClip && epi.p0 <= epi.p1;
+  const bool fuse_epi = do_epi && epi.alpha == 1.f && !epi.bias_per_row && !epi.res_row_off &&
+                        (!epi.res || epi.res_col_step == 1) &&
+                        (epi.act == ops::Act::kNone || epi.act == ops::Act::kRelu || clip_ok);
+  TileEpi te0;
+  if (fuse_epi) {
+    te0.clamp = epi.act != ops::Act::kNone;
+    te0.lo = epi.act == ops::Act::kRelu ? 0.f : epi.p0;
+    te0.hi = epi.act == ops::Act::kRelu ? std::numeric_limits<float>::infinity() : epi.p1;
+    te0.res_ld = epi.res_ld;
+    te0.res_first = epi.res_first;
+  }
   const int64_t kc_max = std::min(kKC, K);
 
   // op(A) packed whole (given packed, or packed once below when several
@@ -294,8 +309,16 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
           for (int64_t jr = j0; jr < j1; jr += NR) {
             const int64_t nr = std::min<int64_t>(NR, j1 - jr);
             const float* b = bs + ((jr - j0) / NR) * K * NR + pc * NR;
-            ks->ukr[mr][(nr + VW - 1) / VW](kc, a, b, crow + jr, ldc, nr, pc > 0);
-            if (last && do_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
+            const TileEpi* te = nullptr;
+            TileEpi tile_epi;
+            if (last && fuse_epi) {
+              tile_epi = te0;
+              if (epi.bias) tile_epi.bias = epi.bias + jr;
+              if (epi.res) tile_epi.res = epi.res + (i0 + ir) * epi.res_ld + jr;
+              te = &tile_epi;
+            }
+            ks->ukr[mr][(nr + VW - 1) / VW](kc, a, b, crow + jr, ldc, nr, pc > 0, te);
+            if (last && do_epi && !fuse_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
           }
         }
       }

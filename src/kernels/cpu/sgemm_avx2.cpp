@@ -21,7 +21,8 @@ inline __m256i lane_mask(int64_t n) {
 }
 
 template <int MR, int NV>
-void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr, bool accumulate) {
+void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr, bool accumulate,
+         const TileEpi* te) {
   __m256 acc[MR][NV];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
@@ -41,23 +42,36 @@ void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int6
     b += kNR;
   }
   const int64_t last = nr - 8 * (NV - 1);
+  // Every vector of a row is full but the last, which keeps `last` lanes.
+  const bool part = last < 8;
   const __m256i m = lane_mask(last);
+  auto load = [&](const float* p, int v) {
+    return v < NV - 1 || !part ? _mm256_loadu_ps(p + 8 * v) : _mm256_maskload_ps(p + 8 * v, m);
+  };
+  __m256 bias[NV], lo = _mm256_setzero_ps(), hi = lo;
+  if (te) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bias[v] = te->bias ? load(te->bias, v) : _mm256_setzero_ps();
+    lo = _mm256_set1_ps(te->lo);
+    hi = _mm256_set1_ps(te->hi);
+  }
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
 #pragma GCC unroll 2
-    for (int v = 0; v < NV - 1; ++v) {
+    for (int v = 0; v < NV; ++v) {
       __m256 r = acc[i][v];
-      if (accumulate) r = _mm256_add_ps(r, _mm256_loadu_ps(ci + 8 * v));
-      _mm256_storeu_ps(ci + 8 * v, r);
-    }
-    __m256 r = acc[i][NV - 1];
-    if (last >= 8) {
-      if (accumulate) r = _mm256_add_ps(r, _mm256_loadu_ps(ci + 8 * (NV - 1)));
-      _mm256_storeu_ps(ci + 8 * (NV - 1), r);
-    } else {
-      if (accumulate) r = _mm256_add_ps(r, _mm256_maskload_ps(ci + 8 * (NV - 1), m));
-      _mm256_maskstore_ps(ci + 8 * (NV - 1), m, r);
+      if (accumulate) r = _mm256_add_ps(r, load(ci, v));
+      if (te) {
+        r = _mm256_add_ps(r, bias[v]);
+        const __m256 res = te->res ? load(te->res + i * te->res_ld, v) : _mm256_setzero_ps();
+        if (te->res && te->res_first) r = _mm256_add_ps(r, res);
+        // max/min return their second operand when either is NaN.
+        if (te->clamp) r = _mm256_min_ps(hi, _mm256_max_ps(lo, r));
+        if (te->res && !te->res_first) r = _mm256_add_ps(r, res);
+      }
+      if (v < NV - 1 || !part) _mm256_storeu_ps(ci + 8 * v, r);
+      else _mm256_maskstore_ps(ci + 8 * v, m, r);
     }
   }
 }

@@ -19,7 +19,8 @@ constexpr int kMR = 8, kNR = 48;
 constexpr int kPfB = 8 * kNR;
 
 template <int MR, int NV>
-void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr, bool accumulate) {
+void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr, bool accumulate,
+         const TileEpi* te) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -42,19 +43,36 @@ void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int6
     b += kNR;
   }
   const int64_t last = nr - 16 * (NV - 1);
+  // Every vector of a row is full but the last, which keeps `last` lanes.
   const __mmask16 m = last >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << last) - 1);
+  auto load = [&](const float* p, int v) {
+    return v < NV - 1 ? _mm512_loadu_ps(p + 16 * v) : _mm512_maskz_loadu_ps(m, p + 16 * v);
+  };
+  __m512 bias[NV], lo = _mm512_setzero_ps(), hi = lo;
+  if (te) {
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) bias[v] = te->bias ? load(te->bias, v) : _mm512_setzero_ps();
+    lo = _mm512_set1_ps(te->lo);
+    hi = _mm512_set1_ps(te->hi);
+  }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
 #pragma GCC unroll 3
-    for (int v = 0; v < NV - 1; ++v) {
+    for (int v = 0; v < NV; ++v) {
       __m512 r = acc[i][v];
-      if (accumulate) r = _mm512_add_ps(r, _mm512_loadu_ps(ci + 16 * v));
-      _mm512_storeu_ps(ci + 16 * v, r);
+      if (accumulate) r = _mm512_add_ps(r, load(ci, v));
+      if (te) {
+        r = _mm512_add_ps(r, bias[v]);
+        const __m512 res = te->res ? load(te->res + i * te->res_ld, v) : _mm512_setzero_ps();
+        if (te->res && te->res_first) r = _mm512_add_ps(r, res);
+        // max/min return their second operand when either is NaN.
+        if (te->clamp) r = _mm512_min_ps(hi, _mm512_max_ps(lo, r));
+        if (te->res && !te->res_first) r = _mm512_add_ps(r, res);
+      }
+      if (v < NV - 1) _mm512_storeu_ps(ci + 16 * v, r);
+      else _mm512_mask_storeu_ps(ci + 16 * v, m, r);
     }
-    __m512 r = acc[i][NV - 1];
-    if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, ci + 16 * (NV - 1)));
-    _mm512_mask_storeu_ps(ci + 16 * (NV - 1), m, r);
   }
 }
 
