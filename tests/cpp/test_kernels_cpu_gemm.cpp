@@ -297,6 +297,42 @@ TEST(KernelsCpuGemm, PackedWeightCacheFollowsTheTensorStorage) {
   }
 }
 
+// parallel_for_affine: every part once (one part per call), exceptions come
+// back, nested loops run serially, several callers at once each complete,
+// interleaved with plain loops. (Which thread runs a part is a preference,
+// not a promise: a descheduled thread's parts are taken by others.)
+TEST(KernelsCpuThreadPool, AffineLoopsCoverEachPartOnce) {
+  ThreadPool& pool = ThreadPool::global();
+  for (int64_t n : {int64_t(0), int64_t(1), int64_t(2), int64_t(7), int64_t(64)})
+    for (int threads : {0, 1, 2, 3}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.parallel_for_affine(n, threads, [&](int64_t b, int64_t e) {
+        EXPECT_EQ(e - b, 1);
+        hits[size_t(b)]++;
+        int inner = 0;
+        pool.parallel_for_affine(3, 0, [&](int64_t s, int64_t t) { inner += int(t - s); });
+        EXPECT_EQ(inner, 3);
+      });
+      for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+    }
+  EXPECT_THROW(pool.parallel_for_affine(16, 0,
+                                        [](int64_t b, int64_t) {
+                                          if (b == 11) throw std::runtime_error("part 11");
+                                        }),
+               std::runtime_error);
+  std::vector<std::thread> callers;
+  std::atomic<int64_t> total{0};
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&, t] {
+      for (int r = 0; r < 50; ++r) {
+        if ((r + t) % 2) pool.parallel_for_affine(16, 0, [&](int64_t b, int64_t e) { total += e - b; });
+        else pool.parallel_for(16, 2, 0, [&](int64_t b, int64_t e) { total += e - b; });
+      }
+    });
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(total.load(), 4 * 50 * 16);
+}
+
 TEST(KernelsCpuThreadPool, CoversTheRangeOnceRethrowsAndNests) {
   ThreadPool& pool = ThreadPool::global();
   for (int64_t n : {int64_t(0), int64_t(1), int64_t(7), int64_t(1000)})

@@ -225,8 +225,12 @@ void run(KernelContext& ctx) {
     fill_direct_args(a, p, e, X, wp->data.get(), bias, res, Y);
     const int64_t rows = p.N * p.OH;
     const int threads = threads_for(double(y.numel()) * double(taps) * 2);
-    ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, rows / (8 * threads)), threads,
-                                      [&](int64_t r0, int64_t r1) { nk->depthwise(a, r0, r1); });
+    // Rows split the way the GEMM's row schedule splits the pixels before
+    // and after (parallel_for_affine): each thread reads what its core wrote.
+    const int64_t parts = std::min<int64_t>(rows, 4 * threads);
+    ThreadPool::global().parallel_for_affine(parts, threads, [&](int64_t q0, int64_t q1) {
+      nk->depthwise(a, rows * q0 / parts, rows * q1 / parts);
+    });
     return;
   }
 

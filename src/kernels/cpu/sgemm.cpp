@@ -41,6 +41,10 @@ namespace {
 constexpr int64_t kKC = 512;  // A micro-panel (MR x KC) stays in L1
 constexpr int64_t kMCTarget = 96;
 constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 768 KiB) stays in L2
+// Row-split schedule (see gemm): B of at most this many bytes (a KC x N
+// panel then stays in L2 beside the row block), at least this many rows a thread.
+constexpr double kAffineMaxBBytes = 512 * 1024;
+constexpr int64_t kAffineMinRowsPerThread = 64;
 // op(A) up to this size (8 MiB: 512 x 3072, batch-4 BERT's FFN input) is
 // packed once per call when several column blocks use it, into a buffer each
 // calling thread keeps (so a server with many Session threads holds at most
@@ -280,17 +284,18 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     });
     apre = d;
   };
-  // Row blocks [ib0, ib1) x columns [j0, j1) of C; bs: op(B)'s strip holding
-  // column j0 (strips of K x NR, consecutive). K blocks outermost, so each
+  // Rows [r0, r1) (r0 a multiple of MR) x columns [j0, j1) of C, mc_blk rows
+  // at a time; bs: op(B)'s strip holding column j0 (strips of K x NR,
+  // consecutive). K blocks outermost, so each
   // KC x NC block of B stays in L2 for all the row blocks.
   // (Measured on the 2-vCPU SPR: B-panel-outer with KC 128-192 and no B
   // prefetch are within noise of this order, slightly slower.)
-  auto block = [&](int64_t ib0, int64_t ib1, int64_t j0, int64_t j1, const float* bs, float* abuf) {
+  auto block = [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1, const float* bs, float* abuf) {
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool last = pc + kc >= K;
-      for (int64_t ib = ib0; ib < ib1; ++ib) {
-        const int64_t i0 = ib * mc_blk, mc = std::min(mc_blk, M - i0);
+      for (int64_t i0 = r0; i0 < r1; i0 += mc_blk) {
+        const int64_t mc = std::min(mc_blk, r1 - i0);
         const float* ablk;
         int64_t astride;
         if (apre) {
@@ -346,6 +351,22 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     });
     shared_b = d;
   }
+  const float* bp = B.packed ? B.packed->data.get() : shared_b;
+  if (bp && threads > 1 && M >= kAffineMinRowsPerThread * threads &&
+      double(K) * double(N) * sizeof(float) <= kAffineMaxBBytes) {
+    // Many rows, a small B (a conv's weights against its feature map): each
+    // thread takes whole rows, the same share of them every call
+    // (parallel_for_affine), so an op that splits its rows alike reads
+    // this one's output from its own core's cache; B is read by all.
+    const int64_t parts = threads * std::min<int64_t>(4, M / (kAffineMinRowsPerThread * threads));
+    auto row_at = [&](int64_t q) { return q == parts ? M : M * q / parts / MR * MR; };
+    pool.parallel_for_affine(parts, threads, [&](int64_t q0, int64_t q1) {
+      float* abuf = abuf_for_thread();
+      for (int64_t q = q0; q < q1; ++q)
+        if (row_at(q) < row_at(q + 1)) block(row_at(q), row_at(q + 1), 0, N, bp, abuf);
+    });
+    return;
+  }
   if (B.packed || shared_b) {
     // Tasks: NC-column blocks, each over a group of row blocks (all of them
     // unless there are too few column blocks to keep the threads busy).
@@ -372,15 +393,14 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     const int64_t nc_blk = nc_strips * NR;
     const int64_t row_groups = threads > 1 && nb < 3 * threads ? std::min(mb, (3 * threads + nb - 1) / nb) : 1;
     const int64_t rg_size = (mb + row_groups - 1) / row_groups;
-    const float* bp = B.packed ? B.packed->data.get() : shared_b;
     prepack_a(nb);
     pool.parallel_for(nb * row_groups, 1, threads, [&](int64_t t0, int64_t t1) {
       float* abuf = abuf_for_thread();
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t jb = t / row_groups, rg = t % row_groups;
         const int64_t j0 = jb * nc_blk;
-        block(rg * rg_size, std::min(mb, (rg + 1) * rg_size), j0, std::min(N, j0 + nc_blk), bp + (j0 / NR) * K * NR,
-              abuf);
+        block(rg * rg_size * mc_blk, std::min(M, (rg + 1) * rg_size * mc_blk), j0, std::min(N, j0 + nc_blk),
+              bp + (j0 / NR) * K * NR, abuf);
       }
     });
     return;
@@ -405,7 +425,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
         if (b_packer) (*b_packer)(jr, cols, dst);
         else pack_b_strip(NR, B.p, B.ld, B.trans, K, jr, cols, dst);
       }
-      block(0, mb, j0, j1, d, abuf);
+      block(0, M, j0, j1, d, abuf);
     }
   });
 }

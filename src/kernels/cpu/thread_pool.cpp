@@ -74,25 +74,55 @@ struct Job {
   std::mutex mu;
   std::condition_variable done_cv;
   std::exception_ptr err;
+  // parallel_for_affine: chunk c has been claimed (chunks of grain 1).
+  std::unique_ptr<std::atomic<bool>[]> taken;
+  int homes = 0;  // threads with home ranges
 
-  // Runs chunks until none is left; returns after its last one.
-  void work() {
+  void run_chunk(int64_t c) {
+    const int64_t b = c * grain, e = std::min(n, b + grain);
+    try {
+      (*f)(b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!err) err = std::current_exception();
+    }
+    if (finished.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+      std::lock_guard<std::mutex> lock(mu);
+      done_cv.notify_all();
+    }
+  }
+
+  // Runs chunks until none is left; returns after its last one. `home`: the
+  // thread's index for an affine loop (see parallel_for_affine).
+  void work(int home) {
     RegionGuard guard;
+    if (taken) return work_affine(home);
     for (;;) {
       const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
       if (c >= chunks) return;
-      const int64_t b = c * grain, e = std::min(n, b + grain);
-      try {
-        (*f)(b, e);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!err) err = std::current_exception();
-      }
-      if (finished.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
-        std::lock_guard<std::mutex> lock(mu);
-        done_cv.notify_all();
-      }
+      run_chunk(c);
     }
+  }
+
+  void work_affine(int home) {
+    auto claim = [&](int64_t c) { return !taken[c].load(std::memory_order_relaxed) && !taken[c].exchange(true); };
+    auto range = [&](int t, int64_t& b, int64_t& e) {
+      b = chunks * t / homes;
+      e = chunks * (t + 1) / homes;
+    };
+    int64_t b, e;
+    if (home >= 0 && home < homes) {
+      range(home, b, e);
+      for (int64_t c = b; c < e; ++c)
+        if (claim(c)) run_chunk(c);
+    }
+    for (int k = 1; k <= homes; ++k) {
+      const int t = ((home < 0 ? 0 : home) + k) % homes;
+      range(t, b, e);
+      for (int64_t c = e - 1; c >= b; --c)
+        if (claim(c)) run_chunk(c);
+    }
+    next.store(chunks, std::memory_order_relaxed);  // the queue may drop it
   }
 };
 
@@ -119,7 +149,7 @@ struct ThreadPool::Impl {
     return nullptr;
   }
 
-  void worker() {
+  void worker(int index) {
     uint64_t seen = epoch.load();
     for (;;) {
       // Spin briefly for new work (loops of one inference come back to back),
@@ -133,13 +163,15 @@ struct ThreadPool::Impl {
         seen = epoch.load();
         j = take();
       }
-      if (j) j->work();
+      if (j) j->work(index);
     }
   }
+
+  void run(const std::shared_ptr<Job>& job, int max_threads);
 };
 
 ThreadPool::ThreadPool(int workers) : impl_(new Impl), workers_(workers) {
-  for (int i = 0; i < workers; ++i) impl_->threads.emplace_back([this] { impl_->worker(); });
+  for (int i = 0; i < workers; ++i) impl_->threads.emplace_back([this, i] { impl_->worker(i + 1); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -177,15 +209,42 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, int max_threads,
   job->n = n;
   job->grain = grain;
   job->chunks = chunks;
+  impl_->run(job, max_threads);
+}
+
+void ThreadPool::parallel_for_affine(int64_t n, int max_threads, const std::function<void(int64_t, int64_t)>& f) {
+  if (n <= 0) return;
+  if (max_threads <= 0) max_threads = size();
+  max_threads = int(std::min<int64_t>({int64_t(max_threads), int64_t(size()), n}));
+  if (max_threads <= 1 || t_in_region) {
+    RegionGuard guard;
+    for (int64_t i = 0; i < n; ++i) f(i, i + 1);
+    return;
+  }
+  auto job = std::make_shared<Job>();
+  job->f = &f;
+  job->n = n;
+  job->grain = 1;
+  job->chunks = n;
+  job->taken.reset(new std::atomic<bool>[size_t(n)]);
+  for (int64_t i = 0; i < n; ++i) job->taken[i].store(false, std::memory_order_relaxed);
+  job->homes = max_threads;
+  impl_->run(job, max_threads);
+}
+
+// Queues the job for up to max_threads - 1 workers, works on it as thread 0,
+// waits for the chunks others started, rethrows the first exception.
+void ThreadPool::Impl::run(const std::shared_ptr<Job>& job, int max_threads) {
   job->max_helpers = max_threads - 1;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->queue.push_back(job);
-    impl_->epoch.fetch_add(1, std::memory_order_release);
+    std::lock_guard<std::mutex> lock(mu);
+    queue.push_back(job);
+    epoch.fetch_add(1, std::memory_order_release);
   }
-  if (job->max_helpers == 1) impl_->cv.notify_one();
-  else impl_->cv.notify_all();
-  job->work();
+  if (job->max_helpers == 1) cv.notify_one();
+  else cv.notify_all();
+  job->work(0);
+  const int64_t chunks = job->chunks;
   if (job->finished.load(std::memory_order_acquire) < chunks) {
     // Others still run chunks: spin a little, then sleep.
     spin_until([&] { return job->finished.load(std::memory_order_acquire) >= chunks; }, kSpinMicros);
@@ -194,9 +253,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, int max_threads,
   }
   {
     // Leave no stale entry behind (workers drop finished jobs too).
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    auto& q = impl_->queue;
-    q.erase(std::remove(q.begin(), q.end(), job), q.end());
+    std::lock_guard<std::mutex> lock(mu);
+    queue.erase(std::remove(queue.begin(), queue.end(), job), queue.end());
   }
   if (job->err) std::rethrow_exception(job->err);
 }

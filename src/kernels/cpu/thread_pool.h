@@ -22,6 +22,15 @@ class ThreadPool {
   // `max_threads` threads (<= 0: all). Exceptions of a chunk are rethrown
   // (the first one) after every started chunk has finished.
   void parallel_for(int64_t n, int64_t grain, int max_threads, const std::function<void(int64_t, int64_t)>& f);
+  // Like parallel_for with grain 1, but each of the n parts has a home
+  // thread that runs it first: of the loop's T threads (the caller is 0,
+  // pool worker w is w), thread t runs parts [t*n/T, (t+1)*n/T) in order,
+  // then takes what the others have not started, from the back of their
+  // ranges. Loops that split their data alike (the same rows of a feature
+  // map for the same thread, op after op) thus read what their own core
+  // just wrote, from its own cache; a late thread still loses only the
+  // parts it had not begun.
+  void parallel_for_affine(int64_t n, int max_threads, const std::function<void(int64_t, int64_t)>& f);
   // True on a thread that is running a chunk of a loop.
   static bool in_parallel_region();
 
