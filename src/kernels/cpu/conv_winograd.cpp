@@ -176,8 +176,10 @@ void winograd_conv(Isa isa, int m, const ConvPlan& p, const float* X, const Tens
     // Many tiles: each task takes a block of them through all three steps
     // while its V and Mt stay in L2 (at least two blocks per thread for
     // balance); every block streams all of U.
+    // (Tiles run in row order, so the blocks split the image's rows the way
+    // the ops around split them: parallel_for_affine.)
     const int64_t tb = std::min(block, kMaxBlockTiles), nblk = (T + tb - 1) / tb;
-    pool.parallel_for(nblk, 1, threads, [&](int64_t b0, int64_t b1) {
+    pool.parallel_for_affine(nblk, threads, [&](int64_t b0, int64_t b1) {
       thread_local std::vector<float> vbuf, mbuf;
       float* const V = scratch(vbuf, E * tb * C);
       float* const Mt = scratch(mbuf, E * tb * M);
@@ -195,13 +197,17 @@ void winograd_conv(Isa isa, int m, const ConvPlan& p, const float* X, const Tens
   thread_local std::vector<float> vbuf, mbuf;
   float* const V = scratch(vbuf, E * T * C);  // (a worker's vbuf is another)
   float* const Mt = scratch(mbuf, E * T * M);
-  const int64_t grain = std::max<int64_t>(1, T / (4 * threads));
-  pool.parallel_for(T, grain, threads, [&](int64_t t0, int64_t t1) { wk->input[fi](g, X, t0, t1, V + t0 * C, T * C); });
+  const int64_t parts = std::min<int64_t>(T, 4 * threads);
+  auto tiles = [&](int64_t q) { return T * q / parts; };
+  pool.parallel_for_affine(parts, threads, [&](int64_t q0, int64_t q1) {
+    wk->input[fi](g, X, tiles(q0), tiles(q1), V + tiles(q0) * C, T * C);
+  });
   pool.parallel_for(E, 1, threads, [&](int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; ++e) gemm_e(e, V + e * T * C, T, Mt + e * T * M);
   });
-  pool.parallel_for(T, grain, threads,
-                    [&](int64_t t0, int64_t t1) { wk->output[fi](g, epi, Mt + t0 * M, T * M, t0, t1, Y); });
+  pool.parallel_for_affine(parts, threads, [&](int64_t q0, int64_t q1) {
+    wk->output[fi](g, epi, Mt + tiles(q0) * M, T * M, tiles(q0), tiles(q1), Y);
+  });
 }
 
 }  // namespace deepep::cpu
