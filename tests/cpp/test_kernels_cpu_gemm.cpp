@@ -233,7 +233,7 @@ TEST(KernelsCpuGemm, RegisterEpilogueAfterSeveralKBlocks) {
         {Act::kNone, {0.f, 0.f}}, {Act::kRelu, {0.f, 0.f}}, {Act::kClip, {-0.3f, 0.4f}}, {Act::kClip, {0.7f, -0.2f}}};
     for (const auto& [act, params] : acts)
       for (int res = 0; res < 3; ++res) {
-        const int64_t M = 37, N = 101, K = 1100;
+        const int64_t M = 137, N = 101, K = 1100;  // (137 rows: raw A is read in place)
         GemmEpi e;
         e.act = act;
         e.p0 = params.first, e.p1 = params.second;

@@ -150,6 +150,8 @@ TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
       {{1, 3, 4, 4}, {4, 3, 5, 5}, ""},                                              // empty output
       {{0, 3, 5, 5}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // empty batch
       {{0, 6, 5, 5}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},                       // empty batch, depthwise
+      {{1, 64, 12, 11}, {40, 64, 1, 1}, ""},  // pointwise, K >= 64 and >= 128 pixels: X read in place as A
+      {{2, 96, 9, 8}, {24, 96, 1, 1}, ""},
   };
   check_cases(cases, 100);
 }
@@ -177,6 +179,8 @@ TEST(KernelsCpuNhwc, EveryEpilogueAndResidual) {
         false, true, true);
   // Residual without bias on a larger GEMM (several row blocks and column strips).
   check({1, 32, 12, 13}, {100, 32, 1, 1}, "activation=\"Relu\"", 9, true, false, true);
+  // The same read in place (K = 80): the micro-kernel's epilogue with the residual.
+  check({1, 80, 12, 13}, {100, 80, 1, 1}, "activation=\"Relu\", residual_before_activation=1", 13, true, true, true);
   check({1, 96, 12, 13}, {96, 1, 3, 3}, "group=96, activation=\"Clip\", activation_params=[0.0, 6.0]", 10, true,
         true, true);
 }

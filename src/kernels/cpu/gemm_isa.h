@@ -24,10 +24,11 @@ struct TileEpi {
   bool clamp = false, res_first = false;
 };
 
-// c[0..mr) x [0..nr) (+)= a (mr of MR-strided rows) x b (NR-strided), kc
-// steps; then te's epilogue (te null: none).
-using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr,
-                             bool accumulate, const TileEpi* te);
+// c[0..mr) x [0..nr) (+)= a x b (NR-strided), kc steps; then te's epilogue
+// (te null: none). a: a packed strip (a[k * MR + i], lda ignored) for ukr,
+// plain rows (a[i * lda + k]) for ukr_rows.
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                             int64_t nr, bool accumulate, const TileEpi* te);
 // The epilogue on the tile at global row i0, column j0.
 using EpilogueFn = void (*)(const GemmEpi& e, float* c, int64_t ldc, int64_t i0, int64_t j0, int64_t mr,
                             int64_t nr);
@@ -63,7 +64,8 @@ using Im2colFn = void (*)(const float* x, int64_t HW, int64_t Cg, int64_t taps, 
 
 struct IsaKernels {
   Tile tile;
-  MicroKernel ukr[kMaxMR + 1][kMaxNV + 1] = {};  // [mr][number of vectors]
+  MicroKernel ukr[kMaxMR + 1][kMaxNV + 1] = {};       // [mr][number of vectors]
+  MicroKernel ukr_rows[kMaxMR + 1][kMaxNV + 1] = {};  // the same, A read in place
   EpilogueFn epilogue = nullptr;
   DepthwiseFn depthwise = nullptr;
   Im2colFn im2col_s1 = nullptr;

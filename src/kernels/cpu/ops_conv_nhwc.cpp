@@ -316,8 +316,12 @@ void run(KernelContext& ctx) {
   // blocks (for L2, for the threads) and would pack A again in each; while
   // all of A fits in cache, pack it once instead (in parallel, into a
   // buffer of the calling thread) and hand it over as a packed operand.
+  // A pointwise conv's A is X itself ([pixels, C] rows): the GEMM reads it in
+  // place where that is faster than packing.
+  const bool pointwise = p.KH == 1 && p.KW == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0 &&
+                         p.OH == p.H && p.OW == p.W && reads_a_in_place(P, K);
   const int64_t strips = (P + MR - 1) / MR;
-  const bool prepack = P <= kPrepackPixels && P * K <= kPrepackFloats && p.Mg > NR;
+  const bool prepack = !pointwise && P <= kPrepackPixels && P * K <= kPrepackFloats && p.Mg > NR;
   thread_local std::shared_ptr<float> abuf;
   thread_local int64_t acap = 0;
   if (prepack && acap < strips * K * MR) {
@@ -337,7 +341,10 @@ void run(KernelContext& ctx) {
     const APacker packer = [&](int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
       pack_a_nhwc(p, X, gi, nk->pack_rows, MR, i0, mc, p0, kc, dst);
     };
-    if (prepack) {
+    if (pointwise) {
+      gemm(isa, P, p.Mg, K, Operand{X + gi * p.Cg, p.C, false}, Operand{nullptr, 0, false, wp.get()}, Y + gi * p.Mg,
+           p.M, ge);
+    } else if (prepack) {
       Packed ap;
       ap.isa = isa;
       ap.is_a = true;

@@ -45,6 +45,11 @@ constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 768 KiB) stays in L2
 // panel then stays in L2 beside the row block), at least this many rows a thread.
 constexpr double kAffineMaxBBytes = 512 * 1024;
 constexpr int64_t kAffineMinRowsPerThread = 64;
+// A read in place (reads_a_in_place): measured faster than packing it from
+// K = 96 and 196 rows up (MobileNetV2's projections), slower for K <= 32 or
+// 49 rows (its expansions, 7x7 layers).
+constexpr int64_t kRowsAMinK = 64;
+constexpr int64_t kRowsAMinM = 128;
 // op(A) up to this size (8 MiB: 512 x 3072, batch-4 BERT's FFN input) is
 // packed once per call when several column blocks use it, into a buffer each
 // calling thread keeps (so a server with many Session threads holds at most
@@ -217,6 +222,8 @@ size_t packed_cache_size() {
   return g_cache.size();
 }
 
+bool reads_a_in_place(int64_t M, int64_t K) { return K >= kRowsAMinK && M >= kRowsAMinM; }
+
 void apply_epilogue(Isa isa, const GemmEpi& epi, float* C, int64_t ldc, int64_t i0, int64_t M, int64_t N) {
   if (M <= 0 || N <= 0 || epi.trivial()) return;
   const IsaKernels* ks = kernels_of(isa);
@@ -272,7 +279,11 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // op(A) packed whole (given packed, or packed once below when several
   // column blocks would each pack it again).
   const float* apre = A.packed ? A.packed->data.get() : nullptr;
+  // A given as plain rows (activations, row-major) is read in place by the
+  // micro-kernel (its broadcasts take any address): no packing pass.
+  const bool rows_a = !A.packed && !a_packer && A.p && !A.trans && reads_a_in_place(M, K);
   auto prepack_a = [&](int64_t column_tasks) {
+    if (rows_a) return;
     // (a_packer: A is not a matrix in memory; its packer runs per block.)
     if (apre || a_packer || column_tasks < 2 || M * K > kPrepackMaxFloats) return;
     const int64_t strips = (M + MR - 1) / MR;
@@ -298,7 +309,10 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
         const int64_t mc = std::min(mc_blk, r1 - i0);
         const float* ablk;
         int64_t astride;
-        if (apre) {
+        if (rows_a) {
+          ablk = A.p + i0 * A.ld + pc;
+          astride = MR * A.ld;
+        } else if (apre) {
           ablk = apre + (i0 / MR) * K * MR + pc * MR;
           astride = K * MR;
         } else {
@@ -322,7 +336,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
               if (epi.res) tile_epi.res = epi.res + (i0 + ir) * epi.res_ld + jr;
               te = &tile_epi;
             }
-            ks->ukr[mr][(nr + VW - 1) / VW](kc, a, b, crow + jr, ldc, nr, pc > 0, te);
+            (rows_a ? ks->ukr_rows : ks->ukr)[mr][(nr + VW - 1) / VW](kc, a, A.ld, b, crow + jr, ldc, nr, pc > 0, te);
             if (last && do_epi && !fuse_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
           }
         }
@@ -330,7 +344,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     }
   };
   auto abuf_for_thread = [&]() -> float* {
-    const int64_t abuf_len = apre ? 0 : mc_blk * kc_max;
+    const int64_t abuf_len = apre || rows_a ? 0 : mc_blk * kc_max;
     thread_local std::vector<float> abuf;
     if (int64_t(abuf.size()) < abuf_len) abuf.resize(size_t(abuf_len));
     return abuf.data();

@@ -102,6 +102,10 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
           const GemmEpi& epi, int max_threads = 0, const StripPacker* b_packer = nullptr,
           const APacker* a_packer = nullptr);
 
+// Whether gemm reads a plain row-major A (op(A) not transposed, not packed,
+// no APacker) in place rather than packing it, for these sizes.
+bool reads_a_in_place(int64_t M, int64_t K);
+
 // Applies the epilogue to a whole M x N matrix (rows i0.., used by kernels
 // whose product is not the GEMM's, e.g. depthwise conv).
 void apply_epilogue(Isa isa, const GemmEpi& epi, float* C, int64_t ldc, int64_t i0, int64_t M, int64_t N);

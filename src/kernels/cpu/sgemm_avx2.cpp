@@ -20,9 +20,9 @@ inline __m256i lane_mask(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), idx);
 }
 
-template <int MR, int NV>
-void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr, bool accumulate,
-         const TileEpi* te) {
+template <int MR, int NV, bool ROWS>
+void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t nr,
+         bool accumulate, const TileEpi* te) {
   __m256 acc[MR][NV];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
@@ -34,11 +34,11 @@ void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int6
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m256 av = _mm256_broadcast_ss(a + i);
+      const __m256 av = _mm256_broadcast_ss(ROWS ? a + i * lda : a + i);
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
     }
-    a += kMR;
+    a += ROWS ? 1 : kMR;
     b += kNR;
   }
   const int64_t last = nr - 8 * (NV - 1);
@@ -78,8 +78,10 @@ void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int6
 
 template <int MR>
 void fill_row(IsaKernels& k) {
-  k.ukr[MR][1] = ukr<MR, 1>;
-  k.ukr[MR][2] = ukr<MR, 2>;
+  k.ukr[MR][1] = ukr<MR, 1, false>;
+  k.ukr[MR][2] = ukr<MR, 2, false>;
+  k.ukr_rows[MR][1] = ukr<MR, 1, true>;
+  k.ukr_rows[MR][2] = ukr<MR, 2, true>;
 }
 
 IsaKernels make() {

@@ -18,9 +18,9 @@ constexpr int kMR = 8, kNR = 48;
 // B panel streams from L2 (measured: a few % at 512x768x3072, 128x3072x768).
 constexpr int kPfB = 8 * kNR;
 
-template <int MR, int NV>
-void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nr, bool accumulate,
-         const TileEpi* te) {
+template <int MR, int NV, bool ROWS>
+void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t nr,
+         bool accumulate, const TileEpi* te) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -35,11 +35,11 @@ void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int6
     }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i]);
+      const __m512 av = _mm512_set1_ps(ROWS ? a[i * lda] : a[i]);
 #pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
     }
-    a += kMR;
+    a += ROWS ? 1 : kMR;
     b += kNR;
   }
   const int64_t last = nr - 16 * (NV - 1);
@@ -78,9 +78,12 @@ void ukr(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int6
 
 template <int MR>
 void fill_row(IsaKernels& k) {
-  k.ukr[MR][1] = ukr<MR, 1>;
-  k.ukr[MR][2] = ukr<MR, 2>;
-  k.ukr[MR][3] = ukr<MR, 3>;
+  k.ukr[MR][1] = ukr<MR, 1, false>;
+  k.ukr[MR][2] = ukr<MR, 2, false>;
+  k.ukr[MR][3] = ukr<MR, 3, false>;
+  k.ukr_rows[MR][1] = ukr<MR, 1, true>;
+  k.ukr_rows[MR][2] = ukr<MR, 2, true>;
+  k.ukr_rows[MR][3] = ukr<MR, 3, true>;
 }
 
 IsaKernels make() {
