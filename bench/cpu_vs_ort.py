@@ -135,6 +135,10 @@ def main():
     a = p.parse_args()
     # DeepEP's pool reads this at first use; ORT gets intra_op_num_threads.
     os.environ.setdefault("DEEPEP_NUM_THREADS", str(a.threads))
+    # numpy's OpenBLAS starts a thread per CPU whose waits spin (perf showed
+    # 2-3% of this machine's samples in blas_thread_server during timed
+    # runs of either engine); the script does no BLAS work.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import numpy as np
     import onnxruntime as ort
 
