@@ -94,7 +94,7 @@ std::shared_ptr<const Packed> pack_weight(Isa isa, int m, const ConvPlan& p, con
 constexpr int64_t kMinBlockTiles = 32;
 // Fewest tiles for F(4,3) and F(2,3) by default (see winograd_tile).
 constexpr int64_t kMinTilesF4 = 32;
-constexpr int64_t kMinTilesF2 = 24;
+constexpr int64_t kMinTilesF2 = 8;
 constexpr int64_t kMaxBlockTiles = 96;
 
 // n floats of a thread's scratch v, 64-byte aligned (vector rows of C floats
@@ -118,10 +118,9 @@ int winograd_tile(Isa isa, const ConvPlan& p) {
   if (forced >= 0) return forced;
   // Measured on resnet-like shapes (2-vCPU Sapphire Rapids, docs/CPU.md):
   // F(4,3) is fastest while its GEMMs keep enough rows (28x28 and larger at
-  // batch 1), F(2,3) below that (14x14: F(4,3)'s 36 weight matrices then
-  // stream from memory for few rows); with fewer tiles still (7x7) F(2,3)'s
-  // 16/9 more weight bytes ate its gain inside resnet50, so the implicit
-  // GEMM keeps those.
+  // batch 1), F(2,3) below that (14x14, 7x7: F(4,3)'s 36 weight matrices
+  // then stream from memory for few rows), the implicit GEMM when even
+  // F(2,3) has under one register strip of tiles (4x4 maps).
   auto tiles = [&](int64_t m) { return p.N * ((p.OH + m - 1) / m) * ((p.OW + m - 1) / m); };
   if (tiles(4) >= kMinTilesF4) return 4;
   if (tiles(2) >= kMinTilesF2) return 2;
