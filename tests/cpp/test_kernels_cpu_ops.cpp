@@ -191,3 +191,20 @@ TEST(KernelsCpuOps, MaxPoolGeometriesAndNaN) {
   // Declined: 1-D pools (the reference runs).
   check("MaxPool", "kernel_shape=[2]", {{"x", rnd({1, 2, 9}, 1)}}, false);
 }
+
+// GlobalAveragePool (cpu.global_average_pool) against the reference: 1-3
+// spatial dims, planes of 1 to 3,000 elements (tails of the 8 partial sums),
+// a NaN in one plane, large offsets (the double sum); empty tensors decline.
+TEST(KernelsCpuOps, GlobalAveragePoolRanksAndNaN) {
+  const Shape cases[] = {{2, 5, 7, 7}, {1, 3, 1, 1}, {1, 4, 3}, {1, 2, 3, 4, 5}, {3, 1, 50, 60}, {1, 1280, 7, 7}};
+  uint32_t s = 800;
+  for (const Shape& xs : cases) {
+    Tensor x = rnd(xs, s++);
+    if (x.numel() > 9) x.data<float>()[9] = std::nanf("");
+    check("GlobalAveragePool", "", {{"x", x}}, true, 1e-6);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] += 1000.f;
+    check("GlobalAveragePool", "", {{"x", x}}, true, 1e-6);
+  }
+  check("GlobalAveragePool", "", {{"x", rnd({0, 3, 4, 4}, 1)}}, false);
+  check("GlobalAveragePool", "", {{"x", rnd({1, 3, 0, 4}, 1)}}, false);
+}

@@ -1,4 +1,9 @@
-// Fast CPU MaxPool (2-D, float32, without the Indices output):
+// Fast CPU pooling (float32):
+//   - GlobalAveragePool (NCHW, 1-3 spatial dims): a sum per plane in double
+//     (the reference's accumulator), 8 partial sums for the adders' latency;
+//     the reference's per-element window indexing made it 3.5 ns an element
+//     (MobileNetV2's 1280 x 7 x 7: 0.11 ms);
+// MaxPool (2-D, without the Indices output):
 //   - MaxPool (NCHW): per plane, each output row takes the max over its
 //     window rows, with the valid window columns of each output column worked
 //     out once per node;
@@ -166,9 +171,45 @@ void maxpool_nhwc_run(KernelContext& ctx) {
   });
 }
 
+bool gap_supports(const KernelContext& ctx) {
+  if (ctx.num_inputs() != 1 || !ctx.inputs[0] || ctx.inputs[0]->dtype() != DType::kFloat32) return false;
+  const Tensor& x = *ctx.inputs[0];
+  return x.rank() >= 3 && x.rank() <= 5 && x.numel() > 0;
+}
+
+void gap_run(KernelContext& ctx) {
+  DEEPEP_CHECK(gap_supports(ctx), ctx.node.describe(), ": fast GlobalAveragePool called on an unsupported node");
+  const Tensor& x = ctx.input(0);
+  Shape ys = x.shape();
+  int64_t plane = 1;
+  for (int i = 2; i < x.rank(); ++i) {
+    plane *= ys[size_t(i)];
+    ys[size_t(i)] = 1;
+  }
+  Tensor& y = ctx.output(0, DType::kFloat32, ys);
+  const int64_t planes = x.dim(0) * x.dim(1);
+  const float* X = x.data<float>();
+  float* Y = y.data<float>();
+  const int threads = threads_for(double(x.numel()));
+  ThreadPool::global().parallel_for(planes, std::max<int64_t>(1, planes / (4 * threads)), threads,
+                                    [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* v = X + p * plane;
+      double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t i = 0;
+      for (; i + 8 <= plane; i += 8)
+        for (int t = 0; t < 8; ++t) s[t] += double(v[i + t]);
+      for (; i < plane; ++i) s[i % 8] += double(v[i]);
+      const double sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+      Y[p] = float(sum / double(plane));
+    }
+  });
+}
+
 }  // namespace
 
 void register_pool_kernels(OpTable& table) {
+  add_fast_kernel(table, "GlobalAveragePool", "cpu.global_average_pool", gap_supports, gap_run);
   add_fast_kernel(table, "MaxPool", "cpu.maxpool2d", maxpool_supports, maxpool_run);
   add_fast_kernel(table, "deepep.MaxPool", "cpu.maxpool2d_nhwc", maxpool_nhwc_supports, maxpool_nhwc_run);
 }
