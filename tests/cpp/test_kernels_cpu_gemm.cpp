@@ -242,7 +242,8 @@ TEST(KernelsCpuGemm, RegisterEpilogueAfterSeveralKBlocks) {
         e.bias = bias.data();
         if (res) e.res = r.data(), e.res_ld = N, e.res_first = res == 2;
         check_all_forms(isa, M, N, K, false, false, e, seed,
-                        std::string(isa_name(isa)) + " act " + std::to_string(int(act)) + " res " + std::to_string(res));
+                        std::string(isa_name(isa)) + " act " + std::to_string(int(act)) + " res " +
+                            std::to_string(res));
         seed += 3;
       }
   }

@@ -19,16 +19,7 @@ namespace deepep::cpu {
 namespace {
 
 const WinogradKernels* winograd_kernels_of(Isa isa) {
-#if defined(__x86_64__)
-  switch (isa) {
-    case Isa::kAvx512: return &winograd_avx512_kernels();
-    case Isa::kAvx2: return &winograd_avx2_kernels();
-    default: return nullptr;
-  }
-#else
-  (void)isa;
-  return nullptr;
-#endif
+  return DEEPEP_ISA_TABLE(isa, winograd_avx512_kernels, winograd_avx2_kernels);
 }
 
 // cached_derived_pack layouts of a conv weight (ops_conv_nhwc.cpp uses 1-4).

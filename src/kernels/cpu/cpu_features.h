@@ -21,3 +21,15 @@ Isa active_isa();
 int set_isa_override(int isa);
 
 }  // namespace deepep::cpu
+
+// The address of isa's kernel table from its per-ISA getters (each defined in
+// that ISA's file), or nullptr for Isa::kNone and off x86-64, where the ISA
+// files are not built.
+#if defined(__x86_64__)
+#define DEEPEP_ISA_TABLE(isa, avx512_getter, avx2_getter)                  \
+  ((isa) == ::deepep::cpu::Isa::kAvx512 ? &avx512_getter()                 \
+   : (isa) == ::deepep::cpu::Isa::kAvx2 ? &avx2_getter()                   \
+                                        : nullptr)
+#else
+#define DEEPEP_ISA_TABLE(isa, avx512_getter, avx2_getter) ((void)(isa), nullptr)
+#endif

@@ -38,18 +38,7 @@
 
 namespace deepep::cpu {
 
-const NhwcKernels* nhwc_kernels_of(Isa isa) {
-#if defined(__x86_64__)
-  switch (isa) {
-    case Isa::kAvx512: return &nhwc_avx512_kernels();
-    case Isa::kAvx2: return &nhwc_avx2_kernels();
-    default: return nullptr;
-  }
-#else
-  (void)isa;
-  return nullptr;
-#endif
-}
+const NhwcKernels* nhwc_kernels_of(Isa isa) { return DEEPEP_ISA_TABLE(isa, nhwc_avx512_kernels, nhwc_avx2_kernels); }
 
 namespace {
 

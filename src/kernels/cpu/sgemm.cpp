@@ -18,18 +18,7 @@
 
 namespace deepep::cpu {
 
-const IsaKernels* kernels_of(Isa isa) {
-#if defined(__x86_64__)
-  switch (isa) {
-    case Isa::kAvx512: return &avx512_kernels();
-    case Isa::kAvx2: return &avx2_kernels();
-    default: return nullptr;
-  }
-#else
-  (void)isa;
-  return nullptr;
-#endif
-}
+const IsaKernels* kernels_of(Isa isa) { return DEEPEP_ISA_TABLE(isa, avx512_kernels, avx2_kernels); }
 
 Tile tile_of(Isa isa) {
   const IsaKernels* k = kernels_of(isa);
