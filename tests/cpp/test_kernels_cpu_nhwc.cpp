@@ -362,6 +362,8 @@ TEST(KernelsCpuNhwc, MaxPoolChannelsLast) {
       {{1, 6, 7, 9}, "kernel_shape=[3,2], strides=[2,3], auto_pad=\"SAME_UPPER\""},
       {{1, 1, 5, 4}, "kernel_shape=[1,1]"},
       {{0, 4, 5, 5}, "kernel_shape=[2,2]"},
+      {{1, 70, 9, 9}, "kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]"},  // four vectors a pass, then tails
+      {{1, 64, 6, 6}, "kernel_shape=[2,2], strides=[2,2]"},
   };
   uint32_t seed = 800;
   auto same = [](const Tensor& a, const Tensor& b) {

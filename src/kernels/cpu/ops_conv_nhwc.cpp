@@ -235,8 +235,12 @@ void run(KernelContext& ctx) {
     a.M = p.M;
     const int64_t rows = p.N * p.OH;
     const int threads = threads_for(double(y.numel()) * double(taps * p.C) * 2);
-    ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, rows / (8 * threads)), threads,
-                                      [&](int64_t r0, int64_t r1) { nk->direct(a, r0, r1); });
+    // Rows split like the ops after it (parallel_for_affine): the stem's
+    // output (112x112x64: 3.2 MB) stays in the two cores' L2 for the pool.
+    const int64_t parts = std::min<int64_t>(rows, 4 * threads);
+    ThreadPool::global().parallel_for_affine(parts, threads, [&](int64_t q0, int64_t q1) {
+      nk->direct(a, rows * q0 / parts, rows * q1 / parts);
+    });
     return;
   }
 

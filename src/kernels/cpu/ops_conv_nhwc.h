@@ -48,16 +48,17 @@ using PackRowsFn = void (*)(const float* const* src, int64_t len, int R, float* 
 // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols.
 using TransposeFn = void (*)(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
 
-// out[i] = in[i] > out[i] ? in[i] : out[i] for i < n (MaxPool's order: a NaN
-// already in out stays, a later one is skipped).
-using MaxIntoFn = void (*)(float* out, const float* in, int64_t n);
+// out[i] = the max of src[0][i], ..., src[taps - 1][i] for i < n (taps >= 1),
+// in MaxPool's order: each later value replaces the running max only when
+// greater, so a NaN met first stays and a later one is skipped.
+using MaxTapsFn = void (*)(const float* const* src, int64_t taps, int64_t n, float* out);
 
 struct NhwcKernels {
   NhwcDwFn depthwise = nullptr;
   NhwcDirectFn direct = nullptr;
   PackRowsFn pack_rows = nullptr;
   TransposeFn transpose = nullptr;
-  MaxIntoFn max_into = nullptr;
+  MaxTapsFn max_taps = nullptr;
 };
 
 #if defined(__x86_64__)

@@ -428,10 +428,25 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
       for (int64_t t = i; t < rows; ++t) dst[j * ldd + t] = src[t * lds + j];
 }
 
-void max_into(float* out, const float* in, int64_t n) {
+void max_taps(const float* const* src, int64_t taps, int64_t n, float* out) {
   int64_t i = 0;
-  for (; i + VW <= n; i += VW) vstore(out + i, vmax(vload(out + i), vload(in + i)));
-  for (; i < n; ++i) out[i] = in[i] > out[i] ? in[i] : out[i];
+  for (; i + 4 * VW <= n; i += 4 * VW) {  // four vectors a pass: the taps' loads overlap
+    vf m[4];
+    for (int u = 0; u < 4; ++u) m[u] = vload(src[0] + i + u * VW);
+    for (int64_t t = 1; t < taps; ++t)
+      for (int u = 0; u < 4; ++u) m[u] = vmax(m[u], vload(src[t] + i + u * VW));
+    for (int u = 0; u < 4; ++u) vstore(out + i + u * VW, m[u]);
+  }
+  for (; i + VW <= n; i += VW) {
+    vf m = vload(src[0] + i);
+    for (int64_t t = 1; t < taps; ++t) m = vmax(m, vload(src[t] + i));
+    vstore(out + i, m);
+  }
+  for (; i < n; ++i) {
+    float m = src[0][i];
+    for (int64_t t = 1; t < taps; ++t) m = src[t][i] > m ? src[t][i] : m;
+    out[i] = m;
+  }
 }
 
 NhwcKernels make_nhwc() {
@@ -440,7 +455,7 @@ NhwcKernels make_nhwc() {
   k.direct = direct_nhwc;
   k.pack_rows = pack_rows;
   k.transpose = transpose;
-  k.max_into = max_into;
+  k.max_taps = max_taps;
   return k;
 }
 

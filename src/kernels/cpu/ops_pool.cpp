@@ -8,8 +8,8 @@
 //     window rows, with the valid window columns of each output column worked
 //     out once per node;
 //   - deepep.MaxPool with channels_last = 1 (NHWC): per output pixel, the max
-//     over its valid taps of whole channel rows (contiguous: the ISA's vector
-//     max, ops_conv_nhwc_isa.h).
+//     over its valid taps of whole channel rows (contiguous), in registers
+//     across the taps (the ISA's max_taps, ops_conv_nhwc_isa.h).
 // Same order and comparison as the reference (first valid element, then
 // `v > best`), so NaNs behave alike. Anything else runs the reference
 // (src/ops/pool.cpp, src/ops/fused_max_pool.cpp).
@@ -137,15 +137,20 @@ void maxpool_nhwc_run(KernelContext& ctx) {
   if (y.numel() == 0) return;
   const float* X = x.data<float>();
   float* Y = y.data<float>();
-  const MaxIntoFn max_into = nhwc_kernels_of(active_isa())->max_into;
+  const MaxTapsFn max_taps = nhwc_kernels_of(active_isa())->max_taps;
   // Valid window taps per output column, once per node: [lo, hi) of tap indices.
   std::vector<int64_t> clo(static_cast<size_t>(OW)), chi(static_cast<size_t>(OW));
   for (int64_t ox = 0; ox < OW; ++ox)
     window_taps(ox, g.s[1], g.pb[1], g.k[1], g.d[1], W, clo[size_t(ox)], chi[size_t(ox)]);
   // Tasks: output rows (n, oy); each pixel's C channels are one contiguous run in X and Y.
   const int threads = threads_for(double(y.numel()) * double(g.k[0] * g.k[1]));
-  ThreadPool::global().parallel_for(N * OH, 1, threads, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
+  // Rows split like the convs around it (parallel_for_affine), so each
+  // thread reads the rows its core's conv wrote.
+  const int64_t rows = N * OH, parts = std::min<int64_t>(rows, 4 * threads);
+  ThreadPool::global().parallel_for_affine(parts, threads, [&](int64_t q0, int64_t q1) {
+    std::vector<const float*> taps;  // the valid taps' channel runs of one output pixel
+    taps.reserve(size_t(g.k[0] * g.k[1]));
+    for (int64_t r = rows * q0 / parts; r < rows * q1 / parts; ++r) {
       const int64_t n = r / OH, oy = r % OH;
       int64_t ylo, yhi;
       window_taps(oy, g.s[0], g.pb[0], g.k[0], g.d[0], H, ylo, yhi);
@@ -154,18 +159,12 @@ void maxpool_nhwc_run(KernelContext& ctx) {
         const int64_t xlo = clo[size_t(ox)], xhi = chi[size_t(ox)];
         const int64_t ix0 = ox * g.s[1] - g.pb[1];
         float* out = Y + (r * OW + ox) * C;
-        bool first = true;
+        taps.clear();
         for (int64_t a = ylo; a < yhi; ++a)
-          for (int64_t b = xlo; b < xhi; ++b) {
-            const float* in = X + ((n * H + iy0 + a * g.d[0]) * W + ix0 + b * g.d[1]) * C;
-            if (first) {
-              std::copy(in, in + C, out);
-              first = false;
-              continue;
-            }
-            max_into(out, in, C);
-          }
-        if (first) std::fill(out, out + C, std::numeric_limits<float>::lowest());  // no valid tap
+          for (int64_t b = xlo; b < xhi; ++b)
+            taps.push_back(X + ((n * H + iy0 + a * g.d[0]) * W + ix0 + b * g.d[1]) * C);
+        if (taps.empty()) std::fill(out, out + C, std::numeric_limits<float>::lowest());  // no valid tap
+        else max_taps(taps.data(), int64_t(taps.size()), C, out);
       }
     }
   });
