@@ -52,19 +52,23 @@ std::shared_ptr<const Packed> pack_weight(Isa isa, int m, const ConvPlan& p, con
   const int a = m + 2, E = a * a;
   const double* G = m == 2 ? &kG2[0][0] : &kG4[0][0];
   std::vector<float> u(size_t(E) * size_t(p.C * p.M));
-  for (int64_t o = 0; o < p.M; ++o)
-    for (int64_t c = 0; c < p.C; ++c) {
-      const float* g = W + (o * p.C + c) * 9;
-      double gg[6][3];  // G g
-      for (int i = 0; i < a; ++i)
-        for (int j = 0; j < 3; ++j)
-          gg[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
-      for (int i = 0; i < a; ++i)
-        for (int j = 0; j < a; ++j) {
-          const double v = gg[i][0] * G[j * 3] + gg[i][1] * G[j * 3 + 1] + gg[i][2] * G[j * 3 + 2];
-          u[size_t((i * a + j) * p.C * p.M + c * p.M + o)] = float(v);
-        }
-    }
+  // By input channel, output channels innermost: each U_e row [c][0..M) is
+  // written in order (this was most of a first run's time in resnet50).
+  ThreadPool::global().parallel_for(p.C, 1, threads_for(double(p.C) * double(p.M) * 200), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t o = 0; o < p.M; ++o) {
+        const float* g = W + (o * p.C + c) * 9;
+        double gg[6][3];  // G g
+        for (int i = 0; i < a; ++i)
+          for (int j = 0; j < 3; ++j)
+            gg[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
+        for (int i = 0; i < a; ++i)
+          for (int j = 0; j < a; ++j) {
+            const double v = gg[i][0] * G[j * 3] + gg[i][1] * G[j * 3 + 1] + gg[i][2] * G[j * 3 + 2];
+            u[size_t((i * a + j) * p.C * p.M + c * p.M + o)] = float(v);
+          }
+      }
+  });
   auto all = std::make_shared<Packed>();
   std::shared_ptr<const Packed> first = pack_b(isa, p.C, p.M, u.data(), p.M, false);
   *all = *first;
