@@ -388,7 +388,45 @@ void pack_rows(const float* const* src, int64_t len, int R, float* dst) {
 
 // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: 8 x 8 blocks
 // through transpose8, scalar edges.
+#if DEEPEP_VW == 16
+// Three planes (RGB) into channels-last, 16 pixels a step: 3 loads, two
+// two-source permutes per output vector, 3 full stores (the 8-pixel path's
+// overlapping 16-byte stores split a cache line one time in four).
+// Returns the pixels done.
+inline int64_t rgb_to_nhwc_16(const float* src, int64_t lds, int64_t cols, float* dst) {
+  alignas(64) static const int32_t kFirst[3][16] = {
+      {0, 16, 0, 1, 17, 0, 2, 18, 0, 3, 19, 0, 4, 20, 0, 5},      // R, G placed; B lanes filled next
+      {21, 0, 6, 22, 0, 7, 23, 0, 8, 24, 0, 9, 25, 0, 10, 26},
+      {0, 11, 27, 0, 12, 28, 0, 13, 29, 0, 14, 30, 0, 15, 31, 0}};
+  alignas(64) static const int32_t kSecond[3][16] = {
+      {0, 1, 16, 3, 4, 17, 6, 7, 18, 9, 10, 19, 12, 13, 20, 15},  // B from lanes 16+
+      {0, 21, 2, 3, 22, 5, 6, 23, 8, 9, 24, 11, 12, 25, 14, 15},
+      {26, 1, 2, 27, 4, 5, 28, 7, 8, 29, 10, 11, 30, 13, 14, 31}};
+  __m512i first[3], second[3];
+  for (int v = 0; v < 3; ++v) {
+    first[v] = _mm512_load_si512(kFirst[v]);
+    second[v] = _mm512_load_si512(kSecond[v]);
+  }
+  int64_t j = 0;
+  for (; j + 16 <= cols; j += 16) {
+    const __m512 r = _mm512_loadu_ps(src + j), g = _mm512_loadu_ps(src + lds + j), b = _mm512_loadu_ps(src + 2 * lds + j);
+    for (int v = 0; v < 3; ++v)
+      _mm512_storeu_ps(dst + j * 3 + 16 * v,
+                       _mm512_permutex2var_ps(_mm512_permutex2var_ps(r, first[v], g), second[v], b));
+  }
+  return j;
+}
+#endif
+
 void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
+#if DEEPEP_VW == 16
+  if (rows == 3 && ldd == 3) {
+    const int64_t j = rgb_to_nhwc_16(src, lds, cols, dst);
+    for (int64_t c = j; c < cols; ++c)
+      for (int64_t t = 0; t < 3; ++t) dst[c * 3 + t] = src[t * lds + c];
+    return;
+  }
+#endif
   if (rows <= 4 && ldd == rows) {
     // An image's few channels (RGB) into channels-last, 8 pixels a step: 4 rows (missing ones zero) become
     // each pixel's 4 floats in 8 shuffles (pixels p and p + 4 share a register), stored in pixel order --
