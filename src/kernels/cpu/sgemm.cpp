@@ -35,10 +35,10 @@ constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 768 KiB) stays in L2
 constexpr double kAffineMaxBBytes = 512 * 1024;
 constexpr int64_t kAffineMinRowsPerThread = 64;
 // A read in place (reads_a_in_place) from this many rows: measured faster
-// than packing it, or the same, at 196-12544 rows for every K of MobileNetV2
-// and ResNet-50 (K = 16 -> 16-column projections 15 % faster); slower for
-// resnet50's 49-row 7x7 layers (2 %).
-constexpr int64_t kRowsAMinM = 128;
+// than packing it, or the same, for every K and row count of MobileNetV2 and
+// ResNet-50 (K = 16 -> 16-column projections 15 % faster; resnet50's 49-row
+// 7x7 layers 2-4 % faster in strips of 7, 2 % slower in 6 x 8 + 1).
+constexpr int64_t kRowsAMinM = 1;
 // op(A) up to this size (8 MiB: 512 x 3072, batch-4 BERT's FFN input) is
 // packed once per call when several column blocks use it, into a buffer each
 // calling thread keeps (so a server with many Session threads holds at most
@@ -310,9 +310,13 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
           ablk = abuf;
           astride = kc * MR;
         }
-        for (int64_t ir = 0; ir < mc; ir += MR) {
-          const int64_t mr = std::min<int64_t>(MR, mc - ir);
-          const float* a = ablk + (ir / MR) * astride;
+        // Rows read in place run in strips of balanced height (49 rows: 7 x 7,
+        // not 6 x 8 + 1: a 1-row strip costs about a third of a full one).
+        const int64_t strips = (mc + MR - 1) / MR;
+        const int64_t sh = rows_a ? (mc + strips - 1) / strips : MR;
+        for (int64_t ir = 0; ir < mc; ir += sh) {
+          const int64_t mr = std::min<int64_t>(sh, mc - ir);
+          const float* a = rows_a ? A.p + (i0 + ir) * A.ld + pc : ablk + (ir / MR) * astride;
           float* crow = C + (i0 + ir) * ldc;
           for (int64_t jr = j0; jr < j1; jr += NR) {
             const int64_t nr = std::min<int64_t>(NR, j1 - jr);
