@@ -296,15 +296,12 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
       const bool last = pc + kc >= K;
       for (int64_t i0 = r0; i0 < r1; i0 += mc_blk) {
         const int64_t mc = std::min(mc_blk, r1 - i0);
-        const float* ablk;
-        int64_t astride;
-        if (rows_a) {
-          ablk = A.p + i0 * A.ld + pc;
-          astride = MR * A.ld;
-        } else if (apre) {
+        const float* ablk = nullptr;  // A's packed strips (none when A is read in place)
+        int64_t astride = 0;
+        if (apre) {
           ablk = apre + (i0 / MR) * K * MR + pc * MR;
           astride = K * MR;
-        } else {
+        } else if (!rows_a) {
           if (a_packer) (*a_packer)(i0, mc, pc, kc, abuf);
           else pack_a_block(MR, A.p, A.ld, A.trans, i0, mc, pc, kc, abuf);
           ablk = abuf;

@@ -3,7 +3,8 @@
 // (bp[strip][k][0..NR)), op(A) into MR-row strips (ap[strip][k][0..MR));
 // a constant operand (a weight) is packed once and cached (cached_pack_*),
 // the other is packed per call (A: one MC x KC block at a time, B: whole,
-// in parallel). The register-blocked micro-kernels live in sgemm_avx512.cpp
+// in parallel) -- except a plain row-major A, which the micro-kernels read
+// in place (reads_a_in_place). The register-blocked micro-kernels live in sgemm_avx512.cpp
 // (8 x 48) and sgemm_avx2.cpp (6 x 16), each compiled with its ISA's flags;
 // the ISA is picked at run time (cpu_features.h). The epilogue (alpha, bias
 // per column or per row, activation, residual) runs on each register tile
