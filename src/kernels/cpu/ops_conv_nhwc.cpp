@@ -310,9 +310,9 @@ void run(KernelContext& ctx) {
   // all of A fits in cache, pack it once instead (in parallel, into a
   // buffer of the calling thread) and hand it over as a packed operand.
   // A pointwise conv's A is X itself ([pixels, C] rows): the GEMM reads it in
-  // place where that is faster than packing.
-  const bool pointwise = p.KH == 1 && p.KW == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0 &&
-                         p.OH == p.H && p.OW == p.W && reads_a_in_place(P, K);
+  // place.
+  const bool pointwise =
+      p.KH == 1 && p.KW == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0 && p.OH == p.H && p.OW == p.W;
   const int64_t strips = (P + MR - 1) / MR;
   const bool prepack = !pointwise && P <= kPrepackPixels && P * K <= kPrepackFloats && p.Mg > NR;
   thread_local std::shared_ptr<float> abuf;

@@ -34,11 +34,6 @@ constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 768 KiB) stays in L2
 // panel then stays in L2 beside the row block), at least this many rows a thread.
 constexpr double kAffineMaxBBytes = 512 * 1024;
 constexpr int64_t kAffineMinRowsPerThread = 64;
-// A read in place (reads_a_in_place) from this many rows: measured faster
-// than packing it, or the same, for every K and row count of MobileNetV2 and
-// ResNet-50 (K = 16 -> 16-column projections 15 % faster; resnet50's 49-row
-// 7x7 layers 2-4 % faster in strips of 7, 2 % slower in 6 x 8 + 1).
-constexpr int64_t kRowsAMinM = 1;
 // op(A) up to this size (8 MiB: 512 x 3072, batch-4 BERT's FFN input) is
 // packed once per call when several column blocks use it, into a buffer each
 // calling thread keeps (so a server with many Session threads holds at most
@@ -211,8 +206,6 @@ size_t packed_cache_size() {
   return g_cache.size();
 }
 
-bool reads_a_in_place(int64_t M, int64_t K) { return K >= 1 && M >= kRowsAMinM; }
-
 void apply_epilogue(Isa isa, const GemmEpi& epi, float* C, int64_t ldc, int64_t i0, int64_t M, int64_t N) {
   if (M <= 0 || N <= 0 || epi.trivial()) return;
   const IsaKernels* ks = kernels_of(isa);
@@ -269,8 +262,11 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // column blocks would each pack it again).
   const float* apre = A.packed ? A.packed->data.get() : nullptr;
   // A given as plain rows (activations, row-major) is read in place by the
-  // micro-kernel (its broadcasts take any address): no packing pass.
-  const bool rows_a = !A.packed && !a_packer && A.p && !A.trans && reads_a_in_place(M, K);
+  // micro-kernel (its broadcasts take any address): no packing pass. Measured
+  // faster than packing, or the same, for every K and row count of
+  // MobileNetV2 and ResNet-50 (K = 16 -> 16-column projections 15 %; 49-row
+  // 7x7 layers 2-4 % in strips of 7, docs/CPU.md).
+  const bool rows_a = !A.packed && !a_packer && A.p && !A.trans;
   auto prepack_a = [&](int64_t column_tasks) {
     if (rows_a) return;
     // (a_packer: A is not a matrix in memory; its packer runs per block.)

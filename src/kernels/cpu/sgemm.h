@@ -3,8 +3,8 @@
 // (bp[strip][k][0..NR)), op(A) into MR-row strips (ap[strip][k][0..MR));
 // a constant operand (a weight) is packed once and cached (cached_pack_*),
 // the other is packed per call (A: one MC x KC block at a time, B: whole,
-// in parallel) -- except a plain row-major A, which the micro-kernels read
-// in place (reads_a_in_place). The register-blocked micro-kernels live in sgemm_avx512.cpp
+// in parallel) -- except a plain row-major A (not transposed, not packed, no
+// APacker), which the micro-kernels read in place. The register-blocked micro-kernels live in sgemm_avx512.cpp
 // (8 x 48) and sgemm_avx2.cpp (6 x 16), each compiled with its ISA's flags;
 // the ISA is picked at run time (cpu_features.h). The epilogue (alpha, bias
 // per column or per row, activation, residual) runs on each register tile
@@ -102,10 +102,6 @@ using APacker = std::function<void(int64_t i0, int64_t mc, int64_t p0, int64_t k
 void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Operand& B, float* C, int64_t ldc,
           const GemmEpi& epi, int max_threads = 0, const StripPacker* b_packer = nullptr,
           const APacker* a_packer = nullptr);
-
-// Whether gemm reads a plain row-major A (op(A) not transposed, not packed,
-// no APacker) in place rather than packing it, for these sizes.
-bool reads_a_in_place(int64_t M, int64_t K);
 
 // Applies the epilogue to a whole M x N matrix (rows i0.., used by kernels
 // whose product is not the GEMM's, e.g. depthwise conv).

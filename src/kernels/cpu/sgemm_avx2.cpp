@@ -48,13 +48,9 @@ void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int6
   auto load = [&](const float* p, int v) {
     return v < NV - 1 || !part ? _mm256_loadu_ps(p + 8 * v) : _mm256_maskload_ps(p + 8 * v, m);
   };
-  __m256 bias[NV], lo = _mm256_setzero_ps(), hi = lo;
-  if (te) {
+  __m256 bias[NV], lo = _mm256_set1_ps(te ? te->lo : 0.f), hi = _mm256_set1_ps(te ? te->hi : 0.f);
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bias[v] = te->bias ? load(te->bias, v) : _mm256_setzero_ps();
-    lo = _mm256_set1_ps(te->lo);
-    hi = _mm256_set1_ps(te->hi);
-  }
+  for (int v = 0; v < NV; ++v) bias[v] = te && te->bias ? load(te->bias, v) : _mm256_setzero_ps();
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;

@@ -18,6 +18,10 @@ constexpr int kMR = 8, kNR = 48;
 // B panel streams from L2 (measured: a few % at 512x768x3072, 128x3072x768).
 constexpr int kPfB = 8 * kNR;
 
+// (GCC 12 flags the _mm512_undefined_ps inside _mm512_max_ps / _mm512_min_ps
+// as maybe-uninitialized: a false positive, as in ops_conv_nhwc_isa.h.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <int MR, int NV, bool ROWS>
 void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t nr,
          bool accumulate, const TileEpi* te) {
@@ -48,13 +52,9 @@ void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int6
   auto load = [&](const float* p, int v) {
     return v < NV - 1 ? _mm512_loadu_ps(p + 16 * v) : _mm512_maskz_loadu_ps(m, p + 16 * v);
   };
-  __m512 bias[NV], lo = _mm512_setzero_ps(), hi = lo;
-  if (te) {
+  __m512 bias[NV], lo = _mm512_set1_ps(te ? te->lo : 0.f), hi = _mm512_set1_ps(te ? te->hi : 0.f);
 #pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) bias[v] = te->bias ? load(te->bias, v) : _mm512_setzero_ps();
-    lo = _mm512_set1_ps(te->lo);
-    hi = _mm512_set1_ps(te->hi);
-  }
+  for (int v = 0; v < NV; ++v) bias[v] = te && te->bias ? load(te->bias, v) : _mm512_setzero_ps();
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
@@ -75,6 +75,8 @@ void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int6
     }
   }
 }
+
+#pragma GCC diagnostic pop
 
 template <int MR>
 void fill_row(IsaKernels& k) {
