@@ -144,6 +144,31 @@ std::shared_ptr<const Packed> cached(const CacheKey& key, const Tensor& t, PackF
   return it->second.packed;
 }
 
+// The B panels a later block reads: `panels` segments of `len` floats,
+// `stride` floats apart from `base`. take(kc) hands out the address of the
+// next kc cache lines to prefetch (one per k step of a micro-kernel), or
+// null once all are handed out.
+struct PfCursor {
+  const float* base = nullptr;
+  int64_t stride = 0, len = 0, panels = 0;
+  int64_t seg = 0, off = 0;
+  const float* take(int64_t kc) {
+    if (seg >= panels) return nullptr;
+    const float* p = base + seg * stride + off;
+    off += kc * 16;  // 16 floats a line
+    if (off >= len) {
+      ++seg;
+      off = 0;
+    }
+    return p;
+  }
+};
+// The next task's B: its first panel and how many panels it has (bs null: none).
+struct NextB {
+  const float* bs = nullptr;
+  int64_t panels = 0;
+};
+
 }  // namespace
 
 std::shared_ptr<const Packed> pack_a(Isa isa, int64_t M, int64_t K, const float* A, int64_t lda, bool trans) {
@@ -286,10 +311,19 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // KC x NC block of B stays in L2 for all the row blocks.
   // (Measured on the 2-vCPU SPR: B-panel-outer with KC 128-192 and no B
   // prefetch are within noise of this order, slightly slower.)
-  auto block = [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1, const float* bs, float* abuf) {
+  auto block = [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1, const float* bs, float* abuf,
+                   const NextB& next) {
+    const int64_t panels = (j1 - j0 + NR - 1) / NR;
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool last = pc + kc >= K;
+      // What the micro-kernels prefetch while this K block computes: the
+      // next K block of these panels, or after the last one the next task's
+      // first K block (weights streaming from memory otherwise arrive all at
+      // once, at the first row strip's pace).
+      PfCursor pf;
+      if (!last) pf = PfCursor{bs + (pc + kc) * NR, K * NR, std::min(kKC, K - pc - kc) * NR, panels};
+      else if (next.bs) pf = PfCursor{next.bs, K * NR, kc_max * NR, next.panels};
       for (int64_t i0 = r0; i0 < r1; i0 += mc_blk) {
         const int64_t mc = std::min(mc_blk, r1 - i0);
         const float* ablk = nullptr;  // A's packed strips (none when A is read in place)
@@ -322,7 +356,10 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
               if (epi.res) tile_epi.res = epi.res + (i0 + ir) * epi.res_ld + jr;
               te = &tile_epi;
             }
-            (rows_a ? ks->ukr_rows : ks->ukr)[mr][(nr + VW - 1) / VW](kc, a, A.ld, b, crow + jr, ldc, nr, pc > 0, te);
+            // (The first row strip streams this block itself.)
+            const float* pfp = i0 > r0 || ir > 0 ? pf.take(kc) : nullptr;
+            (rows_a ? ks->ukr_rows : ks->ukr)[mr][(nr + VW - 1) / VW](kc, a, A.ld, b, crow + jr, ldc, nr, pc > 0, te,
+                                                                      pfp);
             if (last && do_epi && !fuse_epi) ks->epilogue(epi, crow + jr, ldc, i0 + ir, jr, mr, nr);
           }
         }
@@ -363,7 +400,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     pool.parallel_for_affine(parts, threads, [&](int64_t q0, int64_t q1) {
       float* abuf = abuf_for_thread();
       for (int64_t q = q0; q < q1; ++q)
-        if (row_at(q) < row_at(q + 1)) block(row_at(q), row_at(q + 1), 0, N, bp, abuf);
+        if (row_at(q) < row_at(q + 1)) block(row_at(q), row_at(q + 1), 0, N, bp, abuf, NextB{});
     });
     return;
   }
@@ -393,14 +430,21 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     const int64_t nc_blk = nc_strips * NR;
     const int64_t row_groups = threads > 1 && nb < 3 * threads ? std::min(mb, (3 * threads + nb - 1) / nb) : 1;
     const int64_t rg_size = (mb + row_groups - 1) / row_groups;
+    const int64_t tasks = nb * row_groups;
     prepack_a(nb);
-    pool.parallel_for(nb * row_groups, 1, threads, [&](int64_t t0, int64_t t1) {
+    pool.parallel_for(tasks, 1, threads, [&](int64_t t0, int64_t t1) {
       float* abuf = abuf_for_thread();
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t jb = t / row_groups, rg = t % row_groups;
         const int64_t j0 = jb * nc_blk;
+        // The task this thread likely runs next (chunks are taken in order).
+        NextB next;
+        if (const int64_t tn = t + threads; tn < tasks) {
+          const int64_t jn = (tn / row_groups) * nc_blk;
+          next = NextB{bp + (jn / NR) * K * NR, (std::min(N, jn + nc_blk) - jn + NR - 1) / NR};
+        }
         block(rg * rg_size * mc_blk, std::min(M, (rg + 1) * rg_size * mc_blk), j0, std::min(N, j0 + nc_blk),
-              bp + (j0 / NR) * K * NR, abuf);
+              bp + (j0 / NR) * K * NR, abuf, next);
       }
     });
     return;
@@ -425,7 +469,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
         if (b_packer) (*b_packer)(jr, cols, dst);
         else pack_b_strip(NR, B.p, B.ld, B.trans, K, jr, cols, dst);
       }
-      block(0, M, j0, j1, d, abuf);
+      block(0, M, j0, j1, d, abuf, NextB{});
     }
   });
 }

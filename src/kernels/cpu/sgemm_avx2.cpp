@@ -22,13 +22,17 @@ inline __m256i lane_mask(int64_t n) {
 
 template <int MR, int NV, bool ROWS>
 void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t nr,
-         bool accumulate, const TileEpi* te) {
+         bool accumulate, const TileEpi* te, const float* pf) {
   __m256 acc[MR][NV];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
+    if (pf) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
+      pf += 16;
+    }
     __m256 bv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);

@@ -24,13 +24,17 @@ constexpr int kPfB = 8 * kNR;
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <int MR, int NV, bool ROWS>
 void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t nr,
-         bool accumulate, const TileEpi* te) {
+         bool accumulate, const TileEpi* te, const float* pf) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
+    if (pf) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
+      pf += 16;
+    }
     __m512 bv[NV];
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) {
