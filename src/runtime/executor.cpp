@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
 
 #include "deepep/error.h"
 
@@ -40,7 +40,7 @@ struct OpProfile {
                  first_ms, first_calls);
     for (const auto& [t, k] : rows)
       std::fprintf(stderr, "  %10.2f ms %5.1f%%  %6ld calls  %8.3f ms/call  %s\n", t, 100 * t / std::max(total, 1e-9),
-                                  ms[k].second, t / double(std::max(ms[k].second, 1L)), k.c_str());
+                   ms[k].second, t / double(std::max(ms[k].second, 1L)), k.c_str());
   }
 };
 OpProfile* op_profile() {
