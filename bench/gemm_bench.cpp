@@ -3,7 +3,7 @@
 // reference sgemm (src/ops/gemm_util.h) for scale.
 //
 //   build/dev/deepep_gemm_bench [--reps N] [--threads T] [--markdown] [--cold]
-//                               [--isa avx2|avx512] [--shape MxNxK]
+//                               [--isa avx2|avx512|amx-bf16x3] [--shape MxNxK]
 //
 // Peak: a loop of independent FMAs (16 zmm / 12 ymm accumulators, fully
 // unrolled, no loads) per ISA, run on one thread and on all pool threads at
@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
@@ -154,15 +155,23 @@ int main(int argc, char** argv) {
       only_shape = {m, n, k};
     }
     else {
-      std::fprintf(stderr, "usage: %s [--reps N] [--threads T] [--markdown] [--cold] [--isa avx2|avx512] [--shape MxNxK]\n",
+      std::fprintf(stderr, "usage: %s [--reps N] [--threads T] [--markdown] [--cold] [--isa avx2|avx512|amx-bf16x3] [--shape MxNxK]\n",
                    argv[0]);
       return 2;
     }
   }
   max_threads = std::min(max_threads, ThreadPool::global().size());
-  std::vector<Isa> isas;
-  if (int(cpu_best_isa()) >= int(Isa::kAvx512)) isas.push_back(Isa::kAvx512);
-  if (int(cpu_best_isa()) >= int(Isa::kAvx2)) isas.push_back(Isa::kAvx2);
+  // "amx-bf16x3": the AVX-512 GEMM with float32 products as bf16x3 on AMX
+  // tiles (gemm_amx.h), what an Engine with precision "fp32" runs there.
+  struct Path {
+    Isa isa;
+    const char* name;
+    bool bf16x3;
+  };
+  std::vector<Path> isas;
+  if (int(cpu_best_isa()) >= int(Isa::kAvx512)) isas.push_back({Isa::kAvx512, "avx512", false});
+  if (int(cpu_best_isa()) >= int(Isa::kAvx512) && amx_usable()) isas.push_back({Isa::kAvx512, "amx-bf16x3", true});
+  if (int(cpu_best_isa()) >= int(Isa::kAvx2)) isas.push_back({Isa::kAvx2, "avx2", false});
   if (isas.empty()) {
     std::printf("no AVX2/AVX-512 on this CPU: nothing to measure\n");
     return 0;
@@ -175,13 +184,15 @@ int main(int argc, char** argv) {
   std::uniform_real_distribution<float> d(-1.f, 1.f);
   if (markdown) {
     std::printf("| ISA | threads | M x N x K | GFLOP/s (wall) | FMA peak GFLOP/s (wall) | %% of peak (wall) | "
-                "%% of core peak per CPU-second | reference sgemm GFLOP/s |\n");
-    std::printf("|---|---:|---|---:|---:|---:|---:|---:|\n");
+                "%% of core peak per CPU-second | reference sgemm GFLOP/s | max rel err vs float64 |\n");
+    std::printf("|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
   }
-  for (Isa isa : isas) {
-    if (!only_isa.empty() && only_isa != isa_name(isa)) continue;
+  for (const Path& path : isas) {
+    if (!only_isa.empty() && only_isa != path.name) continue;
+    const Isa isa = path.isa;
+    const Fp32PrecisionScope precision(path.bf16x3);
     for (int threads : {1, max_threads}) {
-      if (!markdown) std::printf("%s, %d thread(s):\n", isa_name(isa), threads);
+      if (!markdown) std::printf("%s, %d thread(s):\n", path.name, threads);
       for (const auto& s : shapes) {
         const double peak = peak_gflops(isa, threads);
         const int64_t M = s[0], N = s[1], K = s[2];
@@ -200,7 +211,17 @@ int main(int argc, char** argv) {
         const double core_peak = core_peak_per_cpu_s(isa);
         const double cpu_eff = 2.0 * double(M) * double(N) * double(K) / (cpu_ms * 1e6) / core_peak;
         double ref_ms = 0;
-        if (isa == isas.front())
+        // Error against a float64 product on a sample of entries, relative to the largest.
+        double err = 0, scale = 0;
+        for (int64_t i = 0; i < M; i += 1 + M / 16)
+          for (int64_t j = 0; j < N; j += 1 + N / 16) {
+            double ref = 0;
+            for (int64_t k = 0; k < K; ++k) ref += double(A[size_t(i * K + k)]) * double(B[size_t(k * N + j)]);
+            err = std::max(err, std::abs(ref - double(C[size_t(i * N + j)])));
+            scale = std::max(scale, std::abs(ref));
+          }
+        const double rel_err = err / std::max(scale, 1e-30);
+        if (&path == &isas.front())
           ref_ms = time_ms(
               [&] {
                 // The pre-existing portable sgemm (no ISA active: it would route here otherwise).
@@ -212,13 +233,13 @@ int main(int argc, char** argv) {
         const double gf = 2.0 * double(M) * double(N) * double(K) / ms / 1e6;
         const double rgf = ref_ms > 0 ? 2.0 * double(M) * double(N) * double(K) / ref_ms / 1e6 : 0;
         if (markdown)
-          std::printf("| %s | %d | %ldx%ldx%ld | %.1f | %.1f | %.0f%% | %.0f%% | %s |\n", isa_name(isa), threads, long(M),
-                      long(N), long(K), gf, peak, 100 * gf / peak, 100 * cpu_eff,
-                      rgf > 0 ? std::to_string(int(rgf + 0.5)).c_str() : "-");
+          std::printf("| %s | %d | %ldx%ldx%ld | %.1f | %.1f | %.0f%% | %.0f%% | %s | %.1e |\n", path.name, threads,
+                      long(M), long(N), long(K), gf, peak, 100 * gf / peak, 100 * cpu_eff,
+                      rgf > 0 ? std::to_string(int(rgf + 0.5)).c_str() : "-", rel_err);
         else
           std::printf("  %5ldx%5ldx%5ld: %8.2f ms  %7.1f GFLOP/s  %5.1f%% of FMA peak %.1f; per CPU-second %5.1f%% of "
-                      "core peak %.1f%s\n",
-                      long(M), long(N), long(K), ms, gf, 100 * gf / peak, peak, 100 * cpu_eff, core_peak,
+                      "core peak %.1f; max rel err %.1e%s\n",
+                      long(M), long(N), long(K), ms, gf, 100 * gf / peak, peak, 100 * cpu_eff, core_peak, rel_err,
                       rgf > 0 ? ("  (reference sgemm " + std::to_string(int(rgf + 0.5)) + " GFLOP/s)").c_str() : "");
         std::fflush(stdout);
       }

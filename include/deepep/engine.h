@@ -32,10 +32,12 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 struct EngineOptions {
   // "cpu", or "cuda" / "cuda:N" in a build with the CUDA backend (docs/CUDA.md).
   std::string device = "cpu";
-  // Execution precision on a GPU: "fp32" (float32 GEMMs and convolutions may
-  // use TF32 tensor cores on compute capability >= 8.0), "fp32-strict" (no
-  // TF32), or "fp16" (float32 weights and activations held as float16, fp32
-  // accumulation; inputs and outputs stay float32). The CPU takes "fp32".
+  // Execution precision: "fp32" (float32 GEMMs and convolutions may use TF32
+  // tensor cores on a GPU of compute capability >= 8.0, and bf16x3 on the AMX
+  // tiles of an x86 CPU that has them, ~1e-5 relative error: docs/CPU.md),
+  // "fp32-strict" (float32 multiply-adds only), or, on a GPU, "fp16"
+  // (float32 weights and activations held as float16, fp32 accumulation;
+  // inputs and outputs stay float32).
   std::string precision = "fp32";
   // GPU: capture one CUDA graph per input-shape signature and replay it.
   bool cuda_graphs = true;

@@ -351,7 +351,8 @@ def main(argv=None) -> int:
     run.add_argument("--output-dir", help="write each output to DIR/NAME.npy")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=("fp32", "fp32-strict", "fp16"), default="fp32",
-                     help="GPU execution precision (default fp32: TF32 allowed on compute capability >= 8.0)")
+                     help="execution precision (default fp32: TF32 allowed on GPUs of compute capability >= 8.0, "
+                          "bf16x3 on CPUs with AMX tiles; fp32-strict: float32 multiply-adds only; fp16: GPU only)")
     run.add_argument("--output-dtype", choices=("model", "float16"), default="model",
                      help="float32 outputs as the model has them, or as float16 (with --precision fp16 on a GPU: "
                          "no widening, half the bytes copied back)")
@@ -404,7 +405,8 @@ def main(argv=None) -> int:
     bn.add_argument("--seed", type=int, default=0)
     bn.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     bn.add_argument("--precision", choices=("fp32", "fp32-strict", "fp16"), default="fp32",
-                     help="GPU execution precision (default fp32: TF32 allowed on compute capability >= 8.0)")
+                     help="execution precision (default fp32: TF32 allowed on GPUs of compute capability >= 8.0, "
+                          "bf16x3 on CPUs with AMX tiles; fp32-strict: float32 multiply-adds only; fp16: GPU only)")
     bn.add_argument("--output-dtype", choices=("model", "float16"), default="model",
                     help="float32 outputs as the model has them, or as float16 (with --precision fp16 on a GPU: "
                          "no widening, half the bytes copied back)")

@@ -101,9 +101,11 @@ class Engine:
     "cuda" / "cuda:N" in a build with the CUDA backend (see deepep.devices()).
     `memory_pool_size` caps the activation arena ("8G", "512M" or bytes).
     `fusion_level` (0-3) is the optimization applied to an ONNX model at load.
-    `precision` (GPU only): "fp32" (TF32 tensor cores allowed on compute
-    capability >= 8.0), "fp32-strict", or "fp16" (float16 weights and
-    activations, fp32 accumulation; inputs and outputs stay float32).
+    `precision`: "fp32" (float32 GEMMs may use TF32 tensor cores on a GPU of
+    compute capability >= 8.0, and bf16x3 on the AMX tiles of an x86 CPU that
+    has them: ~1e-5 relative error), "fp32-strict" (float32 multiply-adds
+    only), or, on a GPU, "fp16" (float16 weights and activations, fp32
+    accumulation; inputs and outputs stay float32).
     `cuda_graphs` (GPU only): capture and replay one CUDA graph per input shapes.
     `layout`: "auto" (the device's faster convolution layout), "nchw" or "nhwc"
     (channels-last convolutions); the environment's DEEPEP_LAYOUT overrides it.

@@ -98,8 +98,8 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
   const int cuda_device = parse_device(options.device);
   DEEPEP_CHECK(options.precision == "fp32" || options.precision == "fp32-strict" || options.precision == "fp16",
                "precision '", options.precision, "' is not known: choose fp32, fp32-strict or fp16");
-  DEEPEP_CHECK(cuda_device >= 0 || options.precision == "fp32", "precision '", options.precision,
-               "' applies to GPU devices; on the CPU convert the model instead (deepep convert --precision)");
+  DEEPEP_CHECK(cuda_device >= 0 || options.precision != "fp16", "precision 'fp16' applies to GPU devices; on the "
+               "CPU convert the model instead (deepep convert --precision)");
   if (cuda_device >= 0 && !cuda_built())
     throw Error(detail::concat("device '", options.device,
                                "' is not available: this build of DeepEP has no CUDA backend (use device='cpu', or "
@@ -252,6 +252,8 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
     caller_outputs[v] = t;
   }
   Executor ex;
+  // CPU float32 GEMMs may run as bf16x3 on AMX tiles unless "fp32-strict".
+  cpu::Fp32PrecisionScope precision(impl_->options.precision == "fp32");
   std::vector<Tensor> outs;
   if (plans_->cuda) {
     outs = plans_->cuda->run(bound);

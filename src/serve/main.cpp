@@ -89,7 +89,9 @@ int main(int argc, char** argv) {
   app.add_option("--memory-pool-size", pool, "cap on each session's activation arena (e.g. 8G; 0: none)");
   app.add_option("--max-request-size", max_req, "largest request body (e.g. 64M); larger gets 413")->capture_default_str();
   app.add_option("--device", device, "cpu, or cuda:N (needs a CUDA build)")->capture_default_str();
-  app.add_option("--precision", precision, "GPU execution precision: fp32 (TF32 allowed), fp32-strict or fp16")
+  app.add_option("--precision", precision,
+                 "execution precision: fp32 (TF32 on GPUs, bf16x3 on CPUs with AMX tiles allowed), fp32-strict or "
+                 "fp16 (GPU)")
       ->check(CLI::IsMember({"fp32", "fp32-strict", "fp16"}))->capture_default_str();
   app.add_option("--layout", layout, "convolution layout: auto (the device's faster), nchw or nhwc")
       ->check(CLI::IsMember({"auto", "nchw", "nhwc"}))->capture_default_str();

@@ -41,3 +41,30 @@ def test_unknown_device_is_a_clear_error(relu_add_model):
 def test_run_needs_a_mapping(relu_add_model):
     with pytest.raises(TypeError):
         deepep.Engine(relu_add_model).run([np.zeros((1, 3), np.float32)])
+
+
+def test_cpu_precision_fp32_and_strict(tmp_path):
+    """On the CPU "fp32" (default) may run float32 GEMMs as bf16x3 on AMX
+    tiles (~1e-5 relative error); "fp32-strict" keeps float32 multiply-adds
+    (matches numpy to float rounding); "fp16" is a GPU precision."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((384, 512)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 384])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 512])],
+        [numpy_helper.from_array(w, "w")])
+    path = str(tmp_path / "mm.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    x = rng.standard_normal((64, 384)).astype(np.float32)
+    want = x.astype(np.float64) @ w.astype(np.float64)
+    scale = np.abs(want).max()
+    strict = deepep.Engine(path, precision="fp32-strict").run({"x": x})["y"]
+    fast = deepep.Engine(path).run({"x": x})["y"]
+    assert np.abs(strict - want).max() / scale < 2e-6
+    assert np.abs(fast - want).max() / scale < 1e-4
+    with pytest.raises(deepep.Error, match="applies to GPU devices"):
+        deepep.Engine(path, precision="fp16")

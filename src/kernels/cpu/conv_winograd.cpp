@@ -79,6 +79,11 @@ std::shared_ptr<const Packed> pack_weight(Isa isa, int m, const ConvPlan& p, con
     std::shared_ptr<const Packed> pe = pack_b(isa, p.C, p.M, u.data() + size_t(e) * size_t(p.C * p.M), p.M, false);
     std::memcpy(all->data.get() + e * per, pe->data.get(), size_t(per) * sizeof(float));
   }
+  for (int e = 0; e < E; ++e) {
+    auto view = std::make_shared<Packed>(*first);
+    view->data = std::shared_ptr<float>(all->data, all->data.get() + e * per);
+    all->parts.push_back(std::move(view));
+  }
   return all;
 }
 
@@ -141,15 +146,13 @@ void winograd_conv(Isa isa, int m, const ConvPlan& p, const float* X, const Tens
   const int64_t T = g.T, C = p.C, M = p.M;
   if (T == 0) return;
   const int MR = tile_of(isa).MR;
-  const int64_t per = wp->strips() * C * wp->R;  // floats of one packed U_e
 
   // Mt_e[rows] = V_e[rows] x U_e on this thread; V_e rows of C floats (read in
   // place by the micro-kernel: measured 2-3 % faster in resnet50 than packing
   // them through the conv's transposes), Mt_e rows of M.
   auto gemm_e = [&](int64_t e, const float* ve, int64_t rows, float* mte) {
-    Packed ue = *wp;
-    ue.data = std::shared_ptr<float>(wp->data, wp->data.get() + e * per);
-    gemm(isa, rows, M, C, Operand{ve, C, false}, Operand{nullptr, 0, false, &ue}, mte, M, GemmEpi{}, 1);
+    gemm(isa, rows, M, C, Operand{ve, C, false}, Operand{nullptr, 0, false, wp->parts[size_t(e)].get()}, mte, M,
+         GemmEpi{}, 1);
   };
 
   ThreadPool& pool = ThreadPool::global();

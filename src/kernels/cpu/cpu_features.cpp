@@ -4,10 +4,34 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace deepep::cpu {
 
 namespace {
 std::atomic<int> g_override{-1};
+thread_local bool t_bf16x3 = false;
+
+// CPUID leaf 7: AMX-BF16 and AMX-TILE (EDX bits 22, 24), AVX512-BF16
+// (subleaf 1, EAX bit 5); then the kernel's permission to use tile data
+// (Linux >= 5.16), asked once for the process.
+bool amx_present_and_granted() {
+#if defined(__linux__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24))) return false;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5))) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
 
 Isa env_isa(Isa best) {
   const char* e = std::getenv("DEEPEP_CPU_ISA");
@@ -53,5 +77,18 @@ Isa active_isa() {
 }
 
 int set_isa_override(int isa) { return g_override.exchange(isa < 0 ? -1 : isa); }
+
+bool amx_usable() {
+  static const bool granted = [] {
+    const char* e = std::getenv("DEEPEP_CPU_AMX");
+    if (e && !std::strcmp(e, "0")) return false;
+    return amx_present_and_granted();
+  }();
+  return granted && active_isa() == Isa::kAvx512;
+}
+
+bool fp32_bf16x3_allowed() { return t_bf16x3; }
+Fp32PrecisionScope::Fp32PrecisionScope(bool allow_bf16x3) : old_(t_bf16x3) { t_bf16x3 = allow_bf16x3; }
+Fp32PrecisionScope::~Fp32PrecisionScope() { t_bf16x3 = old_; }
 
 }  // namespace deepep::cpu

@@ -20,6 +20,27 @@ Isa active_isa();
 // override. Isa(-1) clears the override.
 int set_isa_override(int isa);
 
+// AMX-BF16 tiles (and AVX-512 BF16) on this CPU, granted by the OS
+// (arch_prctl ARCH_REQ_XCOMP_PERM, asked once), AVX-512 active, and not
+// turned off by DEEPEP_CPU_AMX=0.
+bool amx_usable();
+
+// Whether this thread's float32 GEMMs may run as bf16x3 on AMX tiles
+// (gemm_amx.h: ~1e-5 relative error instead of ~1e-7, up to 8/3 of the FMA
+// peak). Off unless a scope allows it: the Engine does for its runs unless
+// its precision is "fp32-strict".
+bool fp32_bf16x3_allowed();
+class Fp32PrecisionScope {
+ public:
+  explicit Fp32PrecisionScope(bool allow_bf16x3);
+  ~Fp32PrecisionScope();
+  Fp32PrecisionScope(const Fp32PrecisionScope&) = delete;
+  Fp32PrecisionScope& operator=(const Fp32PrecisionScope&) = delete;
+
+ private:
+  bool old_;
+};
+
 }  // namespace deepep::cpu
 
 // The address of isa's kernel table from its per-ISA getters (each defined in

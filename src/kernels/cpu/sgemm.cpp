@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "deepep/error.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_isa.h"
 #include "kernels/cpu/thread_pool.h"
 
@@ -46,6 +47,15 @@ std::shared_ptr<float> alloc_floats(int64_t n) {
   DEEPEP_CHECK(p, "fast GEMM: out of memory packing ", n, " floats");
   return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
 }
+
+// The AMX path's smallest K and N. Splitting A costs about as much per value
+// as ~100 of its multiply-adds, so with few columns the split eats the gain
+// (MobileNetV2's 24-column projections ran 2x slower on tiles; in-process
+// A/Bs of whole models at 2 threads: N >= 256 beat N >= 128 on resnet50 and
+// MobileNetV2, and N >= 64 lost outright); short K runs the 32-deep tile rows
+// partly on zero padding.
+constexpr int64_t kAmxMinK = 128;
+constexpr int64_t kAmxMinN = 256;
 
 // A per-thread scratch buffer of at least n floats, grown on demand and kept
 // for the thread's next call (one per use: callers hold thread_local ones).
@@ -169,7 +179,88 @@ struct NextB {
   int64_t panels = 0;
 };
 
+// Rows of A the AMX path splits and runs over all of B at a time: the split
+// (4 bytes a value) stays in L2 while B's panels stream past it.
+constexpr int64_t kAmxChunkRows = 128;
+// Above this many bytes of B, or with too few rows for each thread to take
+// some (and with threads to spare), the AMX path splits A once, shared, and
+// the threads divide B's columns, so B is read once in all; otherwise each
+// thread takes rows (the fast GEMM's row-split schedule, the same rows every
+// call) and splits its own.
+constexpr double kAmxColumnSplitMinBBytes = 1 << 20;
+
+// Splits rows [r0, r1) of A (local row 0 = r0) into hi / lo [rows16][Kp],
+// rows past r1 up to a multiple of 16 zero.
+void amx_split_rows(const Operand& A, int64_t K, int64_t Kp, int64_t r0, int64_t r1, uint16_t* hi, uint16_t* lo) {
+  const int64_t rows = r1 - r0, padded = (rows + kAmxRows - 1) / kAmxRows * kAmxRows;
+  amx_split_a(A.p + r0 * A.ld, A.ld, rows, K, Kp, hi, lo);
+  std::fill(hi + rows * Kp, hi + padded * Kp, uint16_t(0));
+  std::fill(lo + rows * Kp, lo + padded * Kp, uint16_t(0));
+}
+
+// C = epilogue(A x B) as bf16x3 on AMX tiles (gemm_amx.h), A plain rows.
+void gemm_amx(int64_t M, int64_t N, int64_t K, const Operand& A, const Packed& B, float* C, int64_t ldc,
+              const GemmEpi& epi, int threads) {
+  const std::shared_ptr<const AmxB> b = B.amx_b();
+  const int64_t Kp = b->Kp;
+  ThreadPool& pool = ThreadPool::global();
+  if (threads > 1 &&
+      (double(K) * double(N) * 4 > kAmxColumnSplitMinBBytes || M < kAffineMinRowsPerThread * threads)) {
+    // A split once, in parallel; tasks are pairs of 16-column panels over a
+    // group of 32-row blocks (rows split only as far as the pairs fall short
+    // of the threads), so each task's B stays in L2.
+    const int64_t blocks16 = (M + kAmxRows - 1) / kAmxRows, Mp = blocks16 * kAmxRows;
+    thread_local std::vector<uint16_t> split;
+    if (int64_t(split.size()) < 2 * Mp * Kp) split.resize(size_t(2 * Mp * Kp));
+    uint16_t* const hi = split.data();
+    uint16_t* const lo = hi + Mp * Kp;
+    pool.parallel_for(blocks16, 1, threads, [&](int64_t s0, int64_t s1) {
+      const int64_t r1 = std::min(M, s1 * kAmxRows);
+      amx_split_rows(A, K, Kp, s0 * kAmxRows, r1, hi + s0 * kAmxRows * Kp, lo + s0 * kAmxRows * Kp);
+    });
+    const int64_t pairs = (b->panels + 1) / 2, blocks32 = (M + 2 * kAmxRows - 1) / (2 * kAmxRows);
+    int64_t groups = std::min(blocks32, std::max<int64_t>(1, (4 * threads + pairs - 1) / pairs));
+    const int64_t per_group = (blocks32 + groups - 1) / groups;
+    groups = (blocks32 + per_group - 1) / per_group;
+    pool.parallel_for(pairs * groups, 1, threads, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t pair = t / groups, g = t % groups;
+        const int64_t i0 = g * per_group * 2 * kAmxRows, i1 = std::min(Mp, (g + 1) * per_group * 2 * kAmxRows);
+        amx_gemm_block(hi, lo, M, *b, i0, i1, 2 * pair, std::min(b->panels, 2 * pair + 2), C, ldc, 0, epi);
+      }
+    });
+    return;
+  }
+  auto rows = [&](int64_t r0, int64_t r1) {
+    thread_local std::vector<uint16_t> split;
+    const int64_t need = 2 * kAmxChunkRows * Kp;
+    if (int64_t(split.size()) < need) split.resize(size_t(need));
+    uint16_t* const hi = split.data();
+    uint16_t* const lo = hi + kAmxChunkRows * Kp;
+    for (int64_t c0 = r0; c0 < r1; c0 += kAmxChunkRows) {
+      const int64_t c1 = std::min(r1, c0 + kAmxChunkRows), padded = (c1 - c0 + kAmxRows - 1) / kAmxRows * kAmxRows;
+      amx_split_rows(A, K, Kp, c0, c1, hi, lo);
+      amx_gemm_block(hi, lo, c1 - c0, *b, 0, padded, 0, b->panels, C, ldc, c0, epi);
+    }
+  };
+  if (threads <= 1) return rows(0, M);
+  // The same row parts as the fast GEMM's row-split schedule (parallel_for_affine).
+  const int64_t parts = threads * std::clamp<int64_t>(M / (kAffineMinRowsPerThread * threads), 1, 4);
+  auto row_at = [&](int64_t q) { return q == parts ? M : M * q / parts / kAmxRows * kAmxRows; };
+  pool.parallel_for_affine(parts, threads, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q)
+      if (row_at(q) < row_at(q + 1)) rows(row_at(q), row_at(q + 1));
+  });
+}
+
 }  // namespace
+
+std::shared_ptr<const AmxB> Packed::amx_b() const {
+  DEEPEP_CHECK(!is_a, "AMX GEMM: only a packed B has a bf16 split");
+  std::lock_guard<std::mutex> lock(amx_mu_);
+  if (!amx_) amx_ = amx_pack_b(*this);
+  return amx_;
+}
 
 std::shared_ptr<const Packed> pack_a(Isa isa, int64_t M, int64_t K, const float* A, int64_t lda, bool trans) {
   const Tile tl = tile_of(isa);
@@ -292,6 +383,10 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // MobileNetV2 and ResNet-50 (K = 16 -> 16-column projections 15 %; 49-row
   // 7x7 layers 2-4 % in strips of 7, docs/CPU.md).
   const bool rows_a = !A.packed && !a_packer && A.p && !A.trans;
+  if (rows_a && B.packed && K >= kAmxMinK && N >= kAmxMinN && isa == Isa::kAvx512 && fp32_bf16x3_allowed() && amx_usable()) {
+    gemm_amx(M, N, K, A, *B.packed, C, ldc, epi, threads);
+    return;
+  }
   auto prepack_a = [&](int64_t column_tasks) {
     if (rows_a) return;
     // (a_packer: A is not a matrix in memory; its packer runs per block.)

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "deepep/tensor.h"
 #include "kernels/cpu/cpu_features.h"
@@ -46,15 +48,38 @@ struct Tile {
 // The tile of `isa` (zero for Isa::kNone).
 Tile tile_of(Isa isa);
 
+struct AmxB;
 // A packed operand (see above). For A: rows = M, strips of MR rows; for B:
 // cols = N, strips of NR columns. K is the full inner dimension.
 struct Packed {
+  Packed() = default;
+  // A copy shares the data but not the AMX split (callers may point the
+  // copy's data elsewhere: the Winograd conv's per-tile-element views).
+  Packed(const Packed& o) : isa(o.isa), is_a(o.is_a), K(o.K), len(o.len), R(o.R), data(o.data), parts(o.parts) {}
+  Packed& operator=(const Packed& o) {
+    if (this == &o) return *this;
+    isa = o.isa, is_a = o.is_a, K = o.K, len = o.len, R = o.R, data = o.data, parts = o.parts;
+    std::lock_guard<std::mutex> lock(amx_mu_);
+    amx_.reset();
+    return *this;
+  }
+
   Isa isa = Isa::kNone;
   bool is_a = false;
   int64_t K = 0, len = 0;  // len: M for A, N for B
   int R = 0;               // MR or NR
   std::shared_ptr<float> data;  // 64-byte aligned
+  // Operands stacked in data, each a view of its own slice (the Winograd
+  // conv's a*a transformed weights): long-lived, so each keeps its AMX split.
+  std::vector<std::shared_ptr<const Packed>> parts;
   int64_t strips() const { return (len + R - 1) / R; }
+  // B only: its bf16 hi / lo split for the AMX path (gemm_amx.h), made on
+  // first use and kept with it (thread-safe).
+  std::shared_ptr<const AmxB> amx_b() const;
+
+ private:
+  mutable std::mutex amx_mu_;
+  mutable std::shared_ptr<const AmxB> amx_;
 };
 
 // Packs op(A) (M x K; A is K x M when trans) or op(B) (K x N; B is N x K when trans).

@@ -1,5 +1,7 @@
 #include "kernels/cpu/thread_pool.h"
 
+#include "kernels/cpu/cpu_features.h"
+
 #include <sched.h>
 
 #include <algorithm>
@@ -77,6 +79,9 @@ struct Job {
   // parallel_for_affine: chunk c has been claimed (chunks of grain 1).
   std::unique_ptr<std::atomic<bool>[]> taken;
   int homes = 0;  // threads with home ranges
+  // The caller's float32 GEMM precision (cpu_features.h), which every
+  // thread running a chunk takes on: results never depend on who ran it.
+  bool bf16x3 = false;
 
   void run_chunk(int64_t c) {
     const int64_t b = c * grain, e = std::min(n, b + grain);
@@ -96,6 +101,7 @@ struct Job {
   // thread's index for an affine loop (see parallel_for_affine).
   void work(int home) {
     RegionGuard guard;
+    Fp32PrecisionScope precision(bf16x3);
     if (taken) return work_affine(home);
     for (;;) {
       const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
@@ -206,6 +212,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, int max_threads,
   }
   auto job = std::make_shared<Job>();
   job->f = &f;
+  job->bf16x3 = fp32_bf16x3_allowed();
   job->n = n;
   job->grain = grain;
   job->chunks = chunks;
@@ -223,6 +230,7 @@ void ThreadPool::parallel_for_affine(int64_t n, int max_threads, const std::func
   }
   auto job = std::make_shared<Job>();
   job->f = &f;
+  job->bf16x3 = fp32_bf16x3_allowed();
   job->n = n;
   job->grain = 1;
   job->chunks = n;

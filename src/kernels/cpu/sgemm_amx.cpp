@@ -1,0 +1,194 @@
+// bf16x3 GEMM on AMX tiles (gemm_amx.h). Compiled with -mamx-tile
+// -mamx-bf16 -mavx512bf16 and the AVX-512 flags; runs only where
+// cpu_features' amx_usable() found the tiles and the OS granted them.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "deepep/error.h"
+#include "kernels/cpu/gemm_amx.h"
+#include "kernels/cpu/gemm_isa.h"
+
+namespace deepep::cpu {
+namespace {
+
+// Tile palette 1: all eight tiles 16 rows x 64 bytes. Tiles 0-3 accumulate
+// (2 x 2 blocks of 16 x 16 floats), 4-5 hold A (hi or lo, 16 rows each),
+// 6-7 hold B (hi or lo, one 16-column panel each).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void configure_tiles() {
+  TileConfig c;
+  for (int t = 0; t < 8; ++t) {
+    c.colsb[t] = 64;
+    c.rows[t] = 16;
+  }
+  _tile_loadconfig(&c);
+}
+
+// bf16 of x rounded to nearest even (NaN stays NaN), as the tiles' inputs.
+uint16_t to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+float from_bf16(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// Accumulates R x C tiles (R, C in {1, 2}) of C at rows a*[0..16R) x panels
+// b*: per 32 k, hi*hi, hi*lo, then lo*hi (B's hi reloaded: only 4 tiles are
+// free beside the accumulators).
+template <int R, int C>
+void tiles(const uint16_t* ahi, const uint16_t* alo, int64_t Kp, const uint16_t* b0, const uint16_t* b1) {
+  const int64_t sa = Kp * 2;  // bytes between A rows
+  const int64_t lo_off = Kp * kAmxCols;
+  for (int64_t k = 0; k < Kp; k += kAmxKStep) {
+    const int64_t bk = k * kAmxCols;  // (k / 2) pair-rows of 32 bf16
+    _tile_loadd(4, ahi + k, sa);
+    if constexpr (R == 2) _tile_loadd(5, ahi + 16 * Kp + k, sa);
+    _tile_loadd(6, b0 + bk, 64);
+    if constexpr (C == 2) _tile_loadd(7, b1 + bk, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (C == 2) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (R == 2) _tile_dpbf16ps(2, 5, 6);
+    if constexpr (R == 2 && C == 2) _tile_dpbf16ps(3, 5, 7);
+    _tile_loadd(6, b0 + lo_off + bk, 64);
+    if constexpr (C == 2) _tile_loadd(7, b1 + lo_off + bk, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (C == 2) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (R == 2) _tile_dpbf16ps(2, 5, 6);
+    if constexpr (R == 2 && C == 2) _tile_dpbf16ps(3, 5, 7);
+    _tile_loadd(4, alo + k, sa);
+    if constexpr (R == 2) _tile_loadd(5, alo + 16 * Kp + k, sa);
+    _tile_loadd(6, b0 + bk, 64);
+    if constexpr (C == 2) _tile_loadd(7, b1 + bk, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (C == 2) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (R == 2) _tile_dpbf16ps(2, 5, 6);
+    if constexpr (R == 2 && C == 2) _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
+// Accumulator tile t (0..3) to dst (row stride ld floats).
+void store_tile(int t, float* dst, int64_t ld) {
+  const int64_t s = ld * 4;
+  switch (t) {
+    case 0: _tile_stored(0, dst, s); break;
+    case 1: _tile_stored(1, dst, s); break;
+    case 2: _tile_stored(2, dst, s); break;
+    default: _tile_stored(3, dst, s); break;
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const AmxB> amx_pack_b(const Packed& b) {
+  DEEPEP_CHECK(!b.is_a && b.R > 0, "AMX GEMM: B must be a packed B operand");
+  auto out = std::make_shared<AmxB>();
+  out->K = b.K;
+  out->Kp = (b.K + kAmxKStep - 1) / kAmxKStep * kAmxKStep;
+  out->N = b.len;
+  out->panels = (b.len + kAmxCols - 1) / kAmxCols;
+  const int64_t panel = 2 * out->Kp * kAmxCols;
+  const size_t bytes = (size_t(out->panels * panel) * 2 + 63) / 64 * 64;
+  auto* d = static_cast<uint16_t*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64)));
+  DEEPEP_CHECK(d, "AMX GEMM: out of memory splitting a ", b.K, " x ", b.len, " weight");
+  out->data = std::shared_ptr<uint16_t>(d, [](uint16_t* p) { std::free(p); });
+  const float* src = b.data.get();
+  for (int64_t p = 0; p < out->panels; ++p) {
+    uint16_t* hi = d + p * panel;
+    uint16_t* lo = hi + out->Kp * kAmxCols;
+    for (int64_t k = 0; k < out->Kp; ++k)
+      for (int64_t c = 0; c < kAmxCols; ++c) {
+        const int64_t j = p * kAmxCols + c;
+        const float x = k < b.K && j < b.len ? src[(j / b.R) * b.K * b.R + k * b.R + j % b.R] : 0.f;
+        const uint16_t h = to_bf16(x);
+        const int64_t at = (k / 2) * 2 * kAmxCols + c * 2 + (k & 1);
+        hi[at] = h;
+        lo[at] = to_bf16(x - from_bf16(h));
+      }
+  }
+  return out;
+}
+
+// (GCC 12 flags the _mm512_undefined_* inside _mm512_cvtepu16_epi32 and
+// _mm512_slli_epi32 as maybe-uninitialized: a false positive, as in
+// sgemm_avx512.cpp.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+void amx_split_a(const float* a, int64_t lda, int64_t rows, int64_t K, int64_t Kp, uint16_t* hi, uint16_t* lo) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = a + r * lda;
+    uint16_t* h = hi + r * Kp;
+    uint16_t* l = lo + r * Kp;
+    for (int64_t k = 0; k < Kp; k += 16) {
+      const int64_t n = std::min<int64_t>(16, std::max<int64_t>(0, K - k));
+      const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+      const __m512 x = _mm512_maskz_loadu_ps(m, src + k);
+      const __m256i xh = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x));
+      const __m512 xhf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(xh), 16));
+      const __m256i xl = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_sub_ps(x, xhf)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + k), xh);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(l + k), xl);
+    }
+  }
+}
+#pragma GCC diagnostic pop
+
+void amx_gemm_block(const uint16_t* ahi, const uint16_t* alo, int64_t M, const AmxB& b, int64_t i0, int64_t i1,
+                    int64_t p0, int64_t p1, float* C, int64_t ldc, int64_t row0, const GemmEpi& epi) {
+  configure_tiles();
+  const EpilogueFn epilogue = avx512_kernels().epilogue;
+  const int64_t Kp = b.Kp, panel = 2 * Kp * kAmxCols;
+  alignas(64) float tmp[kAmxRows * kAmxCols];
+  for (int64_t p = p0; p < p1; p += 2) {
+    const int C2 = p + 1 < p1 ? 2 : 1;
+    const uint16_t* b0 = b.data.get() + p * panel;
+    const uint16_t* b1 = b0 + panel;
+    const int64_t j = p * kAmxCols, nr = std::min<int64_t>(C2 * kAmxCols, b.N - j);
+    for (int64_t i = i0; i < i1; i += 2 * kAmxRows) {
+      const int R2 = i + kAmxRows < i1 ? 2 : 1;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      const uint16_t* ah = ahi + i * Kp;
+      const uint16_t* al = alo + i * Kp;
+      if (R2 == 2 && C2 == 2) tiles<2, 2>(ah, al, Kp, b0, b1);
+      else if (R2 == 2) tiles<2, 1>(ah, al, Kp, b0, b1);
+      else if (C2 == 2) tiles<1, 2>(ah, al, Kp, b0, b1);
+      else tiles<1, 1>(ah, al, Kp, b0, b1);
+      const int64_t mr = std::min<int64_t>(R2 * kAmxRows, M - i);
+      for (int r = 0; r < R2; ++r)
+        for (int c = 0; c < C2; ++c) {
+          const int64_t ti = i + r * kAmxRows, tj = j + c * kAmxCols;
+          const int64_t rows = std::min<int64_t>(kAmxRows, M - ti), cols = std::min<int64_t>(kAmxCols, b.N - tj);
+          if (rows <= 0 || cols <= 0) continue;
+          float* dst = C + (row0 + ti) * ldc + tj;
+          if (rows == kAmxRows && cols == kAmxCols) {
+            store_tile(r * 2 + c, dst, ldc);
+            continue;
+          }
+          store_tile(r * 2 + c, tmp, kAmxCols);
+          for (int64_t y = 0; y < rows; ++y) std::memcpy(dst + y * ldc, tmp + y * kAmxCols, size_t(cols) * 4);
+        }
+      if (!epi.trivial()) epilogue(epi, C + (row0 + i) * ldc + j, ldc, row0 + i, j, mr, nr);
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace deepep::cpu

@@ -1,0 +1,179 @@
+// The bf16x3 AMX path of the fast CPU GEMM (gemm_amx.h) against a float64
+// product with the same epilogue: odd sizes (rows and columns off the 16 x 16
+// tiles, K off the 32-deep tile rows), every epilogue, both thread schedules
+// (A split once with B's columns divided; rows per thread), and the
+// precision switch: strict by default, bf16x3 only inside a scope that
+// allows it, carried into the thread pool's workers. Skipped where the CPU or
+// the OS offers no AMX tiles.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <tuple>
+
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_amx.h"
+#include "kernels/cpu/sgemm.h"
+#include "kernels/cpu/thread_pool.h"
+
+using namespace deepep;
+using namespace deepep::cpu;
+using deepep::ops::Act;
+
+namespace {
+
+std::vector<float> rnd(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// C = epilogue(A x B) in double, the epilogue as the scalar functions.
+std::vector<float> reference(int64_t M, int64_t N, int64_t K, const std::vector<float>& A,
+                             const std::vector<float>& B, const GemmEpi& e) {
+  std::vector<float> c(size_t(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = 0;
+      for (int64_t k = 0; k < K; ++k) acc += double(A[size_t(i * K + k)]) * double(B[size_t(k * N + j)]);
+      float v = float(acc) * e.alpha;
+      if (e.bias) v += e.bias_per_row ? e.bias[i] : e.bias[j];
+      const float r = e.res ? e.res[(e.res_row_off ? e.res_row_off[i] : i * e.res_ld) + j * e.res_col_step] : 0.f;
+      if (e.res && e.res_first) v += r;
+      ops::with_activation(e.act, [&]<Act X>() { v = ops::activate<X>(v, e.p0, e.p1); });
+      if (e.res && !e.res_first) v += r;
+      c[size_t(i * N + j)] = v;
+    }
+  return c;
+}
+
+// Largest |got - want| relative to the largest |want| (at least 1).
+double max_rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+  double scale = 1.0, err = 0.0;
+  for (float w : want) scale = std::max(scale, double(std::fabs(w)));
+  for (size_t i = 0; i < got.size(); ++i) err = std::max(err, std::fabs(double(got[i]) - double(want[i])));
+  return err / scale;
+}
+
+// bf16x3 keeps ~16 bits of each product: ~1e-5 of the output's scale on
+// random data (float FMAs: ~1e-7); a dropped cross term (hi*lo) would cost
+// ~2e-3, a wrong tile far more.
+constexpr double kTol = 1e-4;
+
+std::vector<float> run(int64_t M, int64_t N, int64_t K, const std::vector<float>& A, const Packed& B,
+                       const GemmEpi& e, bool bf16x3, int threads = 0) {
+  std::vector<float> c(size_t(M * N), std::nanf(""));
+  const Fp32PrecisionScope precision(bf16x3);
+  gemm(Isa::kAvx512, M, N, K, Operand{A.data(), K, false, nullptr}, Operand{nullptr, 0, false, &B}, c.data(), N, e,
+       threads);
+  return c;
+}
+
+bool skip() { return !amx_usable(); }
+
+}  // namespace
+
+TEST(KernelsCpuAmx, OddSizesMatchFloat64WithinBf16x3Error) {
+  if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
+  uint32_t seed = 1;
+  for (int64_t M : {1, 15, 16, 17, 33, 49, 130})
+    for (int64_t N : {256, 271, 300})
+      for (int64_t K : {128, 130, 161, 777}) {
+        const std::vector<float> A = rnd(M * K, seed++), B = rnd(K * N, seed++);
+        auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
+        const std::vector<float> want = reference(M, N, K, A, B, GemmEpi{});
+        const std::vector<float> fast = run(M, N, K, A, *pb, GemmEpi{}, true);
+        const std::string what = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
+        EXPECT_LE(max_rel_err(fast, want), kTol) << what;
+        // The bf16x3 products really ran: they differ from the float FMAs'.
+        if (M * N >= 256) EXPECT_NE(fast, run(M, N, K, A, *pb, GemmEpi{}, false)) << what;
+      }
+}
+
+TEST(KernelsCpuAmx, EveryEpilogue) {
+  if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
+  const int64_t M = 37, N = 270, K = 200;
+  const std::vector<float> A = rnd(M * K, 7), B = rnd(K * N, 8), bias_c = rnd(N, 9), bias_r = rnd(M, 10);
+  const std::vector<float> res = rnd(M * N * 2, 11);
+  std::vector<int64_t> row_off(static_cast<size_t>(M));
+  for (int64_t i = 0; i < M; ++i) row_off[size_t(i)] = (M - 1 - i) * N;  // rows in reverse
+  auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
+  for (Act act : {Act::kNone, Act::kRelu, Act::kGelu, Act::kClip, Act::kSigmoid})
+    for (int form = 0; form < 5; ++form) {
+      GemmEpi e;
+      e.act = act;
+      if (act == Act::kClip) e.p0 = -0.5f, e.p1 = 0.7f;
+      if (form == 0) e.bias = bias_c.data();
+      if (form == 1) e.bias = bias_r.data(), e.bias_per_row = true;
+      if (form == 2) e.res = res.data(), e.res_ld = N, e.res_first = true;
+      if (form == 3) e.res = res.data(), e.res_ld = 2 * N, e.bias = bias_c.data();  // strided rows
+      if (form == 4) e.res = res.data(), e.res_row_off = row_off.data(), e.alpha = 0.5f;
+      const std::vector<float> want = reference(M, N, K, A, B, e);
+      EXPECT_LE(max_rel_err(run(M, N, K, A, *pb, e, true), want), kTol)
+          << "act " << int(act) << " form " << form;
+    }
+}
+
+TEST(KernelsCpuAmx, BothThreadSchedules) {
+  if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
+  // B of 2.4 MB (columns divided, A split once), of 218 and 262 KB (rows per
+  // thread), and few rows (columns divided).
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{128, 768, 768}, {300, 272, 200}, {1000, 256, 256},
+                         {49, 512, 128}}) {
+    const std::vector<float> A = rnd(M * K, 21), B = rnd(K * N, 22);
+    auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
+    const std::vector<float> want = reference(M, N, K, A, B, GemmEpi{});
+    const std::vector<float> one = run(M, N, K, A, *pb, GemmEpi{}, true, 1);
+    const std::vector<float> all = run(M, N, K, A, *pb, GemmEpi{}, true, 0);
+    EXPECT_LE(max_rel_err(one, want), kTol) << M << "x" << N << "x" << K;
+    // Each element's sum runs in the same order whoever computes it.
+    EXPECT_EQ(one, all) << M << "x" << N << "x" << K;
+  }
+}
+
+TEST(KernelsCpuAmx, StrictUnlessAllowedAndCarriedIntoWorkers) {
+  EXPECT_FALSE(fp32_bf16x3_allowed());
+  {
+    const Fp32PrecisionScope allow(true);
+    EXPECT_TRUE(fp32_bf16x3_allowed());
+    std::atomic<int> seen_strict{0};
+    ThreadPool::global().parallel_for(64, 1, 0, [&](int64_t, int64_t) {
+      if (!fp32_bf16x3_allowed()) ++seen_strict;
+    });
+    EXPECT_EQ(seen_strict.load(), 0);
+    {
+      const Fp32PrecisionScope strict(false);
+      EXPECT_FALSE(fp32_bf16x3_allowed());
+    }
+    EXPECT_TRUE(fp32_bf16x3_allowed());
+  }
+  EXPECT_FALSE(fp32_bf16x3_allowed());
+  if (skip()) return;
+  // Without a scope the float path runs: bit-identical to a strict scope.
+  const int64_t M = 64, N = 256, K = 256;
+  const std::vector<float> A = rnd(M * K, 31), B = rnd(K * N, 32);
+  auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
+  std::vector<float> c(size_t(M * N));
+  gemm(Isa::kAvx512, M, N, K, Operand{A.data(), K, false, nullptr}, Operand{nullptr, 0, false, pb.get()}, c.data(), N,
+       GemmEpi{});
+  EXPECT_EQ(c, run(M, N, K, A, *pb, GemmEpi{}, false));
+  // Few columns stay on the float path even where bf16x3 is allowed (its split
+  // of A would cost more than the tiles save).
+  auto narrow = pack_b(Isa::kAvx512, K, 64, B.data(), 64, false);
+  EXPECT_EQ(run(M, 64, K, A, *narrow, GemmEpi{}, true), run(M, 64, K, A, *narrow, GemmEpi{}, false));
+}
+
+TEST(KernelsCpuAmx, SplitIsKeptWithItsOperandNotItsCopies) {
+  if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
+  const std::vector<float> B = rnd(64 * 40, 41);
+  auto pb = pack_b(Isa::kAvx512, 64, 40, B.data(), 40, false);
+  const std::shared_ptr<const AmxB> s = pb->amx_b();
+  EXPECT_EQ(s, pb->amx_b());  // made once
+  EXPECT_EQ(s->Kp, 64);
+  EXPECT_EQ(s->panels, 3);
+  Packed copy = *pb;  // a copy may be pointed at other data: it splits its own
+  EXPECT_NE(copy.amx_b(), s);
+}
