@@ -5,7 +5,10 @@
 
 For each zoo model (random weights; batch 1, text models seq 128) it builds the
 ONNX file once (cached under --cache-dir), loads it in DeepEP (Engine,
---fusion-level, default 3) and in onnxruntime (CPUExecutionProvider, fp32,
+--fusion-level, default 3; --precision, default fp32, the Engine's default,
+which on a CPU with AMX tiles runs float32 GEMMs as bf16x3 with ~1e-5
+relative error, see docs/CPU.md; fp32-strict keeps float32 FMAs, as
+onnxruntime does) and in onnxruntime (CPUExecutionProvider, fp32,
 ORT_ENABLE_ALL, the same intra-op thread count, inter-op 1, sequential), checks
 that both give the same outputs, warms both up, then times them alternately
 (DeepEP run, ORT run, DeepEP run, ...) so load from other processes hits both
@@ -37,6 +40,14 @@ def cpu_model():
     from deepep.devices import devices  # the hardware probe's CPU entry (deepep inspect --device)
 
     return devices()[0]["name"]
+
+
+def gemm_path(precision):
+    """How DeepEP runs float32 GEMMs here at `precision` (the hardware probe's answer)."""
+    from deepep.devices import devices
+
+    amx = devices()[0]["paths"]["fp32_gemm"].startswith("bf16x3")
+    return "bf16x3 on AMX tiles" if amx and precision == "fp32" else "float32 FMAs"
 
 
 def build_model(name, cache_dir, seq):
@@ -89,7 +100,7 @@ def bench_model(name, a, rng):
 
     path = build_model(name, a.cache_dir, a.seq)
     osess = ort_session(path, a.threads)
-    engine = deepep.Engine(path, fusion_level=a.fusion_level)
+    engine = deepep.Engine(path, fusion_level=a.fusion_level, precision=a.precision)
     feeds = make_feeds(osess, a.seq, rng)
     ours = engine.run(feeds)
     theirs = dict(zip([o.name for o in osess.get_outputs()], osess.run(None, feeds)))
@@ -129,6 +140,9 @@ def main():
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--gap-ms", type=float, default=200.0, help="pause before each timed run (default 200 ms)")
     p.add_argument("--fusion-level", type=int, default=3)
+    p.add_argument("--precision", choices=("fp32", "fp32-strict"), default="fp32",
+                   help="DeepEP's precision (default fp32, the Engine's: float32 GEMMs as bf16x3 on AMX tiles "
+                        "where the CPU has them; fp32-strict: float32 FMAs only, as onnxruntime)")
     p.add_argument("--cache-dir", default=os.path.join(ROOT, "build", "bench_models"))
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-write", action="store_true")
@@ -163,7 +177,8 @@ def main():
         lines = [f"# CPU latency, DeepEP vs onnxruntime ({day})", "",
                  f"- CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), {platform.machine()}",
                  f"- threads: {a.threads} intra-op for both; onnxruntime {ort.__version__}, ORT_ENABLE_ALL, fp32",
-                 f"- DeepEP fusion level {a.fusion_level}, ISA {os.environ.get('DEEPEP_CPU_ISA', 'best')}",
+                 f"- DeepEP fusion level {a.fusion_level}, ISA {os.environ.get('DEEPEP_CPU_ISA', 'best')}, "
+                 f"precision {a.precision} (float32 GEMMs: {gemm_path(a.precision)})",
                  f"- batch 1, text models seq {a.seq}; median of {a.iterations} alternating runs after {a.warmup} warm-up",
                  f"- load average (1/5/15 min) before: {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
                  f"after: {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} (shared machine)",

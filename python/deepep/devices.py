@@ -38,12 +38,18 @@ def _cpu() -> dict:
                     flags.update(value.split())
     except OSError:
         pass
+    k = _deepep.cpu_kernels()
     return {
         "device": "cpu",
         "name": name,
         "architecture": platform.machine(),
         "cores": os.cpu_count() or 1,
         "isa_features": [f for f in _CPU_FEATURES if f in flags],
+        "paths": {
+            "kernels": k["isa"] if k["isa"] != "none" else "reference (no AVX2)",
+            "fp32_gemm": "bf16x3 on AMX tiles (precision='fp32'); float32 FMAs with precision='fp32-strict'"
+            if k["amx_bf16x3"] else "float32 FMAs",
+        },
     }
 
 

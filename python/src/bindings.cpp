@@ -16,6 +16,7 @@
 
 #include "deepep/converter.h"
 #include "deepep/engine.h"
+#include "kernels/cpu/cpu_features.h"
 #include "runtime/cuda_runtime.h"
 #include "runtime/session_debug.h"
 
@@ -185,6 +186,14 @@ NB_MODULE(_deepep, m) {
 
   // The hardware probe (src/runtime/cuda_probe.cpp); python/deepep/devices.py adds the CPU.
   m.def("cuda_built", &cuda_built);
+  // The CPU kernels' choices: the ISA they run, and whether float32 GEMMs may
+  // run as bf16x3 on AMX tiles (precision "fp32").
+  m.def("cpu_kernels", []() {
+    nb::dict d;
+    d["isa"] = std::string(cpu::isa_name(cpu::active_isa()));
+    d["amx_bf16x3"] = cpu::amx_usable();
+    return d;
+  });
   m.def("cuda_devices", []() {
     std::string why;
     std::vector<GpuDeviceInfo> devs;

@@ -28,6 +28,15 @@ inline Tensor rnd(const Shape& s, uint32_t seed, float lo = -1.f, float hi = 1.f
   return t;
 }
 
+// n uniform random floats in [-1, 1) (GEMM operands).
+inline std::vector<float> rnd_floats(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(std::max<int64_t>(n, 0)));
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
 // The graph-text type of a float32 tensor of shape s: "float32[2,3]".
 inline std::string shp(const Shape& s) {
   std::string o = "float32[";

@@ -12,6 +12,7 @@
 #include <random>
 #include <tuple>
 
+#include "cpu_kernel_test_util.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/sgemm.h"
@@ -23,13 +24,7 @@ using deepep::ops::Act;
 
 namespace {
 
-std::vector<float> rnd(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using cputest::rnd_floats;
 
 // C = epilogue(A x B) in double, the epilogue as the scalar functions.
 std::vector<float> reference(int64_t M, int64_t N, int64_t K, const std::vector<float>& A,
@@ -82,7 +77,7 @@ TEST(KernelsCpuAmx, OddSizesMatchFloat64WithinBf16x3Error) {
   for (int64_t M : {1, 15, 16, 17, 33, 49, 130})
     for (int64_t N : {256, 271, 300})
       for (int64_t K : {128, 130, 161, 777}) {
-        const std::vector<float> A = rnd(M * K, seed++), B = rnd(K * N, seed++);
+        const std::vector<float> A = rnd_floats(M * K, seed++), B = rnd_floats(K * N, seed++);
         auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
         const std::vector<float> want = reference(M, N, K, A, B, GemmEpi{});
         const std::vector<float> fast = run(M, N, K, A, *pb, GemmEpi{}, true);
@@ -96,8 +91,8 @@ TEST(KernelsCpuAmx, OddSizesMatchFloat64WithinBf16x3Error) {
 TEST(KernelsCpuAmx, EveryEpilogue) {
   if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
   const int64_t M = 37, N = 270, K = 200;
-  const std::vector<float> A = rnd(M * K, 7), B = rnd(K * N, 8), bias_c = rnd(N, 9), bias_r = rnd(M, 10);
-  const std::vector<float> res = rnd(M * N * 2, 11);
+  const std::vector<float> A = rnd_floats(M * K, 7), B = rnd_floats(K * N, 8), bias_c = rnd_floats(N, 9), bias_r = rnd_floats(M, 10);
+  const std::vector<float> res = rnd_floats(M * N * 2, 11);
   std::vector<int64_t> row_off(static_cast<size_t>(M));
   for (int64_t i = 0; i < M; ++i) row_off[size_t(i)] = (M - 1 - i) * N;  // rows in reverse
   auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
@@ -123,7 +118,7 @@ TEST(KernelsCpuAmx, BothThreadSchedules) {
   // thread), and few rows (columns divided).
   for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{128, 768, 768}, {300, 272, 200}, {1000, 256, 256},
                          {49, 512, 128}}) {
-    const std::vector<float> A = rnd(M * K, 21), B = rnd(K * N, 22);
+    const std::vector<float> A = rnd_floats(M * K, 21), B = rnd_floats(K * N, 22);
     auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
     const std::vector<float> want = reference(M, N, K, A, B, GemmEpi{});
     const std::vector<float> one = run(M, N, K, A, *pb, GemmEpi{}, true, 1);
@@ -154,7 +149,7 @@ TEST(KernelsCpuAmx, StrictUnlessAllowedAndCarriedIntoWorkers) {
   if (skip()) return;
   // Without a scope the float path runs: bit-identical to a strict scope.
   const int64_t M = 64, N = 256, K = 256;
-  const std::vector<float> A = rnd(M * K, 31), B = rnd(K * N, 32);
+  const std::vector<float> A = rnd_floats(M * K, 31), B = rnd_floats(K * N, 32);
   auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
   std::vector<float> c(size_t(M * N));
   gemm(Isa::kAvx512, M, N, K, Operand{A.data(), K, false, nullptr}, Operand{nullptr, 0, false, pb.get()}, c.data(), N,
@@ -168,7 +163,7 @@ TEST(KernelsCpuAmx, StrictUnlessAllowedAndCarriedIntoWorkers) {
 
 TEST(KernelsCpuAmx, SplitIsKeptWithItsOperandNotItsCopies) {
   if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
-  const std::vector<float> B = rnd(64 * 40, 41);
+  const std::vector<float> B = rnd_floats(64 * 40, 41);
   auto pb = pack_b(Isa::kAvx512, 64, 40, B.data(), 40, false);
   const std::shared_ptr<const AmxB> s = pb->amx_b();
   EXPECT_EQ(s, pb->amx_b());  // made once

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "cpu_kernel_test_util.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/sgemm.h"
 #include "kernels/cpu/thread_pool.h"
@@ -23,13 +24,7 @@ using deepep::ops::Act;
 
 namespace {
 
-std::vector<float> rnd(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  std::vector<float> v(size_t(std::max<int64_t>(n, 0)));
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using cputest::rnd_floats;
 
 std::vector<Isa> isas() {
   std::vector<Isa> out;
@@ -93,7 +88,7 @@ struct IsaScope {
 // Runs one configuration through every operand form.
 void check_all_forms(Isa isa, int64_t M, int64_t N, int64_t K, bool ta, bool tb, const GemmEpi& e, uint32_t seed,
                      const std::string& what) {
-  const std::vector<float> A = rnd(M * K, seed), B = rnd(K * N, seed + 1);
+  const std::vector<float> A = rnd_floats(M * K, seed), B = rnd_floats(K * N, seed + 1);
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   const std::vector<float> want = ref_gemm(M, N, K, A.data(), lda, ta, B.data(), ldb, tb, e);
   const double tol = 2e-5 * std::max<double>(1.0, std::sqrt(double(K)));
@@ -189,8 +184,8 @@ TEST(KernelsCpuGemm, EveryEpilogue) {
         GemmEpi e;
         e.act = act;
         act_params(act, e.p0, e.p1);
-        const std::vector<float> bias = rnd(std::max(M, N), seed + 7);
-        const std::vector<float> res = rnd(M * N, seed + 8);
+        const std::vector<float> bias = rnd_floats(std::max(M, N), seed + 7);
+        const std::vector<float> res = rnd_floats(M * N, seed + 8);
         std::vector<int64_t> row_off(static_cast<size_t>(M));
         e.alpha = variant == 3 ? 0.5f : 1.f;
         if (variant != 5) {
@@ -237,8 +232,8 @@ TEST(KernelsCpuGemm, RegisterEpilogueAfterSeveralKBlocks) {
         GemmEpi e;
         e.act = act;
         e.p0 = params.first, e.p1 = params.second;
-        const std::vector<float> bias = rnd(N, seed + 7);
-        const std::vector<float> r = rnd(M * N, seed + 8);
+        const std::vector<float> bias = rnd_floats(N, seed + 7);
+        const std::vector<float> r = rnd_floats(M * N, seed + 8);
         e.bias = bias.data();
         if (res) e.res = r.data(), e.res_ld = N, e.res_first = res == 2;
         check_all_forms(isa, M, N, K, false, false, e, seed,

@@ -48,6 +48,16 @@ float from_bf16(uint16_t h) {
   return x;
 }
 
+// The products of A tiles 4 (rows 0-15) and 5 (rows 16-31) with B tiles 6
+// (columns 0-15) and 7 (columns 16-31) into accumulators 0-3, for R x C of them.
+template <int R, int C>
+void dot_tiles() {
+  _tile_dpbf16ps(0, 4, 6);
+  if constexpr (C == 2) _tile_dpbf16ps(1, 4, 7);
+  if constexpr (R == 2) _tile_dpbf16ps(2, 5, 6);
+  if constexpr (R == 2 && C == 2) _tile_dpbf16ps(3, 5, 7);
+}
+
 // Accumulates R x C tiles (R, C in {1, 2}) of C at rows a*[0..16R) x panels
 // b*: per 32 k, hi*hi, hi*lo, then lo*hi (B's hi reloaded: only 4 tiles are
 // free beside the accumulators).
@@ -55,30 +65,24 @@ template <int R, int C>
 void tiles(const uint16_t* ahi, const uint16_t* alo, int64_t Kp, const uint16_t* b0, const uint16_t* b1) {
   const int64_t sa = Kp * 2;  // bytes between A rows
   const int64_t lo_off = Kp * kAmxCols;
+  auto load_a = [&](const uint16_t* a, int64_t k) {
+    _tile_loadd(4, a + k, sa);
+    if constexpr (R == 2) _tile_loadd(5, a + 16 * Kp + k, sa);
+  };
+  auto load_b = [&](int64_t off) {
+    _tile_loadd(6, b0 + off, 64);
+    if constexpr (C == 2) _tile_loadd(7, b1 + off, 64);
+  };
   for (int64_t k = 0; k < Kp; k += kAmxKStep) {
     const int64_t bk = k * kAmxCols;  // (k / 2) pair-rows of 32 bf16
-    _tile_loadd(4, ahi + k, sa);
-    if constexpr (R == 2) _tile_loadd(5, ahi + 16 * Kp + k, sa);
-    _tile_loadd(6, b0 + bk, 64);
-    if constexpr (C == 2) _tile_loadd(7, b1 + bk, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    if constexpr (C == 2) _tile_dpbf16ps(1, 4, 7);
-    if constexpr (R == 2) _tile_dpbf16ps(2, 5, 6);
-    if constexpr (R == 2 && C == 2) _tile_dpbf16ps(3, 5, 7);
-    _tile_loadd(6, b0 + lo_off + bk, 64);
-    if constexpr (C == 2) _tile_loadd(7, b1 + lo_off + bk, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    if constexpr (C == 2) _tile_dpbf16ps(1, 4, 7);
-    if constexpr (R == 2) _tile_dpbf16ps(2, 5, 6);
-    if constexpr (R == 2 && C == 2) _tile_dpbf16ps(3, 5, 7);
-    _tile_loadd(4, alo + k, sa);
-    if constexpr (R == 2) _tile_loadd(5, alo + 16 * Kp + k, sa);
-    _tile_loadd(6, b0 + bk, 64);
-    if constexpr (C == 2) _tile_loadd(7, b1 + bk, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    if constexpr (C == 2) _tile_dpbf16ps(1, 4, 7);
-    if constexpr (R == 2) _tile_dpbf16ps(2, 5, 6);
-    if constexpr (R == 2 && C == 2) _tile_dpbf16ps(3, 5, 7);
+    load_a(ahi, k);
+    load_b(bk);
+    dot_tiles<R, C>();
+    load_b(lo_off + bk);
+    dot_tiles<R, C>();
+    load_a(alo, k);
+    load_b(bk);
+    dot_tiles<R, C>();
   }
 }
 
