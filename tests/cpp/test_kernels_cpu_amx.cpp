@@ -76,7 +76,7 @@ TEST(KernelsCpuAmx, OddSizesMatchFloat64WithinBf16x3Error) {
   uint32_t seed = 1;
   for (int64_t M : {1, 15, 16, 17, 33, 49, 130})
     for (int64_t N : {256, 271, 300})
-      for (int64_t K : {128, 130, 161, 777}) {
+      for (int64_t K : {512, 530, 777}) {
         const std::vector<float> A = rnd_floats(M * K, seed++), B = rnd_floats(K * N, seed++);
         auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
         const std::vector<float> want = reference(M, N, K, A, B, GemmEpi{});
@@ -90,7 +90,7 @@ TEST(KernelsCpuAmx, OddSizesMatchFloat64WithinBf16x3Error) {
 
 TEST(KernelsCpuAmx, EveryEpilogue) {
   if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
-  const int64_t M = 37, N = 270, K = 200;
+  const int64_t M = 37, N = 270, K = 520;
   const std::vector<float> A = rnd_floats(M * K, 7), B = rnd_floats(K * N, 8), bias_c = rnd_floats(N, 9), bias_r = rnd_floats(M, 10);
   const std::vector<float> res = rnd_floats(M * N * 2, 11);
   std::vector<int64_t> row_off(static_cast<size_t>(M));
@@ -114,10 +114,10 @@ TEST(KernelsCpuAmx, EveryEpilogue) {
 
 TEST(KernelsCpuAmx, BothThreadSchedules) {
   if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
-  // B of 2.4 MB (columns divided, A split once), of 218 and 262 KB (rows per
+  // B of 2.4 MB (columns divided, A split once), of 557 and 524 KB (rows per
   // thread), and few rows (columns divided).
-  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{128, 768, 768}, {300, 272, 200}, {1000, 256, 256},
-                         {49, 512, 128}}) {
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{128, 768, 768}, {300, 272, 512}, {1000, 256, 512},
+                         {49, 512, 600}}) {
     const std::vector<float> A = rnd_floats(M * K, 21), B = rnd_floats(K * N, 22);
     auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
     const std::vector<float> want = reference(M, N, K, A, B, GemmEpi{});
@@ -148,17 +148,19 @@ TEST(KernelsCpuAmx, StrictUnlessAllowedAndCarriedIntoWorkers) {
   EXPECT_FALSE(fp32_bf16x3_allowed());
   if (skip()) return;
   // Without a scope the float path runs: bit-identical to a strict scope.
-  const int64_t M = 64, N = 256, K = 256;
+  const int64_t M = 64, N = 256, K = 512;
   const std::vector<float> A = rnd_floats(M * K, 31), B = rnd_floats(K * N, 32);
   auto pb = pack_b(Isa::kAvx512, K, N, B.data(), N, false);
   std::vector<float> c(size_t(M * N));
   gemm(Isa::kAvx512, M, N, K, Operand{A.data(), K, false, nullptr}, Operand{nullptr, 0, false, pb.get()}, c.data(), N,
        GemmEpi{});
   EXPECT_EQ(c, run(M, N, K, A, *pb, GemmEpi{}, false));
-  // Few columns stay on the float path even where bf16x3 is allowed (its split
-  // of A would cost more than the tiles save).
+  // Few columns, or a short K, stay on the float path even where bf16x3 is
+  // allowed (the split of A would cost more than the tiles save).
   auto narrow = pack_b(Isa::kAvx512, K, 64, B.data(), 64, false);
   EXPECT_EQ(run(M, 64, K, A, *narrow, GemmEpi{}, true), run(M, 64, K, A, *narrow, GemmEpi{}, false));
+  auto shallow = pack_b(Isa::kAvx512, 256, N, B.data(), N, false);
+  EXPECT_EQ(run(M, N, 256, A, *shallow, GemmEpi{}, true), run(M, N, 256, A, *shallow, GemmEpi{}, false));
 }
 
 TEST(KernelsCpuAmx, SplitIsKeptWithItsOperandNotItsCopies) {

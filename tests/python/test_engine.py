@@ -51,15 +51,15 @@ def test_cpu_precision_fp32_and_strict(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    w = rng.standard_normal((384, 512)).astype(np.float32)
+    w = rng.standard_normal((768, 512)).astype(np.float32)
     g = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 384])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 768])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 512])],
         [numpy_helper.from_array(w, "w")])
     path = str(tmp_path / "mm.onnx")
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
-    x = rng.standard_normal((64, 384)).astype(np.float32)
+    x = rng.standard_normal((64, 768)).astype(np.float32)
     want = x.astype(np.float64) @ w.astype(np.float64)
     scale = np.abs(want).max()
     strict = deepep.Engine(path, precision="fp32-strict").run({"x": x})["y"]

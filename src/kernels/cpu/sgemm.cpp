@@ -51,10 +51,13 @@ std::shared_ptr<float> alloc_floats(int64_t n) {
 // The AMX path's smallest K and N. Splitting A costs about as much per value
 // as ~100 of its multiply-adds, so with few columns the split eats the gain
 // (MobileNetV2's 24-column projections ran 2x slower on tiles; in-process
-// A/Bs of whole models at 2 threads: N >= 256 beat N >= 128 on resnet50 and
-// MobileNetV2, and N >= 64 lost outright); short K runs the 32-deep tile rows
-// partly on zero padding.
-constexpr int64_t kAmxMinK = 128;
+// whole-model A/Bs at 2 threads: N >= 256 beat N >= 128 on resnet50 and
+// MobileNetV2, and N >= 64 lost outright). With a short K the per-block
+// costs (zeroing, storing and the epilogue pass) weigh more: resnet50's
+// per-op profiles at one thread had its K >= 512 convs 0.7-1.0x the float
+// time and the K 128-256 ones 0.76-1.3x, the whole model 8 % slower with
+// K >= 128.
+constexpr int64_t kAmxMinK = 512;
 constexpr int64_t kAmxMinN = 256;
 
 // A per-thread scratch buffer of at least n floats, grown on demand and kept
