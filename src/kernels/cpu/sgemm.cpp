@@ -386,7 +386,8 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // MobileNetV2 and ResNet-50 (K = 16 -> 16-column projections 15 %; 49-row
   // 7x7 layers 2-4 % in strips of 7, docs/CPU.md).
   const bool rows_a = !A.packed && !a_packer && A.p && !A.trans;
-  if (rows_a && B.packed && K >= kAmxMinK && N >= kAmxMinN && isa == Isa::kAvx512 && fp32_bf16x3_allowed() && amx_usable()) {
+  if (rows_a && B.packed && K >= kAmxMinK && N >= kAmxMinN && isa == Isa::kAvx512 && fp32_bf16x3_allowed() &&
+      amx_usable()) {
     gemm_amx(M, N, K, A, *B.packed, C, ldc, epi, threads);
     return;
   }

@@ -10,6 +10,7 @@
 #include "deepep/error.h"
 #include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_isa.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace deepep::cpu {
 namespace {
@@ -31,21 +32,6 @@ void configure_tiles() {
     c.rows[t] = 16;
   }
   _tile_loadconfig(&c);
-}
-
-// bf16 of x rounded to nearest even (NaN stays NaN), as the tiles' inputs.
-uint16_t to_bf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
-float from_bf16(uint16_t h) {
-  const uint32_t u = uint32_t(h) << 16;
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
 }
 
 // The products of A tiles 4 (rows 0-15) and 5 (rows 16-31) with B tiles 6
@@ -99,40 +85,53 @@ void store_tile(int t, float* dst, int64_t ld) {
 
 }  // namespace
 
-std::shared_ptr<const AmxB> amx_pack_b(const Packed& b) {
-  DEEPEP_CHECK(!b.is_a && b.R > 0, "AMX GEMM: B must be a packed B operand");
-  auto out = std::make_shared<AmxB>();
-  out->K = b.K;
-  out->Kp = (b.K + kAmxKStep - 1) / kAmxKStep * kAmxKStep;
-  out->N = b.len;
-  out->panels = (b.len + kAmxCols - 1) / kAmxCols;
-  const int64_t panel = 2 * out->Kp * kAmxCols;
-  const size_t bytes = (size_t(out->panels * panel) * 2 + 63) / 64 * 64;
-  auto* d = static_cast<uint16_t*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64)));
-  DEEPEP_CHECK(d, "AMX GEMM: out of memory splitting a ", b.K, " x ", b.len, " weight");
-  out->data = std::shared_ptr<uint16_t>(d, [](uint16_t* p) { std::free(p); });
-  const float* src = b.data.get();
-  for (int64_t p = 0; p < out->panels; ++p) {
-    uint16_t* hi = d + p * panel;
-    uint16_t* lo = hi + out->Kp * kAmxCols;
-    for (int64_t k = 0; k < out->Kp; ++k)
-      for (int64_t c = 0; c < kAmxCols; ++c) {
-        const int64_t j = p * kAmxCols + c;
-        const float x = k < b.K && j < b.len ? src[(j / b.R) * b.K * b.R + k * b.R + j % b.R] : 0.f;
-        const uint16_t h = to_bf16(x);
-        const int64_t at = (k / 2) * 2 * kAmxCols + c * 2 + (k & 1);
-        hi[at] = h;
-        lo[at] = to_bf16(x - from_bf16(h));
-      }
-  }
-  return out;
-}
-
 // (GCC 12 flags the _mm512_undefined_* inside _mm512_cvtepu16_epi32 and
 // _mm512_slli_epi32 as maybe-uninitialized: a false positive, as in
 // sgemm_avx512.cpp.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+std::shared_ptr<const AmxB> amx_pack_b(const Packed& b) {
+  DEEPEP_CHECK(!b.is_a && b.R > 0 && b.R % kAmxCols == 0, "AMX GEMM: B must be a packed B operand");
+  auto out = std::make_shared<AmxB>();
+  out->K = b.K;
+  out->Kp = (b.K + kAmxKStep - 1) / kAmxKStep * kAmxKStep;
+  out->N = b.len;
+  out->panels = (b.len + kAmxCols - 1) / kAmxCols;
+  const int64_t Kp = out->Kp, K = b.K, panel = 2 * Kp * kAmxCols;
+  const size_t bytes = (size_t(out->panels * panel) * 2 + 63) / 64 * 64;
+  auto* d = static_cast<uint16_t*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64)));
+  DEEPEP_CHECK(d, "AMX GEMM: out of memory splitting a ", K, " x ", b.len, " weight");
+  out->data = std::shared_ptr<uint16_t>(d, [](uint16_t* p) { std::free(p); });
+  // A panel's 16 columns are one run of a float strip's row (NR is a multiple
+  // of 16; columns past N are the strip's zero padding). Rows k and k + 1
+  // split and interleaved column by column: the tiles' pair layout.
+  const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  auto row = [&](const float* strip, int64_t k) {
+    return k < K ? _mm512_loadu_ps(strip + k * b.R) : _mm512_setzero_ps();
+  };
+  auto widen = [](__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); };
+  ThreadPool::global().parallel_for(out->panels, 1, threads_for(double(Kp) * double(b.len) * 8),
+                                    [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t j0 = p * kAmxCols;
+      const float* strip = b.data.get() + (j0 / b.R) * K * b.R + j0 % b.R;
+      uint16_t* hi = d + p * panel;
+      uint16_t* lo = hi + Kp * kAmxCols;
+      for (int64_t k = 0; k < Kp; k += 2) {
+        const __m512 x0 = row(strip, k), x1 = row(strip, k + 1);
+        const __m512i h = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(x1, x0));  // x0's 16, then x1's
+        const __m512 r0 = _mm512_sub_ps(x0, widen(_mm512_castsi512_si256(h)));
+        const __m512 r1 = _mm512_sub_ps(x1, widen(_mm512_extracti64x4_epi64(h, 1)));
+        const __m512i l = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r1, r0));
+        _mm512_storeu_si512(hi + k * kAmxCols, _mm512_permutexvar_epi16(pairs, h));
+        _mm512_storeu_si512(lo + k * kAmxCols, _mm512_permutexvar_epi16(pairs, l));
+      }
+    }
+  });
+  return out;
+}
+
 void amx_split_a(const float* a, int64_t lda, int64_t rows, int64_t K, int64_t Kp, uint16_t* hi, uint16_t* lo) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = a + r * lda;

@@ -1,7 +1,5 @@
 #include "kernels/cpu/thread_pool.h"
 
-#include "kernels/cpu/cpu_features.h"
-
 #include <sched.h>
 
 #include <algorithm>
@@ -15,6 +13,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "kernels/cpu/cpu_features.h"
 
 namespace deepep::cpu {
 
