@@ -48,8 +48,8 @@ std::shared_ptr<float> alloc_floats(int64_t n) {
   return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
 }
 
-// The AMX path's smallest K and N. Splitting A costs about as much per value
-// as ~100 of its multiply-adds, so with few columns the split eats the gain
+// The AMX path's smallest K and N. Splitting A is a pass over it each call,
+// paid back only over enough columns: with few, the split eats the gain
 // (MobileNetV2's 24-column projections ran 2x slower on tiles; in-process
 // whole-model A/Bs at 2 threads: N >= 256 beat N >= 128 on resnet50 and
 // MobileNetV2, and N >= 64 lost outright). With a short K the per-block
