@@ -69,7 +69,7 @@ struct MemoryReport {
   uint64_t lower_bound_bytes = 0;  // most bytes live at any one step
   uint64_t weights_bytes = 0;
   size_t planned_buffers = 0;
-  size_t inplace_reuses = 0;       // outputs planned into their input 0's buffer
+  size_t inplace_reuses = 0;       // outputs planned into an input's buffer (input 0; a FusedConv's residual)
 };
 
 class Session;

@@ -24,6 +24,10 @@ enum OpFlags : unsigned {
   kInplace = 1u << 0,      // output 0 may reuse input 0's buffer
   kCommutative = 1u << 1,  // inputs 0 and 1 may be swapped
   kControlFlow = 1u << 2,  // runs subgraphs
+  // Output 0 may reuse input 3's buffer (a fused epilogue's residual, read
+  // element for element where it writes): every kernel of the op must give
+  // the same result when Y and the residual are one buffer.
+  kInplaceResidual = 1u << 3,
 };
 
 struct Cost {

@@ -40,6 +40,13 @@ void fused_conv_kernel(KernelContext& ctx) {
     DEEPEP_CHECK(bias->dtype() == DType::kFloat32 && bias->numel() == M, node.describe(), ": B must be float32[",
                  M, "], got ", dtype_name(bias->dtype()), shape_str(bias->shape()));
 
+  // The output may be the residual's buffer (kInplaceResidual) and the conv
+  // below writes it before the epilogue reads the residual: read a copy.
+  Tensor res_copy;
+  if (res && ctx.allocator) {
+    res_copy = res->clone();
+    res = &res_copy;
+  }
   static const OpDef* conv = find_op("Conv");
   DEEPEP_CHECK(conv && conv->reference, node.describe(), ": this build has no Conv kernel");
   KernelContext inner{node, {&x, &w}, {}, ctx.subgraphs, ctx.allocator};

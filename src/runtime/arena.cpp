@@ -7,9 +7,16 @@
 namespace deepep {
 
 namespace {
-bool may_run_inplace(const Node& node) {
-  return node.def && (node.def->flags & kInplace) &&
-         (node.def->kind == FusionKind::kElementwise || node.def->kind == FusionKind::kBroadcast);
+// The input whose buffer output 0 may reuse, or -1: input 0 of elementwise
+// and broadcast ops flagged kInplace, the residual (input 3) of ops flagged
+// kInplaceResidual.
+int inplace_input(const Node& node, size_t num_inputs) {
+  if (!node.def) return -1;
+  if ((node.def->flags & kInplace) &&
+      (node.def->kind == FusionKind::kElementwise || node.def->kind == FusionKind::kBroadcast))
+    return num_inputs > 0 ? 0 : -1;
+  if (node.def->flags & kInplaceResidual) return num_inputs > 3 ? 3 : -1;
+  return -1;
 }
 }  // namespace
 
@@ -28,10 +35,11 @@ Tensor PlanRecorder::allocate(const Node& node, int output, DType dtype, const S
   storage_of_[v] = t.owner().get();
   bytes_[v] = t.nbytes();
   data_of_[v] = t.raw();
-  // In-place candidate: input 0 is all of a planned value's storage, and no
-  // other input reads that storage.
-  if (output == 0 && may_run_inplace(node) && !inputs_.empty() && inputs_[0] && inputs_[0]->owner()) {
-    const Tensor& in = *inputs_[0];
+  // In-place candidate: the op's in-place input is all of a planned value's
+  // storage, and no other input reads that storage.
+  const int ip = output == 0 ? inplace_input(node, inputs_.size()) : -1;
+  if (ip >= 0 && inputs_[size_t(ip)] && inputs_[size_t(ip)]->owner()) {
+    const Tensor& in = *inputs_[size_t(ip)];
     auto it = root_of_storage_.find(in.owner().get());
     bool ok = it != root_of_storage_.end() && in.dtype() == dtype && in.nbytes() == t.nbytes() &&
               in.nbytes() > 0;
@@ -39,8 +47,8 @@ Tensor PlanRecorder::allocate(const Node& node, int output, DType dtype, const S
       const Value* root = it->second;
       auto bit = bytes_.find(root);
       ok = bit != bytes_.end() && bit->second == in.nbytes() && in.raw() == data_of_.at(root);
-      for (size_t k = 1; ok && k < inputs_.size(); ++k)
-        ok = !inputs_[k] || inputs_[k]->owner() != in.owner();
+      for (size_t k = 0; ok && k < inputs_.size(); ++k)
+        ok = k == size_t(ip) || !inputs_[k] || inputs_[k]->owner() != in.owner();
       if (ok) candidates_.push_back({node.id, v, root});
     }
   }
@@ -130,7 +138,7 @@ ArenaPlan PlanRecorder::finish() const {
     gr.members = {v};
     group_of[v] = k;
   }
-  // In-place merges, in node order: output `out` joins input 0's group when
+  // In-place merges, in node order: output `out` joins its in-place input's group when
   // that group is read by nothing after this node.
   std::vector<Candidate> cands = candidates_;
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.node < b.node; });
@@ -187,16 +195,16 @@ Tensor ArenaAllocator::allocate(const Node& node, int output, DType dtype, const
   const uint64_t have = plan_.buffers[size_t(b)].bytes;
   uint8_t* const p = base_ + plan_.memory.offsets[size_t(b)];
   bool ok = need <= have;
-  // No input of this node may share bytes with the slice, except input 0
-  // exactly filling it for a planned in-place output.
+  // No input of this node may share bytes with the slice, except the op's
+  // in-place input exactly filling it for a planned in-place output.
   bool inplace = false;
+  const int ip = output == 0 ? inplace_input(node, inputs_.size()) : -1;
   for (size_t k = 0; ok && k < inputs_.size(); ++k) {
     const Tensor* in = inputs_[k];
     if (!in || !in->nbytes()) continue;
     const auto* s = static_cast<const uint8_t*>(in->raw());
     if (s + in->nbytes() <= p || p + have <= s) continue;
-    ok = k == 0 && output == 0 && plan_.inplace[size_t(v->id)] && s == p && in->nbytes() == need &&
-         in->dtype() == dtype && may_run_inplace(node);
+    ok = int(k) == ip && plan_.inplace[size_t(v->id)] && s == p && in->nbytes() == need && in->dtype() == dtype;
     inplace = ok;
   }
   if (!ok) {

@@ -14,11 +14,12 @@
 // (or, for a recorded view, its root's slot) is copied out at once.
 //
 // In-place reuse: output 0 of an op flagged kInplace (elementwise/broadcast
-// kinds) shares input 0's buffer when input 0 is a planned value (or a
+// kinds; input 0) or kInplaceResidual (a fused epilogue's residual, input 3)
+// shares that input's buffer when the input is a planned value (or a
 // full-size view of one) that no later step reads, no other input of the node
 // reads the same storage, and dtype and byte size match. Such values form one
 // buffer with the union of their lifetimes. At run time the allocator hands
-// out the shared slice only when input 0 occupies exactly that slice (same
+// out the shared slice only when the input occupies exactly that slice (same
 // start, same bytes); otherwise the output gets the slice as an ordinary
 // placement or fresh storage, never a partial overlap with a live input.
 #pragma once
@@ -34,7 +35,7 @@ namespace deepep {
 
 struct ArenaPlan {
   std::vector<int> buffer_of_value;  // by top-level Value::id; -1: not planned
-  std::vector<bool> inplace;         // by Value::id: output 0 planned into input 0's buffer
+  std::vector<bool> inplace;         // by Value::id: output 0 planned into its in-place input's buffer
   std::vector<int> view_buffer;      // by Value::id: the buffer a recorded view points into; -1: none
   std::vector<BufferRequest> buffers;
   MemoryPlan memory;
@@ -80,7 +81,7 @@ class ArenaAllocator : public RunHooks {
   // record it (a kernel that returned a view of an input this time, but
   // fresh storage when the plan was measured).
   void after_node(const Node& node, std::vector<Tensor>& outputs) override;
-  // Outputs written over their input 0 in this run, outputs the plan placed
+  // Outputs written over their in-place input in this run, outputs the plan placed
   // that got fresh storage instead (size or aliasing mismatch), and
   // unrecorded views of the arena that were copied out.
   size_t inplace_hits() const { return inplace_hits_; }

@@ -1,5 +1,8 @@
 #include "kernels/cpu/conv_plan.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "ops/fused_epilogue.h"
 #include "ops/gemm_util.h"
 
@@ -45,6 +48,13 @@ bool make_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, Co
     if (!is_f32(r) || r->shape() != y) return false;
   }
   return true;
+}
+
+const float* residual_apart(const float* res, const float* y, int64_t n) {
+  if (!res || res + n <= y || y + n <= res) return res;
+  thread_local std::vector<float> copy;
+  copy.assign(res, res + n);
+  return copy.data();
 }
 
 }  // namespace deepep::cpu

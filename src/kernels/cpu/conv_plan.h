@@ -21,4 +21,12 @@ struct ConvPlan {
 // FusedConv (`fused`) a known activation and a residual of Y's shape.
 bool make_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p);
 
+// A FusedConv's output may be its residual's own buffer (the arena runs it
+// in place: kInplaceResidual). Paths that read the residual where they write
+// Y, element for element, take it as is; paths that store Y first and add the
+// residual after (an epilogue pass) take this: `res` itself when the n floats
+// at y and at res do not overlap, else a copy (valid until the calling
+// thread's next call).
+const float* residual_apart(const float* res, const float* y, int64_t n);
+
 }  // namespace deepep::cpu

@@ -123,7 +123,9 @@ void conv_run(KernelContext& ctx, bool fused) {
   epi.res_ld = OHW;
 
   if (p.Cg == 1 && p.group > 1) {
-    // Depthwise: output channel m reads input channel m / Mg.
+    // Depthwise: output channel m reads input channel m / Mg. (The epilogue
+    // runs after the plane is stored: the residual apart from Y.)
+    res = residual_apart(res, Y, y.numel());
     const DwGeom g{p.H, p.W, p.OH, p.OW, p.KH, p.KW, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw};
     const int64_t planes = p.N * p.M;
     const int threads = threads_for(double(planes) * double(OHW) * double(p.KH * p.KW) * 2);

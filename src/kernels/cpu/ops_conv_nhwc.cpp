@@ -256,7 +256,7 @@ void run(KernelContext& ctx) {
   if (const int wm = winograd_tile(isa, p)) {
     GemmEpi ge = epi;
     ge.bias = bias;
-    ge.res = res;
+    ge.res = residual_apart(res, Y, y.numel());  // (the output transform stores, then adds)
     ge.res_ld = p.M;
     winograd_conv(isa, wm, p, X, w, w_const, ge, Y);
     return;

@@ -74,6 +74,24 @@ struct Scratch {
   }
 };
 
+// Whether the M x N residual of `epi` and C (ldc) may share bytes (their
+// address ranges overlap; interleaved but disjoint layouts count too: the
+// caller then copies the residual, which is correct either way).
+bool residual_overlaps(const GemmEpi& epi, const float* C, int64_t ldc, int64_t M, int64_t N) {
+  if (!epi.res) return false;
+  const float* c_end = C + (M - 1) * ldc + N;
+  const int64_t span = (N - 1) * std::max<int64_t>(epi.res_col_step, 0) + 1;
+  if (!epi.res_row_off) {
+    const float* r_end = epi.res + (M - 1) * std::max<int64_t>(epi.res_ld, 0) + span;
+    return epi.res < c_end && C < r_end;
+  }
+  for (int64_t i = 0; i < M; ++i) {
+    const float* r = epi.res + epi.res_row_off[i];
+    if (r < c_end && C < r + span) return true;
+  }
+  return false;
+}
+
 // Rows [i0, i0+mc) x k [p0, p0+kc) of op(A) as MR-row strips: dst[s][k][r].
 void pack_a_block(int MR, const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                   float* dst) {
@@ -337,11 +355,48 @@ void apply_epilogue(Isa isa, const GemmEpi& epi, float* C, int64_t ldc, int64_t 
 }
 
 void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Operand& B, float* C, int64_t ldc,
-          const GemmEpi& epi, int max_threads, const StripPacker* b_packer, const APacker* a_packer) {
+          const GemmEpi& epi_in, int max_threads, const StripPacker* b_packer, const APacker* a_packer) {
   const IsaKernels* ks = kernels_of(isa);
   DEEPEP_CHECK(ks, "fast GEMM: no kernels for ISA ", isa_name(isa));
   if (M <= 0 || N <= 0) return;
   const int MR = ks->tile.MR, NR = ks->tile.NR, VW = ks->tile.VW;
+  GemmEpi epi = epi_in;
+  // The common epilogues run on the micro-kernel's registers (no second pass
+  // over the tile); the rest after it, on the L1-hot tile.
+  const bool clip_ok = epi.act == ops::Act::kClip && epi.p0 <= epi.p1;
+  const bool fuse_epi = !epi.trivial() && epi.alpha == 1.f && !epi.bias_per_row && !epi.res_row_off &&
+                        (!epi.res || epi.res_col_step == 1) &&
+                        (epi.act == ops::Act::kNone || epi.act == ops::Act::kRelu || clip_ok);
+  // A plain row-major A (activations) is read in place (see below); with a
+  // packed B and a deep, wide product it may run on AMX tiles.
+  const bool rows_a = !A.packed && !a_packer && A.p && !A.trans;
+  const bool use_amx = rows_a && B.packed && K >= kAmxMinK && N >= kAmxMinN && isa == Isa::kAvx512 &&
+                       fp32_bf16x3_allowed() && amx_usable();
+  // C over the residual (an in-place FusedConv). The float micro-kernels
+  // read each residual tile right before they store it when the epilogue is
+  // fused and K is one block; elsewhere (partial sums in C, an epilogue pass
+  // after the store, the AMX tiles) the residual is copied aside first. (The
+  // residual convs of ResNets have K <= 512; the deeper ones, MobileNetV2's
+  // projections, have small outputs: the copy is cheap there.)
+  if (residual_overlaps(epi, C, ldc, M, N)) {
+    const bool exact = epi.res == C && epi.res_ld == ldc && epi.res_col_step == 1 && !epi.res_row_off;
+    if (!(exact && fuse_epi && K > 0 && K <= kKC && !use_amx)) {
+      thread_local Scratch saved;
+      float* d = saved.get(M * N);
+      const GemmEpi r = epi;
+      ThreadPool::global().parallel_for(M, std::max<int64_t>(1, 16384 / N), threads_for(double(M) * double(N) * 2),
+                                        [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const float* src = r.res + (r.res_row_off ? r.res_row_off[i] : i * r.res_ld);
+          for (int64_t j = 0; j < N; ++j) d[i * N + j] = src[j * r.res_col_step];
+        }
+      });
+      epi.res = d;
+      epi.res_ld = N;
+      epi.res_col_step = 1;
+      epi.res_row_off = nullptr;
+    }
+  }
   if (K <= 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.f);
     apply_epilogue(isa, epi, C, ldc, 0, M, N);
@@ -361,12 +416,6 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   const int64_t mc_blk = ((M + mb0 - 1) / mb0 + MR - 1) / MR * MR;
   const int64_t mb = (M + mc_blk - 1) / mc_blk;
   const bool do_epi = !epi.trivial();
-  // The common epilogues run on the micro-kernel's registers (no second pass
-  // over the tile); the rest after it, on the L1-hot tile.
-  const bool clip_ok = epi.act == ops::Act::kClip && epi.p0 <= epi.p1;
-  const bool fuse_epi = do_epi && epi.alpha == 1.f && !epi.bias_per_row && !epi.res_row_off &&
-                        (!epi.res || epi.res_col_step == 1) &&
-                        (epi.act == ops::Act::kNone || epi.act == ops::Act::kRelu || clip_ok);
   TileEpi te0;
   if (fuse_epi) {
     te0.clamp = epi.act != ops::Act::kNone;
@@ -385,9 +434,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // faster than packing, or the same, for every K and row count of
   // MobileNetV2 and ResNet-50 (K = 16 -> 16-column projections 15 %; 49-row
   // 7x7 layers 2-4 % in strips of 7, docs/CPU.md).
-  const bool rows_a = !A.packed && !a_packer && A.p && !A.trans;
-  if (rows_a && B.packed && K >= kAmxMinK && N >= kAmxMinN && isa == Isa::kAvx512 && fp32_bf16x3_allowed() &&
-      amx_usable()) {
+  if (use_amx) {
     gemm_amx(M, N, K, A, *B.packed, C, ldc, epi, threads);
     return;
   }

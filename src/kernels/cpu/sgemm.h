@@ -124,6 +124,8 @@ using APacker = std::function<void(int64_t i0, int64_t mc, int64_t p0, int64_t k
 // C = epilogue(op(A) x op(B)) on isa (not kNone). B may be given by a strip
 // packer instead (B.p == nullptr, B.packed == nullptr), A by a block packer
 // (A.p == nullptr, A.packed == nullptr). max_threads <= 0: by size.
+// C may be the residual's own memory (epi.res == C, same ld: an in-place
+// FusedConv): each element's residual is read before it is overwritten.
 void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Operand& B, float* C, int64_t ldc,
           const GemmEpi& epi, int max_threads = 0, const StripPacker* b_packer = nullptr,
           const APacker* a_packer = nullptr);
