@@ -174,3 +174,45 @@ TEST(KernelsCpuAmx, SplitIsKeptWithItsOperandNotItsCopies) {
   Packed copy = *pb;  // a copy may be pointed at other data: it splits its own
   EXPECT_NE(copy.amx_b(), s);
 }
+
+// A cached weight the tiles take is split straight from the weight (B or
+// B^T, columns off the 16-wide panels, K off the 32-deep rows) and holds no
+// float strips; a float GEMM on it (strict precision, or an A the tiles do
+// not read) packs them on first use. Both bit-identical to a weight packed
+// as floats first.
+TEST(KernelsCpuAmx, CachedWeightOnTilesHoldsNoFloats) {
+  if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
+  const int64_t M = 37, N = 270, K = 520;
+  const std::vector<float> A = rnd_floats(M * K, 51);
+  const auto pa = pack_a(Isa::kAvx512, M, K, A.data(), K, false);
+  auto packed_a_run = [&](const Packed& b) {
+    std::vector<float> c(size_t(M * N));
+    const Fp32PrecisionScope precision(true);
+    gemm(Isa::kAvx512, M, N, K, Operand{nullptr, 0, false, pa.get()}, Operand{nullptr, 0, false, &b}, c.data(), N,
+         GemmEpi{});
+    return c;
+  };
+  for (const bool trans : {false, true}) {
+    SCOPED_TRACE(trans ? "B^T" : "B");
+    const int64_t ld = trans ? K : N;
+    Tensor w(DType::kFloat32, trans ? Shape{N, K} : Shape{K, N});
+    const std::vector<float> wv = rnd_floats(K * N, 52);
+    std::copy(wv.begin(), wv.end(), w.data<float>());
+    const auto kept = pack_b(Isa::kAvx512, K, N, w.data<float>(), ld, trans);
+    std::shared_ptr<const Packed> split;
+    {
+      const Fp32PrecisionScope precision(true);
+      split = cached_pack_b(Isa::kAvx512, w, K, N, w.data<float>(), ld, trans);
+    }
+    ASSERT_NE(split, nullptr);
+    EXPECT_EQ(split->data, nullptr) << "float strips were packed beside the split";
+    EXPECT_EQ(run(M, N, K, A, *split, GemmEpi{}, true), run(M, N, K, A, *kept, GemmEpi{}, true));
+    EXPECT_EQ(run(M, N, K, A, *split, GemmEpi{}, false), run(M, N, K, A, *kept, GemmEpi{}, false));
+    EXPECT_EQ(packed_a_run(*split), packed_a_run(*kept));
+  }
+  // Outside a bf16x3 scope (fp32-strict), or below the thresholds, weights are floats.
+  Tensor w2(DType::kFloat32, Shape{K, N});
+  EXPECT_NE(cached_pack_b(Isa::kAvx512, w2, K, N, w2.data<float>(), N, false)->data, nullptr);
+  const Fp32PrecisionScope precision(true);
+  EXPECT_NE(cached_pack_b(Isa::kAvx512, w2, K, 128, w2.data<float>(), N, false)->data, nullptr);
+}

@@ -60,6 +60,12 @@ std::shared_ptr<float> alloc_floats(int64_t n) {
 constexpr int64_t kAmxMinK = 512;
 constexpr int64_t kAmxMinN = 256;
 
+// Whether a K x N product with a packed B runs on the AMX tiles (given a
+// plain-row A) on the calling thread.
+bool amx_takes(Isa isa, int64_t K, int64_t N) {
+  return isa == Isa::kAvx512 && K >= kAmxMinK && N >= kAmxMinN && fp32_bf16x3_allowed() && amx_usable();
+}
+
 // A per-thread scratch buffer of at least n floats, grown on demand and kept
 // for the thread's next call (one per use: callers hold thread_local ones).
 struct Scratch {
@@ -276,6 +282,22 @@ void gemm_amx(int64_t M, int64_t N, int64_t K, const Operand& A, const Packed& B
 
 }  // namespace
 
+const float* Packed::floats() const {
+  if (data) return data.get();
+  std::lock_guard<std::mutex> lock(floats_mu_);
+  if (!floats_) {
+    const std::shared_ptr<void> alive = source.owner.lock();
+    DEEPEP_CHECK(!is_a && alive && source.p, "fast GEMM: a packed B without float strips and no live source");
+    floats_ = alloc_floats(strips() * K * R);
+    float* d = floats_.get();
+    ThreadPool::global().parallel_for(strips(), 1, threads_for(double(len) * double(K) * 4), [&](int64_t s0, int64_t s1) {
+      for (int64_t s = s0; s < s1; ++s)
+        pack_b_strip(R, source.p, source.ld, source.trans, K, s * R, std::min<int64_t>(R, len - s * R), d + s * K * R);
+    });
+  }
+  return floats_.get();
+}
+
 std::shared_ptr<const AmxB> Packed::amx_b() const {
   DEEPEP_CHECK(!is_a, "AMX GEMM: only a packed B has a bf16 split");
   std::lock_guard<std::mutex> lock(amx_mu_);
@@ -328,7 +350,18 @@ std::shared_ptr<const Packed> cached_pack_a(Isa isa, const Tensor& t, int64_t M,
 
 std::shared_ptr<const Packed> cached_pack_b(Isa isa, const Tensor& t, int64_t K, int64_t N, const float* B,
                                             int64_t ldb, bool trans) {
-  return cached(CacheKey{B, int(isa), false, trans, K, N, ldb}, t, [&] { return pack_b(isa, K, N, B, ldb, trans); });
+  return cached(CacheKey{B, int(isa), false, trans, K, N, ldb}, t, [&]() -> std::shared_ptr<const Packed> {
+    if (!amx_takes(isa, K, N)) return pack_b(isa, K, N, B, ldb, trans);
+    // Split straight from the weight: no float strips, not even for a while.
+    auto p = std::make_shared<Packed>();
+    p->isa = isa;
+    p->K = K;
+    p->len = N;
+    p->R = tile_of(isa).NR;
+    p->source = Packed::Source{B, ldb, trans, t.owner()};
+    p->amx_b();
+    return p;
+  });
 }
 
 std::shared_ptr<const Packed> cached_derived_pack(Isa isa, const Tensor& t, const void* data, int layout, bool is_a,
@@ -370,8 +403,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // A plain row-major A (activations) is read in place (see below); with a
   // packed B and a deep, wide product it may run on AMX tiles.
   const bool rows_a = !A.packed && !a_packer && A.p && !A.trans;
-  const bool use_amx = rows_a && B.packed && K >= kAmxMinK && N >= kAmxMinN && isa == Isa::kAvx512 &&
-                       fp32_bf16x3_allowed() && amx_usable();
+  const bool use_amx = rows_a && B.packed && amx_takes(isa, K, N);
   // C over the residual (an in-place FusedConv). The float micro-kernels
   // read each residual tile right before they store it when the epilogue is
   // fused and K is one block; elsewhere (partial sums in C, an epilogue pass
@@ -534,7 +566,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
     });
     shared_b = d;
   }
-  const float* bp = B.packed ? B.packed->data.get() : shared_b;
+  const float* bp = B.packed ? B.packed->floats() : shared_b;
   if (bp && threads > 1 && M >= kAffineMinRowsPerThread * threads &&
       double(K) * double(N) * sizeof(float) <= kAffineMaxBBytes) {
     // Many rows, a small B (a conv's weights against its feature map): each

@@ -55,10 +55,11 @@ struct Packed {
   Packed() = default;
   // A copy shares the data but not the AMX split (callers may point the
   // copy's data elsewhere: the Winograd conv's per-tile-element views).
-  Packed(const Packed& o) : isa(o.isa), is_a(o.is_a), K(o.K), len(o.len), R(o.R), data(o.data), parts(o.parts) {}
+  Packed(const Packed& o)
+      : isa(o.isa), is_a(o.is_a), K(o.K), len(o.len), R(o.R), data(o.data), parts(o.parts), source(o.source) {}
   Packed& operator=(const Packed& o) {
     if (this == &o) return *this;
-    isa = o.isa, is_a = o.is_a, K = o.K, len = o.len, R = o.R, data = o.data, parts = o.parts;
+    isa = o.isa, is_a = o.is_a, K = o.K, len = o.len, R = o.R, data = o.data, parts = o.parts, source = o.source;
     std::lock_guard<std::mutex> lock(amx_mu_);
     amx_.reset();
     return *this;
@@ -68,18 +69,32 @@ struct Packed {
   bool is_a = false;
   int64_t K = 0, len = 0;  // len: M for A, N for B
   int R = 0;               // MR or NR
-  std::shared_ptr<float> data;  // 64-byte aligned
+  std::shared_ptr<float> data;  // 64-byte aligned; null for a B that dropped its floats (below)
   // Operands stacked in data, each a view of its own slice (the Winograd
   // conv's a*a transformed weights): long-lived, so each keeps its AMX split.
   std::vector<std::shared_ptr<const Packed>> parts;
+  // Where a B without float strips packs them from (the constant weight,
+  // op(B) = B or B^T with leading dimension ld; owner: its storage).
+  struct Source {
+    const float* p = nullptr;
+    int64_t ld = 0;
+    bool trans = false;
+    std::weak_ptr<void> owner;
+  } source;
   int64_t strips() const { return (len + R - 1) / R; }
   // B only: its bf16 hi / lo split for the AMX path (gemm_amx.h), made on
   // first use and kept with it (thread-safe).
   std::shared_ptr<const AmxB> amx_b() const;
+  // The float strips the float micro-kernels read: data, or for a weight
+  // that runs on AMX tiles and so has none (cached_pack_b), strips packed
+  // from `source` on first use and kept (thread-safe).
+  const float* floats() const;
 
  private:
   mutable std::mutex amx_mu_;
   mutable std::shared_ptr<const AmxB> amx_;
+  mutable std::mutex floats_mu_;
+  mutable std::shared_ptr<float> floats_;
 };
 
 // Packs op(A) (M x K; A is K x M when trans) or op(B) (K x N; B is N x K when trans).
@@ -88,6 +103,10 @@ std::shared_ptr<const Packed> pack_b(Isa isa, int64_t K, int64_t N, const float*
 // The same, cached by the constant tensor `t` that holds the data (its
 // storage: while t's storage lives, the packed copy is reused by every
 // Session and thread; thread-safe). Returns nullptr when t has no owner.
+// A B the AMX path will take (bf16x3 allowed on the calling thread, AMX
+// usable, K and N past the path's thresholds) is split straight from the
+// weight and holds no float strips (they would double its memory for
+// nothing); floats() packs them should a float GEMM ever need them.
 std::shared_ptr<const Packed> cached_pack_a(Isa isa, const Tensor& t, int64_t M, int64_t K, const float* A,
                                             int64_t lda, bool trans);
 std::shared_ptr<const Packed> cached_pack_b(Isa isa, const Tensor& t, int64_t K, int64_t N, const float* B,

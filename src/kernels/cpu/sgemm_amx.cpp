@@ -107,19 +107,30 @@ std::shared_ptr<const AmxB> amx_pack_b(const Packed& b) {
   // split and interleaved column by column: the tiles' pair layout.
   const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  auto row = [&](const float* strip, int64_t k) {
-    return k < K ? _mm512_loadu_ps(strip + k * b.R) : _mm512_setzero_ps();
+  // Columns [j0, j0 + 16) of op(B)'s row k (zero past K and N): from the
+  // float strips, or from the weight itself when B has none (cached_pack_b).
+  const float* const strips = b.data.get();
+  const std::shared_ptr<void> source_alive = strips ? nullptr : b.source.owner.lock();
+  DEEPEP_CHECK(strips || (source_alive && b.source.p), "AMX GEMM: a packed B without float strips and no live source");
+  const Packed::Source& src = b.source;
+  auto row = [&](int64_t j0, int64_t k) {
+    if (k >= K) return _mm512_setzero_ps();
+    if (strips) return _mm512_loadu_ps(strips + (j0 / b.R) * K * b.R + k * b.R + j0 % b.R);
+    const int64_t n = std::min<int64_t>(kAmxCols, b.len - j0);
+    if (!src.trans) return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), src.p + k * src.ld + j0);
+    alignas(64) float t[kAmxCols] = {};
+    for (int64_t c = 0; c < n; ++c) t[c] = src.p[(j0 + c) * src.ld + k];
+    return _mm512_load_ps(t);
   };
   auto widen = [](__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); };
   ThreadPool::global().parallel_for(out->panels, 1, threads_for(double(Kp) * double(b.len) * 8),
                                     [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t j0 = p * kAmxCols;
-      const float* strip = b.data.get() + (j0 / b.R) * K * b.R + j0 % b.R;
       uint16_t* hi = d + p * panel;
       uint16_t* lo = hi + Kp * kAmxCols;
       for (int64_t k = 0; k < Kp; k += 2) {
-        const __m512 x0 = row(strip, k), x1 = row(strip, k + 1);
+        const __m512 x0 = row(j0, k), x1 = row(j0, k + 1);
         const __m512i h = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(x1, x0));  // x0's 16, then x1's
         const __m512 r0 = _mm512_sub_ps(x0, widen(_mm512_castsi512_si256(h)));
         const __m512 r1 = _mm512_sub_ps(x1, widen(_mm512_extracti64x4_epi64(h, 1)));
