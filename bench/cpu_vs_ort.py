@@ -18,8 +18,10 @@ spin after a run, and with a 20 ms pause they still held one of this 2-vCPU
 machine's cores during DeepEP's next run (resnet50 at 2 threads: DeepEP 85 ms
 after 20 ms, 61-62 ms after 100-200 ms; ORT 49-53 ms either way). Reports the median latency of each and the ratio DeepEP/ORT (< 1: DeepEP
 is faster). --json prints a list of {"model", "deepep_ms", "ort_ms", "ratio"}.
-A markdown table with the CPU model, thread count, load average and date is
-written to bench/results/cpu_vs_ort_<date>.md (--no-write to skip).
+A markdown table with the CPU model, thread count, load average and date,
+and per model the middle half of the per-pair ratios and the hypervisor's
+steal time during the runs (how far one table can be trusted on a shared
+machine), is written to bench/results/cpu_vs_ort_<date>.md (--no-write to skip).
 """
 import argparse
 import datetime
@@ -94,6 +96,16 @@ def ort_session(path, threads):
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
+def cpu_ticks():
+    """(steal, total) jiffies of all CPUs from /proc/stat (Linux; zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def bench_model(name, a, rng):
     import numpy as np
     import deepep
@@ -114,6 +126,7 @@ def bench_model(name, a, rng):
         osess.run(None, feeds)
     td, to = [], []
     gap = a.gap_ms / 1e3
+    steal0, total0 = cpu_ticks()
     for _ in range(a.iterations):
         # A pause before each run lets the other runtime's idle threads stop
         # spinning (both pools spin briefly after a run), so neither run
@@ -126,9 +139,15 @@ def bench_model(name, a, rng):
         t0 = time.perf_counter()
         osess.run(None, feeds)
         to.append((time.perf_counter() - t0) * 1e3)
+    steal1, total1 = cpu_ticks()
     d, o = statistics.median(td), statistics.median(to)
+    # The spread of the per-pair ratios (each DeepEP run over the ORT run
+    # after it) and the share of CPU time the hypervisor gave to other
+    # guests: how far one table can be trusted on a shared machine.
+    q = statistics.quantiles([x / y for x, y in zip(td, to)], n=4) if len(td) > 1 else [d / o] * 3
+    steal = 100.0 * (steal1 - steal0) / (total1 - total0) if total1 > total0 else 0.0
     return {"model": name, "deepep_ms": round(d, 3), "ort_ms": round(o, 3), "ratio": round(d / o, 3),
-            "max_rel_err": max_err}
+            "max_rel_err": max_err, "pair_q1": q[0], "pair_q3": q[2], "steal_pct": steal}
 
 
 def main():
@@ -164,7 +183,8 @@ def main():
         rows.append(r)
         if not a.json:
             print(f"{m:12s} deepep {r['deepep_ms']:9.2f} ms  ort {r['ort_ms']:9.2f} ms  ratio {r['ratio']:.3f}"
-                  f"  (max rel err {r['max_rel_err']:.1e})", flush=True)
+                  f"  (pairs {r['pair_q1']:.2f}-{r['pair_q3']:.2f}, steal {r['steal_pct']:.1f} %,"
+                  f" max rel err {r['max_rel_err']:.1e})", flush=True)
     load_after = os.getloadavg()
     if a.json:
         print(json.dumps([{k: r[k] for k in ("model", "deepep_ms", "ort_ms", "ratio")} for r in rows]))
@@ -183,11 +203,14 @@ def main():
                  f"- load average (1/5/15 min) before: {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
                  f"after: {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} (shared machine)",
                  f"- command: `{' '.join(sys.argv)}`", "",
-                 "| model | DeepEP ms | ORT ms | ratio DeepEP/ORT | max rel err |",
-                 "|---|---:|---:|---:|---:|"]
+                 "- pair ratios: the middle half (25th-75th percentile) of the per-pair ratios, each DeepEP "
+                 "run over the ORT run after it; steal: CPU time the hypervisor gave to other guests during "
+                 "the timed runs (/proc/stat)", "",
+                 "| model | DeepEP ms | ORT ms | ratio DeepEP/ORT | pair ratios | steal | max rel err |",
+                 "|---|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             lines.append(f"| {r['model']} | {r['deepep_ms']:.2f} | {r['ort_ms']:.2f} | {r['ratio']:.3f} | "
-                         f"{r['max_rel_err']:.1e} |")
+                         f"{r['pair_q1']:.2f}-{r['pair_q3']:.2f} | {r['steal_pct']:.1f} % | {r['max_rel_err']:.1e} |")
         mode = "a" if os.path.exists(out) else "w"
         with open(out, mode) as f:
             if mode == "a":
