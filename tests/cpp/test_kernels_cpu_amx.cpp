@@ -216,3 +216,30 @@ TEST(KernelsCpuAmx, CachedWeightOnTilesHoldsNoFloats) {
   const Fp32PrecisionScope precision(true);
   EXPECT_NE(cached_pack_b(Isa::kAvx512, w2, K, 128, w2.data<float>(), N, false)->data, nullptr);
 }
+
+// A pointwise channels-last conv whose weight the tiles take (packed as a
+// MatMul weight: split only) against the reference, and not the float path.
+TEST(KernelsCpuAmx, PointwiseConvWeightOnTiles) {
+  if (skip()) GTEST_SKIP() << "no AMX tiles on this CPU / OS";
+  using namespace cputest;
+  const Tensor x = rnd({1, 5, 7, 520}, 61), w = rnd({272, 520, 1, 1}, 62), b = rnd({272}, 63);
+  const std::vector<Input> ins = {{"x", x}, {"w", w, true}, {"b", b, true}};
+  const std::string attrs = "activation=\"Relu\", channels_last=1";
+  std::string kernel;
+  Tensor want;
+  {
+    IsaScope s(Isa::kNone);
+    want = run_node("deepep.FusedConv", attrs, ins, kernel);
+  }
+  IsaScope s(Isa::kAvx512);
+  const Tensor strict = run_node("deepep.FusedConv", attrs, ins, kernel);
+  EXPECT_EQ(kernel, "cpu.conv_nhwc");
+  Tensor tiles;
+  {
+    const Fp32PrecisionScope precision(true);
+    tiles = run_node("deepep.FusedConv", attrs, ins, kernel);
+  }
+  EXPECT_LT(rel_err(strict, want), 1e-5);
+  EXPECT_LT(rel_err(tiles, want), kTol);
+  EXPECT_GT(rel_err(tiles, strict), 0.0) << "the tiles did not run";
+}

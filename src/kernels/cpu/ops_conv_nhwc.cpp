@@ -325,7 +325,10 @@ void run(KernelContext& ctx) {
   for (int64_t gi = 0; gi < p.group; ++gi) {
     const float* Wg = Wt + gi * p.Mg * K;
     std::shared_ptr<const Packed> wp;
-    if (w_const)
+    // A pointwise conv's weight [Mg, C] is op(B)^T as it stands: packed as a
+    // MatMul weight is (on AMX tiles: split only, no float copy).
+    if (w_const && pointwise && p.group == 1) wp = cached_pack_b(isa, w, K, p.Mg, Wg, K, true);
+    else if (w_const)
       wp = cached_derived_pack(isa, w, Wg, kLayoutGemmB, false, K, p.Mg, [&] { return pack_weight(isa, p, Wg, false); });
     if (!wp) wp = pack_weight(isa, p, Wg, false);
     GemmEpi ge = epi;
