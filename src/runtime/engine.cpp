@@ -4,6 +4,7 @@
 #include <cstring>
 #include <list>
 #include <map>
+#include <optional>
 
 #include "format/de_file.h"
 #include "frontend/onnx_loader.h"
@@ -254,6 +255,9 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
   Executor ex;
   // CPU float32 GEMMs may run as bf16x3 on AMX tiles unless "fp32-strict".
   cpu::Fp32PrecisionScope precision(impl_->options.precision == "fp32");
+  // CPU runs keep the pool's workers spinning between loops (GPU runs do not use them).
+  std::optional<cpu::ThreadPool::RunScope> spinning;
+  if (!plans_->cuda) spinning.emplace();
   std::vector<Tensor> outs;
   if (plans_->cuda) {
     outs = plans_->cuda->run(bound);

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <tuple>
 #include <random>
+#include <chrono>
 #include <thread>
 
 #include "cpu_kernel_test_util.h"
@@ -359,4 +360,35 @@ TEST(KernelsCpuThreadPool, CoversTheRangeOnceRethrowsAndNests) {
     });
   for (auto& c : callers) c.join();
   EXPECT_EQ(total.load(), 4 * 50 * 64);
+}
+
+// Loops inside run scopes (one, several at once on several threads, nested)
+// and after them cover their ranges once: the scopes change only how long
+// idle workers spin.
+TEST(KernelsCpuThreadPool, LoopsInsideAndAfterRunScopes) {
+  ThreadPool& pool = ThreadPool::global();
+  auto loop = [&](int64_t n) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    pool.parallel_for(n, 1, 0, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+    });
+    for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+  };
+  {
+    ThreadPool::RunScope run;
+    for (int r = 0; r < 20; ++r) loop(257);
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));  // past the long spin
+    loop(257);
+    ThreadPool::RunScope nested;
+    loop(31);
+  }
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 3; ++t)
+    callers.emplace_back([&] {
+      ThreadPool::RunScope run;
+      for (int r = 0; r < 30; ++r) loop(64);
+    });
+  for (auto& c : callers) c.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  loop(1000);
 }

@@ -400,8 +400,12 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   const bool fuse_epi = !epi.trivial() && epi.alpha == 1.f && !epi.bias_per_row && !epi.res_row_off &&
                         (!epi.res || epi.res_col_step == 1) &&
                         (epi.act == ops::Act::kNone || epi.act == ops::Act::kRelu || clip_ok);
-  // A plain row-major A (activations) is read in place (see below); with a
-  // packed B and a deep, wide product it may run on AMX tiles.
+  // A given as plain rows (activations, row-major) is read in place by the
+  // micro-kernel (its broadcasts take any address): no packing pass. Measured
+  // faster than packing, or the same, for every K and row count of
+  // MobileNetV2 and ResNet-50 (K = 16 -> 16-column projections 15 %; 49-row
+  // 7x7 layers 2-4 % in strips of 7, docs/CPU.md). With a packed B and a
+  // deep, wide product it runs on AMX tiles where allowed.
   const bool rows_a = !A.packed && !a_packer && A.p && !A.trans;
   const bool use_amx = rows_a && B.packed && amx_takes(isa, K, N);
   // C over the residual (an in-place FusedConv). The float micro-kernels
@@ -461,11 +465,6 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   // op(A) packed whole (given packed, or packed once below when several
   // column blocks would each pack it again).
   const float* apre = A.packed ? A.packed->data.get() : nullptr;
-  // A given as plain rows (activations, row-major) is read in place by the
-  // micro-kernel (its broadcasts take any address): no packing pass. Measured
-  // faster than packing, or the same, for every K and row count of
-  // MobileNetV2 and ResNet-50 (K = 16 -> 16-column projections 15 %; 49-row
-  // 7x7 layers 2-4 % in strips of 7, docs/CPU.md).
   if (use_amx) {
     gemm_amx(M, N, K, A, *B.packed, C, ldc, epi, threads);
     return;

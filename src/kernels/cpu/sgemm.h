@@ -69,7 +69,7 @@ struct Packed {
   bool is_a = false;
   int64_t K = 0, len = 0;  // len: M for A, N for B
   int R = 0;               // MR or NR
-  std::shared_ptr<float> data;  // 64-byte aligned; null for a B that dropped its floats (below)
+  std::shared_ptr<float> data;  // 64-byte aligned; null for a B split straight from its weight (below)
   // Operands stacked in data, each a view of its own slice (the Winograd
   // conv's a*a transformed weights): long-lived, so each keeps its AMX split.
   std::vector<std::shared_ptr<const Packed>> parts;
