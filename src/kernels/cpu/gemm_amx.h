@@ -30,7 +30,8 @@ struct AmxB {
   std::shared_ptr<uint16_t> data;
 };
 
-// The split of a packed float op(B) (its NR-column strips).
+// The split of a packed op(B): from its float NR-column strips, or, when it
+// has none (a weight cached_pack_b split straight away), from b.source.
 std::shared_ptr<const AmxB> amx_pack_b(const Packed& b);
 
 // Rows [0, rows) of row-major A (lda) split into hi / lo, each [rows][Kp]

@@ -143,6 +143,18 @@ void pack_b_strip(int NR, const float* B, int64_t ldb, bool trans, int64_t K, in
   }
 }
 
+// All of op(B) (K x N) as NR-column strips in a new buffer, over the pool.
+std::shared_ptr<float> pack_b_strips(int NR, const float* B, int64_t ldb, bool trans, int64_t K, int64_t N) {
+  const int64_t strips = (N + NR - 1) / NR;
+  std::shared_ptr<float> out = alloc_floats(strips * K * NR);
+  float* d = out.get();
+  ThreadPool::global().parallel_for(strips, 1, threads_for(double(N) * double(K) * 4), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      pack_b_strip(NR, B, ldb, trans, K, s * NR, std::min<int64_t>(NR, N - s * NR), d + s * K * NR);
+  });
+  return out;
+}
+
 struct CacheKey {
   const void* data;
   int isa;
@@ -288,12 +300,7 @@ const float* Packed::floats() const {
   if (!floats_) {
     const std::shared_ptr<void> alive = source.owner.lock();
     DEEPEP_CHECK(!is_a && alive && source.p, "fast GEMM: a packed B without float strips and no live source");
-    floats_ = alloc_floats(strips() * K * R);
-    float* d = floats_.get();
-    ThreadPool::global().parallel_for(strips(), 1, threads_for(double(len) * double(K) * 4), [&](int64_t s0, int64_t s1) {
-      for (int64_t s = s0; s < s1; ++s)
-        pack_b_strip(R, source.p, source.ld, source.trans, K, s * R, std::min<int64_t>(R, len - s * R), d + s * K * R);
-    });
+    floats_ = pack_b_strips(R, source.p, source.ld, source.trans, K, len);
   }
   return floats_.get();
 }
@@ -334,12 +341,7 @@ std::shared_ptr<const Packed> pack_b(Isa isa, int64_t K, int64_t N, const float*
   p->K = K;
   p->len = N;
   p->R = tl.NR;
-  p->data = alloc_floats(p->strips() * K * tl.NR);
-  float* d = p->data.get();
-  ThreadPool::global().parallel_for(p->strips(), 1, threads_for(double(N) * double(K) * 4), [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s)
-      pack_b_strip(tl.NR, B, ldb, trans, K, s * tl.NR, std::min<int64_t>(tl.NR, N - s * tl.NR), d + s * K * tl.NR);
-  });
+  p->data = pack_b_strips(tl.NR, B, ldb, trans, K, N);
   return p;
 }
 

@@ -72,6 +72,9 @@ void tiles(const uint16_t* ahi, const uint16_t* alo, int64_t Kp, const uint16_t*
   }
 }
 
+// bf16 values back to float32 (exact: the high half of each float).
+__m512 widen_bf16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+
 // Accumulator tile t (0..3) to dst (row stride ld floats).
 void store_tile(int t, float* dst, int64_t ld) {
   const int64_t s = ld * 4;
@@ -122,7 +125,6 @@ std::shared_ptr<const AmxB> amx_pack_b(const Packed& b) {
     for (int64_t c = 0; c < n; ++c) t[c] = src.p[(j0 + c) * src.ld + k];
     return _mm512_load_ps(t);
   };
-  auto widen = [](__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); };
   ThreadPool::global().parallel_for(out->panels, 1, threads_for(double(Kp) * double(b.len) * 8),
                                     [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
@@ -132,8 +134,8 @@ std::shared_ptr<const AmxB> amx_pack_b(const Packed& b) {
       for (int64_t k = 0; k < Kp; k += 2) {
         const __m512 x0 = row(j0, k), x1 = row(j0, k + 1);
         const __m512i h = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(x1, x0));  // x0's 16, then x1's
-        const __m512 r0 = _mm512_sub_ps(x0, widen(_mm512_castsi512_si256(h)));
-        const __m512 r1 = _mm512_sub_ps(x1, widen(_mm512_extracti64x4_epi64(h, 1)));
+        const __m512 r0 = _mm512_sub_ps(x0, widen_bf16(_mm512_castsi512_si256(h)));
+        const __m512 r1 = _mm512_sub_ps(x1, widen_bf16(_mm512_extracti64x4_epi64(h, 1)));
         const __m512i l = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r1, r0));
         _mm512_storeu_si512(hi + k * kAmxCols, _mm512_permutexvar_epi16(pairs, h));
         _mm512_storeu_si512(lo + k * kAmxCols, _mm512_permutexvar_epi16(pairs, l));
@@ -153,8 +155,7 @@ void amx_split_a(const float* a, int64_t lda, int64_t rows, int64_t K, int64_t K
       const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
       const __m512 x = _mm512_maskz_loadu_ps(m, src + k);
       const __m256i xh = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x));
-      const __m512 xhf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(xh), 16));
-      const __m256i xl = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_sub_ps(x, xhf)));
+      const __m256i xl = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_sub_ps(x, widen_bf16(xh))));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + k), xh);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(l + k), xl);
     }
