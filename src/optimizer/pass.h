@@ -74,7 +74,9 @@ std::unique_ptr<Pass> make_conv_activation_fusion();
 // Level 3: aggressive.
 std::unique_ptr<Pass> make_precision_lowering();
 std::unique_ptr<Pass> make_elementwise_fusion();
-// Load time, per device (not in default_pipeline; see convert_to_channels_last).
+// Load time, per device (not in default_pipeline; see convert_to_channels_last
+// and fuse_for_cpu).
 std::unique_ptr<Pass> make_channels_last();
+std::unique_ptr<Pass> make_pointwise_depthwise_fusion();
 
 }  // namespace deepep

@@ -227,4 +227,15 @@ int convert_to_channels_last(Graph& g) {
   return it == r.passes[0].counters.end() ? 0 : int(it->second);
 }
 
+int fuse_for_cpu(Graph& g) {
+  std::vector<std::unique_ptr<Pass>> passes;
+  passes.push_back(make_pointwise_depthwise_fusion());
+  passes.push_back(make_dead_code_elimination());
+  OptimizeOptions o;
+  o.level = 2;
+  const FusionReport r = optimize_with(g, passes, o);
+  const auto it = r.passes[0].counters.find("fused.pointwise_depthwise");
+  return it == r.passes[0].counters.end() ? 0 : int(it->second);
+}
+
 }  // namespace deepep

@@ -74,4 +74,10 @@ FusionReport optimize_with(Graph& g, const std::vector<std::unique_ptr<Pass>>& p
 // channels_last = 1. Returns how many convolutions were converted.
 int convert_to_channels_last(Graph& g);
 
+// Load-time fusions for the CPU kernels only (after convert_to_channels_last;
+// the GPU runs the nodes they would make through cuDNN unfused): a 1x1 conv
+// and the depthwise conv that alone reads its large output become one
+// deepep.PointwiseDepthwiseConv. Returns how many pairs were fused.
+int fuse_for_cpu(Graph& g);
+
 }  // namespace deepep

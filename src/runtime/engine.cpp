@@ -127,6 +127,7 @@ std::shared_ptr<Engine> Engine::load(const std::string& path, const EngineOption
   impl->options = options;
   impl->layout = layout;
   if (impl->layout == "nhwc") convert_to_channels_last(*impl->model.graph);
+  if (impl->layout == "nhwc" && cuda_device < 0 && options.fusion_level >= 2) fuse_for_cpu(*impl->model.graph);
   if (cuda_device >= 0) {
     CudaOptions co;
     co.device = cuda_device;

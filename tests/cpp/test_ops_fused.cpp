@@ -208,6 +208,51 @@ TEST(FusedConv, ResidualOfAnotherShapeIsAnError) {
                Error);
 }
 
+TEST(PointwiseDepthwiseConv, MatchesTheConvChain) {
+  // NCHW (the reference; the CPU kernel takes channels_last = 1, tested in
+  // test_kernels_cpu_pointwise_depthwise.cpp against this reference).
+  struct Case {
+    Shape x;
+    int64_t E, K;
+    std::string dw;  // the depthwise conv's geometry
+  };
+  const Case cases[] = {{{2, 5, 11, 9}, 13, 3, "pads=[1,1,1,1]"},
+                        {{1, 3, 12, 10}, 16, 3, "strides=[2,2], pads=[1,0,0,1]"},
+                        {{1, 4, 9, 9}, 7, 5, "dilations=[2,1], pads=[4,2,4,2]"}};
+  uint32_t seed = 600;
+  for (const Case& c : cases)
+    for (const ActCase* a1 : {&kActs[0], &kActs[8], &kActs[10]})
+      for (const ActCase* a2 : {&kActs[0], &kActs[1], &kActs[3]}) {
+        const Shape w1{c.E, c.x[1], 1, 1}, w2{c.E, 1, c.K, c.K};
+        const std::string ins = "%x: " + shape_text(c.x) + ", %w1: " + shape_text(w1) + ", %b1: float32[" +
+                                std::to_string(c.E) + "], %w2: " + shape_text(w2) + ", %b2: float32[" +
+                                std::to_string(c.E) + "]";
+        const std::string dw = c.dw + ", group=" + std::to_string(c.E);
+        std::string attrs = dw;
+        const std::string ep1 = epilogue_attrs(*a1, false), ep2 = epilogue_attrs(*a2, false);
+        if (!ep2.empty()) attrs += ", " + ep2.substr(1, ep2.size() - 2);
+        if (!ep1.empty()) {
+          std::string p = ep1.substr(1, ep1.size() - 2);
+          for (size_t at = p.find("activation"); at != std::string::npos; at = p.find("activation", at + 20))
+            p.insert(at, "pointwise_");
+          attrs += ", " + p;
+        }
+        const std::string fused = "graph main(" + ins + ") {\n %y = deepep.PointwiseDepthwiseConv<" + attrs +
+                                  ">(%x, %w1, %b1, %w2, %b2)\n return %y\n}";
+        std::string chain = "graph main(" + ins + ") {\n %pre = Conv(%x, %w1, %b1)\n " + a1->chain + "\n";
+        chain += " %e = Identity(%act)\n %pre2 = Conv<" + dw + ">(%e, %w2, %b2)\n ";
+        std::string act2 = a2->chain;
+        for (const char* from : {"%pre", "%act", "%sg", "%lo", "%hi"})
+          for (size_t at = act2.find(from); at != std::string::npos; at = act2.find(from, at + 3))
+            act2.insert(at + std::string(from).size(), "2");
+        chain += act2 + "\n return %act2\n}";
+        SCOPED_TRACE(fused);
+        expect_same(fused, chain,
+                    {rnd(c.x, seed), rnd(w1, seed + 1), rnd({c.E}, seed + 2), rnd(w2, seed + 3), rnd({c.E}, seed + 4)});
+        seed += 5;
+      }
+}
+
 TEST(SkipLayerNorm, MatchesAddThenLayerNorm) {
   struct Case {
     Shape x, skip, gamma;

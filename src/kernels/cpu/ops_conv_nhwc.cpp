@@ -113,14 +113,6 @@ std::shared_ptr<const Packed> pack_weight_direct(Isa isa, const Plan& p, const f
   return pk;
 }
 
-// The direct loops' (depthwise, few-input-channel) geometry and epilogue.
-void fill_direct_args(NhwcDwArgs& a, const Plan& p, const ops::Epilogue& e, const float* X, const float* w,
-                      const float* bias, const float* res, float* Y) {
-  a.x = X, a.w = w, a.bias = bias, a.res = res, a.y = Y;
-  a.H = p.H, a.W = p.W, a.C = p.C, a.OH = p.OH, a.OW = p.OW, a.KH = p.KH, a.KW = p.KW;
-  a.sh = p.sh, a.sw = p.sw, a.ph = p.ph, a.pw = p.pw, a.dh = p.dh, a.dw = p.dw;
-  a.act = e.act, a.p0 = e.p0, a.p1 = e.p1, a.res_first = e.residual_first;
-}
 
 // im2col of group gi, pixel-major: pixels [i0, i0 + mc) (output pixels
 // (n, oy, ox)) x k [p0, p0 + kc) (k = (ky, kx, c)) as MR-pixel strips,
@@ -187,6 +179,27 @@ void pack_a_nhwc(const Plan& p, const float* X, int64_t gi, PackRowsFn pack_rows
   }
 }
 
+}  // namespace
+
+void fill_direct_args(NhwcDwArgs& a, const ConvPlan& p, const ops::Epilogue& e, const float* X, const float* w,
+                      const float* bias, const float* res, float* Y) {
+  a.x = X, a.w = w, a.bias = bias, a.res = res, a.y = Y;
+  a.H = p.H, a.W = p.W, a.C = p.C, a.OH = p.OH, a.OW = p.OW, a.KH = p.KH, a.KW = p.KW;
+  a.sh = p.sh, a.sw = p.sw, a.ph = p.ph, a.pw = p.pw, a.dh = p.dh, a.dw = p.dw;
+  a.act = e.act, a.p0 = e.p0, a.p1 = e.p1, a.res_first = e.residual_first;
+}
+
+std::shared_ptr<const Packed> nhwc_depthwise_weight(Isa isa, const ConvPlan& p, const Tensor& w, bool w_const) {
+  const float* Wt = w.data<float>();
+  std::shared_ptr<const Packed> wp;
+  if (w_const)
+    wp = cached_derived_pack(isa, w, Wt, kLayoutDepthwise, false, p.KH * p.KW, p.C,
+                             [&] { return pack_weight_dw(isa, p, Wt); });
+  return wp ? wp : pack_weight_dw(isa, p, Wt);
+}
+
+namespace {
+
 void run(KernelContext& ctx) {
   const Isa isa = active_isa();
   const NhwcKernels* nk = nhwc_kernels_of(isa);
@@ -206,10 +219,7 @@ void run(KernelContext& ctx) {
   const int64_t taps = p.KH * p.KW;
 
   if (p.depthwise()) {
-    std::shared_ptr<const Packed> wp;
-    if (w_const)
-      wp = cached_derived_pack(isa, w, Wt, kLayoutDepthwise, false, taps, p.C, [&] { return pack_weight_dw(isa, p, Wt); });
-    if (!wp) wp = pack_weight_dw(isa, p, Wt);
+    const std::shared_ptr<const Packed> wp = nhwc_depthwise_weight(isa, p, w, w_const);
     NhwcDwArgs a;
     fill_direct_args(a, p, e, X, wp->data.get(), bias, res, Y);
     const int64_t rows = p.N * p.OH;

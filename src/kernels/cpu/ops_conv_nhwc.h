@@ -6,7 +6,11 @@
 #pragma once
 #include <cstdint>
 
+#include <memory>
+
+#include "kernels/cpu/conv_plan.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/sgemm.h"
 #include "ops/fused_epilogue.h"
 
 namespace deepep::cpu {
@@ -25,6 +29,10 @@ struct NhwcDwArgs {
   ops::Act act = ops::Act::kNone;
   float p0 = 0.f, p1 = 0.f;
   bool res_first = false;
+  // Depthwise only: x holds the input rows from this one of the N*H rows
+  // (n, iy) on, a window of the input (the fused pointwise-depthwise
+  // kernel's expanded rows); every row a call reads must be in it.
+  int64_t x_row0 = 0;
 };
 // Output rows [r0, r1) of the N*OH rows (n, oy).
 using NhwcDwFn = void (*)(const NhwcDwArgs& a, int64_t r0, int64_t r1);
@@ -60,6 +68,13 @@ struct NhwcKernels {
   TransposeFn transpose = nullptr;
   MaxTapsFn max_taps = nullptr;
 };
+
+// The depthwise loop's weight, plan p's W [C, 1, KH, KW] as [KH*KW][C]
+// (Packed with R = 1), cached by the weight's storage when w_const.
+std::shared_ptr<const Packed> nhwc_depthwise_weight(Isa isa, const ConvPlan& p, const Tensor& w, bool w_const);
+// The direct loops' (depthwise, few-input-channel) geometry and epilogue.
+void fill_direct_args(NhwcDwArgs& a, const ConvPlan& p, const ops::Epilogue& e, const float* X, const float* w,
+                      const float* bias, const float* res, float* Y);
 
 #if defined(__x86_64__)
 const NhwcKernels& nhwc_avx512_kernels();

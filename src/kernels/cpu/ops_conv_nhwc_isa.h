@@ -39,8 +39,10 @@ inline vf ld(const float* p, int64_t n) {
 // the taps left or right of the image (zero padding; without it every
 // horizontal tap of the NB outputs must be inside). Rows outside the image
 // are skipped. Then bias, residual and activation on the registers.
+// xrow: the index in a.x's rows of image row 0 (row iy is at a.x + (xrow +
+// iy) * W * C; negative when a.x is a window starting past row 0).
 template <Act A, int NB, bool FULL, int KWC, bool CHECK>
-__attribute__((always_inline)) inline void dw_tile(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0,
+__attribute__((always_inline)) inline void dw_tile(const NhwcDwArgs& a, int64_t xrow, int64_t iy0, int64_t ox0,
                                                    int64_t c0, int64_t nc, float* yr, const float* rr) {
   const int64_t C = a.C, W = a.W, H = a.H, KH = a.KH, sw = a.sw, dw = a.dw, dh = a.dh, pw = a.pw;
   const int64_t KW = KWC ? KWC : a.KW;
@@ -51,7 +53,7 @@ __attribute__((always_inline)) inline void dw_tile(const NhwcDwArgs& a, const fl
   for (int64_t ky = 0; ky < KH; ++ky) {
     const int64_t iy = iy0 + ky * dh;
     if (iy < 0 || iy >= H) continue;
-    const float* xr = xn + iy * W * C + c0;
+    const float* xr = a.x + (xrow + iy) * W * C + c0;
     const float* wr = wbase + ky * KW * C + c0;
 #pragma GCC unroll 4
     for (int64_t kx = 0; kx < KW; ++kx) {
@@ -96,11 +98,11 @@ inline void interior_columns(const NhwcDwArgs& a, int64_t& lo, int64_t& hi) {
 // Outputs ox0 .. ox0 + NB of one row, all channels (the tail vector through
 // the generic checked tile).
 template <Act A, int NB, int KWC, bool CHECK>
-inline void dw_px(const NhwcDwArgs& a, const float* xn, int64_t iy0, int64_t ox0, float* yr, const float* rr) {
+inline void dw_px(const NhwcDwArgs& a, int64_t xrow, int64_t iy0, int64_t ox0, float* yr, const float* rr) {
   int64_t c0 = 0;
-  for (; c0 + VW <= a.C; c0 += VW) dw_tile<A, NB, true, KWC, CHECK>(a, xn, iy0, ox0, c0, VW, yr, rr);
+  for (; c0 + VW <= a.C; c0 += VW) dw_tile<A, NB, true, KWC, CHECK>(a, xrow, iy0, ox0, c0, VW, yr, rr);
   if (c0 < a.C)
-    for (int j = 0; j < NB; ++j) dw_tile<A, 1, false, 0, true>(a, xn, iy0, ox0 + j, c0, a.C - c0, yr, rr);
+    for (int j = 0; j < NB; ++j) dw_tile<A, 1, false, 0, true>(a, xrow, iy0, ox0 + j, c0, a.C - c0, yr, rr);
 }
 
 // The rows: outputs left and right of the interior (some tap outside the
@@ -113,16 +115,16 @@ void dw_rows_k(const NhwcDwArgs& a, int64_t r0, int64_t r1) {
   interior_columns(a, lo, hi);
   for (int64_t row = r0; row < r1; ++row) {
     const int64_t n = row / a.OH, oy = row % a.OH;
-    const float* xn = a.x + n * a.H * a.W * C;
+    const int64_t xrow = n * a.H - a.x_row0;
     float* yr = a.y + row * a.OW * C;
     const float* rr = a.res ? a.res + row * a.OW * C : nullptr;
     const int64_t iy0 = oy * a.sh - a.ph;
     int64_t ox = 0;
-    for (; ox < lo; ++ox) dw_px<A, 1, KWC, true>(a, xn, iy0, ox, yr, rr);
-    for (; ox + 8 <= hi; ox += 8) dw_px<A, 8, KWC, false>(a, xn, iy0, ox, yr, rr);
-    for (; ox + 4 <= hi; ox += 4) dw_px<A, 4, KWC, false>(a, xn, iy0, ox, yr, rr);
-    for (; ox < hi; ++ox) dw_px<A, 1, KWC, false>(a, xn, iy0, ox, yr, rr);
-    for (; ox < a.OW; ++ox) dw_px<A, 1, KWC, true>(a, xn, iy0, ox, yr, rr);
+    for (; ox < lo; ++ox) dw_px<A, 1, KWC, true>(a, xrow, iy0, ox, yr, rr);
+    for (; ox + 8 <= hi; ox += 8) dw_px<A, 8, KWC, false>(a, xrow, iy0, ox, yr, rr);
+    for (; ox + 4 <= hi; ox += 4) dw_px<A, 4, KWC, false>(a, xrow, iy0, ox, yr, rr);
+    for (; ox < hi; ++ox) dw_px<A, 1, KWC, false>(a, xrow, iy0, ox, yr, rr);
+    for (; ox < a.OW; ++ox) dw_px<A, 1, KWC, true>(a, xrow, iy0, ox, yr, rr);
   }
 }
 

@@ -22,6 +22,7 @@ void register_kernels(OpTable& table) {
   register_matmul_kernels(table);
   register_conv_kernels(table);
   register_conv_nhwc_kernels(table);
+  register_pointwise_depthwise_kernels(table);
   register_pool_kernels(table);
   register_attention_kernels(table);
   register_norm_kernels(table);

@@ -25,6 +25,7 @@ void register_kernels(OpTable& table);
 void register_matmul_kernels(OpTable& table);
 void register_conv_kernels(OpTable& table);
 void register_conv_nhwc_kernels(OpTable& table);  // deepep.FusedConv, channels_last = 1
+void register_pointwise_depthwise_kernels(OpTable& table);  // deepep.PointwiseDepthwiseConv
 void register_pool_kernels(OpTable& table);
 void register_attention_kernels(OpTable& table);  // deepep.Attention
 void register_norm_kernels(OpTable& table);       // deepep.SkipLayerNorm, LayerNormalization
