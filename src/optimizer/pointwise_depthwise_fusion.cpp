@@ -8,11 +8,11 @@
 //                                [E, 1, KH, KW]), no residual, channels_last
 // with E read by nothing else, into Y = deepep.PointwiseDepthwiseConv(X, W1,
 // B1, W2, B2) (src/ops/fused_pointwise_depthwise.cpp), when E is a large
-// map: at least kMinExpandedBytes (MobileNet's expand + depthwise at 112x112
-// to 28x28).
+// map: at least kMinExpandedBytes per image (MobileNet's expand + depthwise
+// at 112x112 to 28x28).
 // Must not: fuse a pair whose E has another reader or is a graph output, a
-// conv with a residual, a strided/padded/grouped 1x1, an E of unknown shape,
-// types other than float32.
+// conv with a residual, a strided/padded/grouped 1x1, an E whose height,
+// width or channels are unknown, types other than float32.
 // Why: the expanded map is the block's largest (MobileNetV2's 112x112x96 is
 // 4.8 MB): written by the 1x1 conv and read back by the depthwise one it
 // goes through memory twice; the fused kernel makes it a few rows at a time
@@ -64,8 +64,11 @@ bool fuse(Graph& g, Node& d, const UseIndex& uses, PassContext& ctx) {
   if (!p || !is_channels_last_conv(*p) || uses.sole_consumer(e) != &d || !is_pointwise(*p)) return false;
   const int64_t channels = p->inputs[1]->data->dim(0);
   if (!is_depthwise(d, channels) || !e->shape || e->shape->size() != 4) return false;
+  // Per image (the kernel walks one image's rows at a time; a symbolic batch
+  // does not matter).
   int64_t bytes = 4;
-  for (const Dim& dim : *e->shape) {
+  for (size_t i = 1; i < 4; ++i) {
+    const Dim& dim = (*e->shape)[i];
     if (!dim.is_known()) return false;
     bytes *= dim.value;
   }

@@ -96,6 +96,7 @@ const Case kCases[] = {
     {{3, 23, 19, 16}, 144, 3, 3, "pads=[1,1,1,1]"},
     {{0, 5, 5, 4}, 16, 3, 3, "pads=[1,1,1,1]"},                   // empty batch
     {{1, 2, 2, 4}, 16, 5, 5, ""},                                 // empty output
+    {{1, 4, 0, 4}, 16, 3, 3, "pads=[1,2,1,2]"},                   // zero-width image, outputs of padding only
 };
 
 }  // namespace

@@ -13,7 +13,7 @@ import deepep
 from test_zoo_models import max_relative_error
 
 
-def inverted_residual(path, h, w, c, e, stride, extra_reader=False, seed=0):
+def inverted_residual(path, h, w, c, e, stride, extra_reader=False, seed=0, batch=1):
     """x -> 1x1 conv (c -> e) -> ReLU6 -> 3x3 depthwise (stride) -> ReLU6 -> 1x1 conv (e -> c) -> y."""
     rng = np.random.default_rng(seed)
     inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
@@ -29,17 +29,19 @@ def inverted_residual(path, h, w, c, e, stride, extra_reader=False, seed=0):
     if extra_reader:
         nodes.append(helper.make_node("ReduceMax", ["e"], ["emax"], keepdims=0))
         outputs.append(helper.make_tensor_value_info("emax", TensorProto.FLOAT, None))
-    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])],
+    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, h, w])],
                               outputs, inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("h, w, fused", [(64, 48, True), (16, 16, False)])
-def test_block_matches_onnxruntime_fused_when_large(tmp_path, h, w, stride, fused):
+@pytest.mark.parametrize("batch", [1, "n"])
+def test_block_matches_onnxruntime_fused_when_large(tmp_path, h, w, stride, fused, batch):
     path = tmp_path / "block.onnx"
-    inverted_residual(path, h, w, c=8, e=48, stride=stride)  # expanded map 64x48x48 floats: 576 KiB
-    x = np.random.default_rng(1).standard_normal((1, 8, h, w)).astype(np.float32)
+    # Expanded map 64x48x48 floats: 576 KiB an image (a symbolic batch fuses alike).
+    inverted_residual(path, h, w, c=8, e=48, stride=stride, batch=batch)
+    x = np.random.default_rng(1).standard_normal((1 if batch == 1 else 2, 8, h, w)).astype(np.float32)
     ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     for layout in ("nhwc", "nchw"):
         engine = deepep.Engine(path, device="cpu", layout=layout)

@@ -41,6 +41,7 @@ float* thread_buffer(int64_t n) {
   };
   thread_local std::unique_ptr<float, Free> buf;
   thread_local int64_t cap = 0;
+  n = std::max<int64_t>(n, 16);  // (a zero-width image: no rows, still a valid pointer)
   if (cap < n) {
     buf.reset(static_cast<float*>(std::aligned_alloc(64, size_t((n * 4 + 63) / 64 * 64))));
     DEEPEP_CHECK(buf, "pointwise-depthwise conv: out of memory for a ", n, "-float buffer");
