@@ -33,8 +33,7 @@ Node pointwise_node(const Node& node) {
   pw.domain = kDeepepDomain;
   pw.name = node.name + "/pointwise";
   pw.def = &fused_conv_def();
-  for (const char* k : {"channels_last"})
-    if (node.has_attr(k)) pw.attrs[k] = node.attrs.at(k);
+  if (node.has_attr("channels_last")) pw.attrs["channels_last"] = node.attrs.at("channels_last");
   if (node.has_attr("pointwise_activation")) pw.attrs["activation"] = node.attrs.at("pointwise_activation");
   if (node.has_attr("pointwise_activation_params"))
     pw.attrs["activation_params"] = node.attrs.at("pointwise_activation_params");
