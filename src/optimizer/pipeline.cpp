@@ -214,28 +214,33 @@ FusionReport optimize(Graph& g, const OptimizeOptions& options) {
   return optimize_with(g, default_pipeline(), options);
 }
 
+namespace {
+
+// Runs a load-time pass list at level 2; returns the first pass's `counter`.
+int run_load_time(Graph& g, std::vector<std::unique_ptr<Pass>> passes, const char* counter) {
+  OptimizeOptions o;
+  o.level = 2;
+  const FusionReport r = optimize_with(g, passes, o);
+  const auto it = r.passes[0].counters.find(counter);
+  return it == r.passes[0].counters.end() ? 0 : int(it->second);
+}
+
+}  // namespace
+
 int convert_to_channels_last(Graph& g) {
   std::vector<std::unique_ptr<Pass>> passes;
   passes.push_back(make_channels_last());
   passes.push_back(make_transpose_cancellation());
   passes.push_back(make_common_subexpression_elimination());  // one transpose per value read by two convs
   passes.push_back(make_dead_code_elimination());
-  OptimizeOptions o;
-  o.level = 2;
-  const FusionReport r = optimize_with(g, passes, o);
-  const auto it = r.passes[0].counters.find("channels_last.conv");
-  return it == r.passes[0].counters.end() ? 0 : int(it->second);
+  return run_load_time(g, std::move(passes), "channels_last.conv");
 }
 
 int fuse_for_cpu(Graph& g) {
   std::vector<std::unique_ptr<Pass>> passes;
   passes.push_back(make_pointwise_depthwise_fusion());
   passes.push_back(make_dead_code_elimination());
-  OptimizeOptions o;
-  o.level = 2;
-  const FusionReport r = optimize_with(g, passes, o);
-  const auto it = r.passes[0].counters.find("fused.pointwise_depthwise");
-  return it == r.passes[0].counters.end() ? 0 : int(it->second);
+  return run_load_time(g, std::move(passes), "fused.pointwise_depthwise");
 }
 
 }  // namespace deepep

@@ -15,6 +15,7 @@
 #include "deepep/error.h"
 #include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_isa.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace deepep::cpu {
@@ -41,12 +42,6 @@ constexpr int64_t kAffineMinRowsPerThread = 64;
 // this much per thread); larger ones are packed per block as before.
 constexpr int64_t kPrepackMaxFloats = int64_t(2) << 20;
 
-std::shared_ptr<float> alloc_floats(int64_t n) {
-  const size_t bytes = (size_t(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  DEEPEP_CHECK(p, "fast GEMM: out of memory packing ", n, " floats");
-  return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
-}
 
 // The AMX path's smallest K and N. Splitting A is a pass over it each call,
 // paid back only over enough columns: with few, the split eats the gain
@@ -66,19 +61,6 @@ bool amx_takes(Isa isa, int64_t K, int64_t N) {
   return isa == Isa::kAvx512 && K >= kAmxMinK && N >= kAmxMinN && fp32_bf16x3_allowed() && amx_usable();
 }
 
-// A per-thread scratch buffer of at least n floats, grown on demand and kept
-// for the thread's next call (one per use: callers hold thread_local ones).
-struct Scratch {
-  std::shared_ptr<float> p;
-  int64_t cap = 0;
-  float* get(int64_t n) {
-    if (cap < n) {
-      cap = n;
-      p = alloc_floats(n);
-    }
-    return p.get();
-  }
-};
 
 // Whether the M x N residual of `epi` and C (ldc) may share bytes (their
 // address ranges overlap; interleaved but disjoint layouts count too: the
