@@ -14,6 +14,9 @@
 #include <chrono>
 #include <thread>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include "cpu_kernel_test_util.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/sgemm.h"
@@ -154,6 +157,20 @@ TEST(KernelsCpuGemm, LargeKAndThreadedTasks) {
       check_all_forms(isa, M, N, K, false, false, e, 10,
                       std::string(isa_name(isa)) + " few rows N=" + std::to_string(N));
     }
+  }
+}
+
+TEST(KernelsCpuGemm, BlockWidthFollowsTheL2) {
+  EXPECT_EQ(gemm_nc_max(2 << 20, 48), 384);   // Sapphire Rapids, AVX-512 strips: capped
+  EXPECT_EQ(gemm_nc_max(1 << 20, 48), 240);   // 512 KiB of B: five 48-column strips
+  EXPECT_EQ(gemm_nc_max(512 << 10, 16), 128); // Zen 3, AVX2 strips
+  EXPECT_EQ(gemm_nc_max(16 << 10, 16), 64);   // tiny L2: at least four strips
+  EXPECT_EQ(gemm_nc_max(int64_t(1) << 40, 16), 384);
+  // This machine's width still gives right products across many column blocks.
+  for (Isa isa : isas()) {
+    const int64_t nc = gemm_nc_max(l2_cache_bytes(), tile_of(isa).NR);
+    check_all_forms(isa, 37, 3 * nc + 5, 600, false, false, GemmEpi{}, 11,
+                    std::string(isa_name(isa)) + " 3 blocks of " + std::to_string(nc));
   }
 }
 
@@ -365,6 +382,32 @@ TEST(KernelsCpuThreadPool, CoversTheRangeOnceRethrowsAndNests) {
 // Loops inside run scopes (one, several at once on several threads, nested)
 // and after them cover their ranges once: the scopes change only how long
 // idle workers spin.
+TEST(KernelsCpuThreadPool, ALoneRunGivesTheCallerItsCpuMaskBack) {
+  // With pinned workers a lone run moves its caller off their CPUs; nested
+  // and concurrent scopes leave it alone; every scope's end restores it.
+  cpu_set_t before, during, after;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(before), &before), 0);
+  {
+    ThreadPool::RunScope run;
+    ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(during), &during), 0);
+    cpu_set_t both;
+    CPU_AND(&both, &during, &before);
+    EXPECT_TRUE(CPU_EQUAL(&both, &during)) << "the run's mask must be part of the caller's own";
+    EXPECT_GT(CPU_COUNT(&during), 0);
+    {
+      ThreadPool::RunScope nested;
+      std::atomic<int64_t> sum{0};
+      ThreadPool::global().parallel_for(1000, 1, 0, [&](int64_t b, int64_t e) { sum += e - b; });
+      EXPECT_EQ(sum.load(), 1000);
+    }
+    cpu_set_t still;
+    ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(still), &still), 0);
+    EXPECT_TRUE(CPU_EQUAL(&still, &during));
+  }
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(after), &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&after, &before));
+}
+
 TEST(KernelsCpuThreadPool, LoopsInsideAndAfterRunScopes) {
   ThreadPool& pool = ThreadPool::global();
   auto loop = [&](int64_t n) {

@@ -9,6 +9,8 @@
 #endif
 #if defined(__linux__) && defined(__x86_64__)
 #include <sys/syscall.h>
+#endif
+#if defined(__unix__)
 #include <unistd.h>
 #endif
 
@@ -77,6 +79,18 @@ Isa active_isa() {
 }
 
 int set_isa_override(int isa) { return g_override.exchange(isa < 0 ? -1 : isa); }
+
+long l2_cache_bytes() {
+  static const long bytes = [] {
+    if (const char* e = std::getenv("DEEPEP_CPU_L2_BYTES"); e && std::atol(e) > 0) return std::atol(e);
+    long b = 0;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return b > 0 ? b : 1L << 20;
+  }();
+  return bytes;
+}
 
 bool amx_usable() {
   static const bool granted = [] {

@@ -20,6 +20,11 @@ Isa active_isa();
 // override. Isa(-1) clears the override.
 int set_isa_override(int isa);
 
+// The per-core L2 cache in bytes (sysconf; 1 MiB when the OS does not say):
+// the GEMM sizes the B blocks it keeps in L2 from it (docs/CPU.md).
+// DEEPEP_CPU_L2_BYTES overrides it (read once).
+long l2_cache_bytes();
+
 // AMX-BF16 tiles (and AVX-512 BF16) on this CPU, granted by the OS
 // (arch_prctl ARCH_REQ_XCOMP_PERM, asked once), AVX-512 active, and not
 // turned off by DEEPEP_CPU_AMX=0.

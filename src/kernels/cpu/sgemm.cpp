@@ -31,7 +31,14 @@ namespace {
 
 constexpr int64_t kKC = 512;  // A micro-panel (MR x KC) stays in L1
 constexpr int64_t kMCTarget = 96;
-constexpr int64_t kNCMax = 384;  // B block (KC x NC, <= 768 KiB) stays in L2
+}  // namespace
+
+int64_t gemm_nc_max(int64_t l2_bytes, int nr) {
+  const int64_t fit = l2_bytes / 2 / (kKC * int64_t(sizeof(float))) / nr * nr;
+  return std::clamp<int64_t>(fit, 4 * int64_t(nr), 384);
+}
+
+namespace {
 // Row-split schedule (see gemm): B of at most this many bytes (a KC x N
 // panel then stays in L2 beside the row block), at least this many rows a thread.
 constexpr double kAffineMaxBBytes = 512 * 1024;
@@ -568,7 +575,8 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
   if (B.packed || shared_b) {
     // Tasks: NC-column blocks, each over a group of row blocks (all of them
     // unless there are too few column blocks to keep the threads busy).
-    int64_t nb = (N + kNCMax - 1) / kNCMax;
+    const int64_t nc_cap = gemm_nc_max(l2_cache_bytes(), NR);
+    int64_t nb = (N + nc_cap - 1) / nc_cap;
     // With A packed by a_packer (implicit-GEMM convs: many rows, few
     // columns), every column block packs its rows' A again: split the rows
     // first and the columns only as far as the row blocks fall short.
@@ -582,7 +590,7 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
       // 6 blocks of 3, 3, 3, 3, 3, 1), the widest on ties (narrower blocks
       // reread A more often: measured slower).
       auto busiest = [&](int64_t ns) { return ((nstrips + ns - 1) / ns + threads - 1) / threads * ns; };
-      for (int64_t ns = 1; ns <= kNCMax / NR; ++ns) {
+      for (int64_t ns = 1; ns <= nc_cap / NR; ++ns) {
         const int64_t b = busiest(ns), cur = busiest(nc_strips);
         if (b < cur || (b == cur && ns > nc_strips)) nc_strips = ns;
       }

@@ -48,6 +48,14 @@ struct Tile {
 // The tile of `isa` (zero for Isa::kNone).
 Tile tile_of(Isa isa);
 
+// The widest block of B (KC x NC, KC = 512) a GEMM task keeps in L2 while
+// every row block uses it: half of an L2 of l2_bytes, whole NR-column
+// strips, between 4 strips and 384 columns. 384 on a 2 MiB L2 (Sapphire
+// Rapids, 48-column strips), 128 on Zen 3's 512 KiB (16-column strips),
+// where 384 columns (768 KiB) spilled: every 6-row strip reread its block
+// from L3, and bert-base ran 10 % slower (in-process A/B, 2 threads).
+int64_t gemm_nc_max(int64_t l2_bytes, int nr);
+
 struct AmxB;
 // A packed operand (see above). For A: rows = M, strips of MR rows; for B:
 // cols = N, strips of NR columns. K is the full inner dimension.
