@@ -98,11 +98,7 @@ int cpus_available() {
     const int n = std::atoi(e);
     if (n >= 1) return std::min(n, 256);
   }
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n >= 1) return n;
-  }
+  if (const size_t n = allowed_cpus().size(); n >= 1) return int(n);
   return std::max(1, int(std::thread::hardware_concurrency()));
 }
 }  // namespace
