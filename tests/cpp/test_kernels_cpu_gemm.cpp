@@ -128,7 +128,7 @@ TEST(KernelsCpuGemm, OddSizesTransposesAndOperandForms) {
     uint32_t seed = 1;
     for (int64_t M : sizes)
       for (int64_t N : sizes)
-        for (int64_t K : {int64_t(1), int64_t(17), int64_t(129)})
+        for (int64_t K : {int64_t(1), int64_t(6), int64_t(17), int64_t(131)})  // K % 4: 1, 2, 1, 3
           for (int t = 0; t < 4; ++t) {
             if (t && (M + N + K) % 3 != 0 && M != 129) continue;  // transposes on a subset
             check_all_forms(isa, M, N, K, t & 1, t & 2, GemmEpi{}, seed++,
