@@ -65,7 +65,7 @@ inline __m256i lane_mask(int64_t n) {
 template <int MR, int NV, bool ROWS, bool PF>
 inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b, const float*& pf, float* c) {
   static_assert(MR >= 1 && MR <= 6 && NV >= 1 && NV <= 2);
-  const float* a3 = a + 3 * lda;
+  const float* a3 = MR > 3 ? a + 3 * lda : a;  // (rows 3-5 exist only when MR > 3)
   const int64_t lda_bytes = lda * int64_t(sizeof(float));
   if constexpr (ROWS && PF) {
     asm volatile(DEEPEP_PROLOGUE DEEPEP_PF(0) DEEPEP_ROWS_STEP(0) DEEPEP_PF(1) DEEPEP_ROWS_STEP(1) DEEPEP_PF(2)
