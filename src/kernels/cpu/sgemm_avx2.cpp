@@ -84,6 +84,95 @@ inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b,
                      DEEPEP_PACKED_STEP(3) "addq $96, %[a]\n\taddq $256, %[b]\n\t" DEEPEP_EPILOGUE DEEPEP_OPERANDS);
   }
 }
+
+// A full-width tile (16 columns) whose epilogue needs no residual, whole in
+// assembly: the k loop as above, the k % 4 steps left, then C added (flags
+// bit 1: a later K block), the bias (bit 2), the clamp (bit 4: max with lo,
+// min with hi; NaN passes, as in the C++ epilogue), and the stores, all on
+// the registers. Saves the C++ tail's trip through the stack block, which
+// weighs on short-K tiles (MobileNetV2's K = 16-32 pointwise convs).
+#define DEEPEP_ROW_C(I, ADDR, C0, C1, OP) \
+  ".if %c[mr] > " #I "\n\t" OP " " ADDR ", %%ymm" #C0 ", %%ymm" #C0 "\n\t" OP " 32" ADDR ", %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t"
+#define DEEPEP_ALL_ROWS_C(OP)                                                                                 \
+  DEEPEP_ROW_C(0, "(%[c])", 0, 1, OP) DEEPEP_ROW_C(1, "(%[c],%[ldc],1)", 2, 3, OP)                             \
+  DEEPEP_ROW_C(2, "(%[c],%[ldc],2)", 4, 5, OP) DEEPEP_ROW_C(3, "(%[a3])", 6, 7, OP)                             \
+  DEEPEP_ROW_C(4, "(%[a3],%[ldc],1)", 8, 9, OP) DEEPEP_ROW_C(5, "(%[a3],%[ldc],2)", 10, 11, OP)
+#define DEEPEP_ROW_R(I, C0, C1, OP, R)                                                                        \
+  ".if %c[mr] > " #I "\n\t" OP " %%ymm" #C0 ", %%ymm" R ", %%ymm" #C0 "\n\t" OP " %%ymm" #C1 ", %%ymm" R    \
+  ", %%ymm" #C1 "\n\t.endif\n\t"
+#define DEEPEP_ALL_ROWS_R(OP, R)                                                                              \
+  DEEPEP_ROW_R(0, 0, 1, OP, R) DEEPEP_ROW_R(1, 2, 3, OP, R) DEEPEP_ROW_R(2, 4, 5, OP, R)                      \
+  DEEPEP_ROW_R(3, 6, 7, OP, R) DEEPEP_ROW_R(4, 8, 9, OP, R) DEEPEP_ROW_R(5, 10, 11, OP, R)
+#define DEEPEP_ROW_BIAS(I, C0, C1) \
+  ".if %c[mr] > " #I "\n\tvaddps %%ymm12, %%ymm" #C0 ", %%ymm" #C0 "\n\tvaddps %%ymm13, %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t"
+#define DEEPEP_ROW_STORE(I, ADDR, C0, C1) \
+  ".if %c[mr] > " #I "\n\tvmovups %%ymm" #C0 ", " ADDR "\n\tvmovups %%ymm" #C1 ", 32" ADDR "\n\t.endif\n\t"
+#define DEEPEP_TAIL(STEP, BUMPS)                                                                               \
+  "5:\n\tmovq %[rem], %[n]\n\ttestq %[n], %[n]\n\tjz 6f\n\t7:\n\t" STEP BUMPS "decq %[n]\n\tjnz 7b\n\t"         \
+  "6:\n\tleaq (%[c],%[ldc],2), %[a3]\n\taddq %[ldc], %[a3]\n\t"                                                \
+  "testl $1, %[flags]\n\tjz 8f\n\t" DEEPEP_ALL_ROWS_C("vaddps")                                                \
+  "8:\n\ttestl $2, %[flags]\n\tjz 9f\n\tmovq %[bias], %[b]\n\tvmovups (%[b]), %%ymm12\n\tvmovups 32(%[b]), %%ymm13\n\t" \
+  DEEPEP_ROW_BIAS(0, 0, 1) DEEPEP_ROW_BIAS(1, 2, 3) DEEPEP_ROW_BIAS(2, 4, 5) DEEPEP_ROW_BIAS(3, 6, 7)          \
+  DEEPEP_ROW_BIAS(4, 8, 9) DEEPEP_ROW_BIAS(5, 10, 11)                                                          \
+  "9:\n\ttestl $4, %[flags]\n\tjz 10f\n\tmovq %[lohi], %[b]\n\tvbroadcastss (%[b]), %%ymm14\n\t"              \
+  "vbroadcastss 4(%[b]), %%ymm15\n\t" DEEPEP_ALL_ROWS_R("vmaxps", "14") DEEPEP_ALL_ROWS_R("vminps", "15")     \
+  "10:\n\t" DEEPEP_ROW_STORE(0, "(%[c])", 0, 1) DEEPEP_ROW_STORE(1, "(%[c],%[ldc],1)", 2, 3)                   \
+  DEEPEP_ROW_STORE(2, "(%[c],%[ldc],2)", 4, 5) DEEPEP_ROW_STORE(3, "(%[a3])", 6, 7)                           \
+  DEEPEP_ROW_STORE(4, "(%[a3],%[ldc],1)", 8, 9) DEEPEP_ROW_STORE(5, "(%[a3],%[ldc],2)", 10, 11)
+#define DEEPEP_MAIN_START \
+  DEEPEP_ZERO(0) DEEPEP_ZERO(1) DEEPEP_ZERO(2) DEEPEP_ZERO(3) DEEPEP_ZERO(4) DEEPEP_ZERO(5) DEEPEP_ZERO(6)        \
+  DEEPEP_ZERO(7) DEEPEP_ZERO(8) DEEPEP_ZERO(9) DEEPEP_ZERO(10) DEEPEP_ZERO(11) "testq %[n], %[n]\n\tjz 5f\n\t"  \
+  ".p2align 4\n\t1:\n\t"
+#define DEEPEP_TILE_OPERANDS                                                                                   \
+  : [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [pf] "+r"(pf), [n] "+r"(trips)                                   \
+  : [lda] "r"(lda_bytes), [c] "r"(c), [ldc] "r"(ldc_bytes), [rem] "m"(rem), [flags] "m"(flags),               \
+    [bias] "m"(bias), [lohi] "m"(lohi_p), [mr] "i"(MR), [nv] "i"(2)                                            \
+  : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",   \
+    "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
+
+// flags: 1 add C, 2 add bias (16 floats), 4 clamp to [lohi[0], lohi[1]].
+template <int MR, bool ROWS, bool PF>
+inline void full_tile(int64_t kc, const float* a, int64_t lda, const float* b, const float* pf, float* c,
+                      int64_t ldc, int flags, const float* bias, const float* lohi) {
+  static_assert(MR >= 1 && MR <= 6);
+  const float* a3 = MR > 3 ? a + 3 * lda : a;
+  const int64_t lda_bytes = lda * int64_t(sizeof(float)), ldc_bytes = ldc * int64_t(sizeof(float));
+  int64_t trips = kc / 4;
+  const int64_t rem = kc % 4;
+  const float* lohi_p = lohi;
+  if constexpr (ROWS && PF) {
+    asm volatile(DEEPEP_MAIN_START DEEPEP_PF(0) DEEPEP_ROWS_STEP(0) DEEPEP_PF(1) DEEPEP_ROWS_STEP(1) DEEPEP_PF(2)
+                     DEEPEP_ROWS_STEP(2) DEEPEP_PF(3) DEEPEP_ROWS_STEP(3)
+                 "addq $16, %[a]\n\taddq $16, %[a3]\n\taddq $256, %[b]\n\taddq $256, %[pf]\n\tdecq %[n]\n\tjnz 1b\n\t"
+                 DEEPEP_TAIL(DEEPEP_PF(0) DEEPEP_ROWS_STEP(0),
+                             "addq $4, %[a]\n\taddq $4, %[a3]\n\taddq $64, %[b]\n\taddq $64, %[pf]\n\t")
+                     DEEPEP_TILE_OPERANDS);
+  } else if constexpr (ROWS) {
+    asm volatile(DEEPEP_MAIN_START DEEPEP_ROWS_STEP(0) DEEPEP_ROWS_STEP(1) DEEPEP_ROWS_STEP(2) DEEPEP_ROWS_STEP(3)
+                 "addq $16, %[a]\n\taddq $16, %[a3]\n\taddq $256, %[b]\n\tdecq %[n]\n\tjnz 1b\n\t"
+                 DEEPEP_TAIL(DEEPEP_ROWS_STEP(0), "addq $4, %[a]\n\taddq $4, %[a3]\n\taddq $64, %[b]\n\t")
+                     DEEPEP_TILE_OPERANDS);
+  } else if constexpr (PF) {
+    asm volatile(DEEPEP_MAIN_START DEEPEP_PF(0) DEEPEP_PACKED_STEP(0) DEEPEP_PF(1) DEEPEP_PACKED_STEP(1) DEEPEP_PF(2)
+                     DEEPEP_PACKED_STEP(2) DEEPEP_PF(3) DEEPEP_PACKED_STEP(3)
+                 "addq $96, %[a]\n\taddq $256, %[b]\n\taddq $256, %[pf]\n\tdecq %[n]\n\tjnz 1b\n\t"
+                 DEEPEP_TAIL(DEEPEP_PF(0) DEEPEP_PACKED_STEP(0), "addq $24, %[a]\n\taddq $64, %[b]\n\taddq $64, %[pf]\n\t")
+                     DEEPEP_TILE_OPERANDS);
+  } else {
+    asm volatile(DEEPEP_MAIN_START DEEPEP_PACKED_STEP(0) DEEPEP_PACKED_STEP(1) DEEPEP_PACKED_STEP(2)
+                     DEEPEP_PACKED_STEP(3) "addq $96, %[a]\n\taddq $256, %[b]\n\tdecq %[n]\n\tjnz 1b\n\t"
+                 DEEPEP_TAIL(DEEPEP_PACKED_STEP(0), "addq $24, %[a]\n\taddq $64, %[b]\n\t") DEEPEP_TILE_OPERANDS);
+  }
+}
+#undef DEEPEP_ROW_C
+#undef DEEPEP_ALL_ROWS_C
+#undef DEEPEP_ROW_R
+#undef DEEPEP_ALL_ROWS_R
+#undef DEEPEP_ROW_BIAS
+#undef DEEPEP_ROW_STORE
+#undef DEEPEP_TAIL
+#undef DEEPEP_MAIN_START
+#undef DEEPEP_TILE_OPERANDS
 #undef DEEPEP_ROW
 #undef DEEPEP_B
 #undef DEEPEP_ROWS_STEP
@@ -115,6 +204,15 @@ void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int6
     if (te && te->res) {
       _mm_prefetch(reinterpret_cast<const char*>(te->res + i * te->res_ld), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(te->res + i * te->res_ld + nr - 1), _MM_HINT_T0);
+    }
+  }
+  if constexpr (NV == 2) {
+    if (nr == 16 && !(te && te->res)) {
+      const int flags = (accumulate ? 1 : 0) | (te && te->bias ? 2 : 0) | (te && te->clamp ? 4 : 0);
+      const float lohi[2] = {te ? te->lo : 0.f, te ? te->hi : 0.f};
+      if (pf) full_tile<MR, ROWS, true>(kc, a, lda, b, pf, c, ldc, flags, te ? te->bias : nullptr, lohi);
+      else full_tile<MR, ROWS, false>(kc, a, lda, b, pf, c, ldc, flags, te ? te->bias : nullptr, lohi);
+      return;
     }
   }
   int64_t k = 0;
