@@ -107,6 +107,13 @@ inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b,
   ".if %c[mr] > " #I "\n\tvaddps %%ymm12, %%ymm" #C0 ", %%ymm" #C0 "\n\tvaddps %%ymm13, %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t"
 #define DEEPEP_ROW_STORE(I, ADDR, C0, C1) \
   ".if %c[mr] > " #I "\n\tvmovups %%ymm" #C0 ", " ADDR "\n\tvmovups %%ymm" #C1 ", 32" ADDR "\n\t.endif\n\t"
+#define DEEPEP_ROW_RES(I, ADDR, C0, C1) \
+  ".if %c[mr] > " #I "\n\tvaddps " ADDR ", %%ymm" #C0 ", %%ymm" #C0 "\n\tvaddps 32" ADDR ", %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t"
+#define DEEPEP_ADD_RES                                                                                         \
+  "movq %[res], %[pf]\n\tmovq %[rld], %[n]\n\tleaq (%[pf],%[n],2), %[a]\n\taddq %[n], %[a]\n\t"          \
+  DEEPEP_ROW_RES(0, "(%[pf])", 0, 1) DEEPEP_ROW_RES(1, "(%[pf],%[n],1)", 2, 3)                                 \
+  DEEPEP_ROW_RES(2, "(%[pf],%[n],2)", 4, 5) DEEPEP_ROW_RES(3, "(%[a])", 6, 7)                                   \
+  DEEPEP_ROW_RES(4, "(%[a],%[n],1)", 8, 9) DEEPEP_ROW_RES(5, "(%[a],%[n],2)", 10, 11)
 #define DEEPEP_TAIL(STEP, BUMPS)                                                                               \
   "5:\n\tmovq %[rem], %[n]\n\ttestq %[n], %[n]\n\tjz 6f\n\t7:\n\t" STEP BUMPS "decq %[n]\n\tjnz 7b\n\t"         \
   "6:\n\tleaq (%[c],%[ldc],2), %[a3]\n\taddq %[ldc], %[a3]\n\t"                                                \
@@ -114,8 +121,10 @@ inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b,
   "8:\n\ttestl $2, %[flags]\n\tjz 9f\n\tmovq %[bias], %[b]\n\tvmovups (%[b]), %%ymm12\n\tvmovups 32(%[b]), %%ymm13\n\t" \
   DEEPEP_ROW_BIAS(0, 0, 1) DEEPEP_ROW_BIAS(1, 2, 3) DEEPEP_ROW_BIAS(2, 4, 5) DEEPEP_ROW_BIAS(3, 6, 7)          \
   DEEPEP_ROW_BIAS(4, 8, 9) DEEPEP_ROW_BIAS(5, 10, 11)                                                          \
-  "9:\n\ttestl $4, %[flags]\n\tjz 10f\n\tmovq %[lohi], %[b]\n\tvbroadcastss (%[b]), %%ymm14\n\t"              \
+  "9:\n\ttestl $8, %[flags]\n\tjz 11f\n\ttestl $16, %[flags]\n\tjz 11f\n\t" DEEPEP_ADD_RES                      \
+  "11:\n\ttestl $4, %[flags]\n\tjz 12f\n\tmovq %[lohi], %[b]\n\tvbroadcastss (%[b]), %%ymm14\n\t"             \
   "vbroadcastss 4(%[b]), %%ymm15\n\t" DEEPEP_ALL_ROWS_R("vmaxps", "14") DEEPEP_ALL_ROWS_R("vminps", "15")     \
+  "12:\n\ttestl $8, %[flags]\n\tjz 10f\n\ttestl $16, %[flags]\n\tjnz 10f\n\t" DEEPEP_ADD_RES                    \
   "10:\n\t" DEEPEP_ROW_STORE(0, "(%[c])", 0, 1) DEEPEP_ROW_STORE(1, "(%[c],%[ldc],1)", 2, 3)                   \
   DEEPEP_ROW_STORE(2, "(%[c],%[ldc],2)", 4, 5) DEEPEP_ROW_STORE(3, "(%[a3])", 6, 7)                           \
   DEEPEP_ROW_STORE(4, "(%[a3],%[ldc],1)", 8, 9) DEEPEP_ROW_STORE(5, "(%[a3],%[ldc],2)", 10, 11)
@@ -126,20 +135,23 @@ inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b,
 #define DEEPEP_TILE_OPERANDS                                                                                   \
   : [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [pf] "+r"(pf), [n] "+r"(trips)                                   \
   : [lda] "r"(lda_bytes), [c] "r"(c), [ldc] "r"(ldc_bytes), [rem] "m"(rem), [flags] "m"(flags),               \
-    [bias] "m"(bias), [lohi] "m"(lohi_p), [mr] "i"(MR), [nv] "i"(2)                                            \
+    [bias] "m"(bias), [lohi] "m"(lohi_p), [res] "m"(res), [rld] "m"(res_ld_bytes), [mr] "i"(MR), [nv] "i"(2)                                            \
   : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",   \
     "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
 
-// flags: 1 add C, 2 add bias (16 floats), 4 clamp to [lohi[0], lohi[1]].
+// flags: 1 add C, 2 add bias (16 floats), 4 clamp to [lohi[0], lohi[1]],
+// 8 add the residual (rows res_ld apart), 16 before the clamp (else after).
 template <int MR, bool ROWS, bool PF>
 inline void full_tile(int64_t kc, const float* a, int64_t lda, const float* b, const float* pf, float* c,
-                      int64_t ldc, int flags, const float* bias, const float* lohi) {
+                      int64_t ldc, int flags, const float* bias, const float* lohi, const float* res,
+                      int64_t res_ld) {
   static_assert(MR >= 1 && MR <= 6);
   const float* a3 = MR > 3 ? a + 3 * lda : a;
   const int64_t lda_bytes = lda * int64_t(sizeof(float)), ldc_bytes = ldc * int64_t(sizeof(float));
   int64_t trips = kc / 4;
   const int64_t rem = kc % 4;
   const float* lohi_p = lohi;
+  const int64_t res_ld_bytes = res_ld * int64_t(sizeof(float));
   if constexpr (ROWS && PF) {
     asm volatile(DEEPEP_MAIN_START DEEPEP_PF(0) DEEPEP_ROWS_STEP(0) DEEPEP_PF(1) DEEPEP_ROWS_STEP(1) DEEPEP_PF(2)
                      DEEPEP_ROWS_STEP(2) DEEPEP_PF(3) DEEPEP_ROWS_STEP(3)
@@ -171,6 +183,8 @@ inline void full_tile(int64_t kc, const float* a, int64_t lda, const float* b, c
 #undef DEEPEP_ROW_BIAS
 #undef DEEPEP_ROW_STORE
 #undef DEEPEP_TAIL
+#undef DEEPEP_ROW_RES
+#undef DEEPEP_ADD_RES
 #undef DEEPEP_MAIN_START
 #undef DEEPEP_TILE_OPERANDS
 #undef DEEPEP_ROW
@@ -207,11 +221,16 @@ void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int6
     }
   }
   if constexpr (NV == 2) {
-    if (nr == 16 && !(te && te->res)) {
-      const int flags = (accumulate ? 1 : 0) | (te && te->bias ? 2 : 0) | (te && te->clamp ? 4 : 0);
+    if (nr == 16) {
+      const bool res = te && te->res;
+      const int flags = (accumulate ? 1 : 0) | (te && te->bias ? 2 : 0) | (te && te->clamp ? 4 : 0) |
+                        (res ? 8 : 0) | (res && te->res_first ? 16 : 0);
       const float lohi[2] = {te ? te->lo : 0.f, te ? te->hi : 0.f};
-      if (pf) full_tile<MR, ROWS, true>(kc, a, lda, b, pf, c, ldc, flags, te ? te->bias : nullptr, lohi);
-      else full_tile<MR, ROWS, false>(kc, a, lda, b, pf, c, ldc, flags, te ? te->bias : nullptr, lohi);
+      const float* bias = te ? te->bias : nullptr;
+      const float* rp = res ? te->res : nullptr;
+      const int64_t rld = res ? te->res_ld : 0;
+      if (pf) full_tile<MR, ROWS, true>(kc, a, lda, b, pf, c, ldc, flags, bias, lohi, rp, rld);
+      else full_tile<MR, ROWS, false>(kc, a, lda, b, pf, c, ldc, flags, bias, lohi, rp, rld);
       return;
     }
   }
