@@ -85,12 +85,13 @@ inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b,
   }
 }
 
-// A full-width tile (16 columns) whose epilogue needs no residual, whole in
-// assembly: the k loop as above, the k % 4 steps left, then C added (flags
-// bit 1: a later K block), the bias (bit 2), the clamp (bit 4: max with lo,
-// min with hi; NaN passes, as in the C++ epilogue), and the stores, all on
-// the registers. Saves the C++ tail's trip through the stack block, which
-// weighs on short-K tiles (MobileNetV2's K = 16-32 pointwise convs).
+// A full-width tile (16 columns), whole in assembly: the k loop as above,
+// the k % 4 steps left, then C added (flags bit 1: a later K block), the
+// bias (bit 2), the residual (bit 8; before the clamp with bit 16, else
+// after), the clamp (bit 4: max with lo, min with hi; NaN passes, as in the
+// C++ epilogue), and the stores, all on the registers: the order of the C++
+// epilogue below. Saves the trip through the stack block, which weighs on
+// short-K tiles (MobileNetV2's K = 16-32 pointwise convs).
 #define DEEPEP_ROW_C(I, ADDR, C0, C1, OP) \
   ".if %c[mr] > " #I "\n\t" OP " " ADDR ", %%ymm" #C0 ", %%ymm" #C0 "\n\t" OP " 32" ADDR ", %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t"
 #define DEEPEP_ALL_ROWS_C(OP)                                                                                 \
