@@ -270,27 +270,31 @@ TEST(KernelsCpuGemm, ActivationsAtExtremesMatchTheScalarFunctions) {
       GemmEpi e;
       e.act = act;
       act_params(act, e.p0, e.p1);
-      // vals three times over (full 16-column tiles and a partial one, whose
-      // epilogues run in different code), 7 rows (a full strip and one row).
-      const int64_t V = int64_t(vals.size()), N = 3 * V, M = 7;
-      std::vector<float> row(static_cast<size_t>(N));
-      for (int64_t j = 0; j < N; ++j) row[size_t(j)] = vals[size_t(j % V)];
-      // C = ones x row (K = 1) -> the epilogue sees vals exactly.
-      const std::vector<float> A(static_cast<size_t>(M), 1.f);
-      std::vector<float> c(static_cast<size_t>(M * N));
-      gemm(isa, M, N, 1, Operand{A.data(), 1, false, nullptr}, Operand{row.data(), N, false, nullptr}, c.data(), N, e);
-      for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) {
-          float want = row[size_t(j)];
-          const float got = c[size_t(i * N + j)];
-          ops::with_activation(act, [&]<Act X>() { want = ops::activate<X>(want, e.p0, e.p1); });
-          if (std::isnan(want)) {
-            EXPECT_TRUE(std::isnan(got)) << isa_name(isa) << " act " << int(act) << " x " << row[size_t(j)];
-          } else {
-            EXPECT_NEAR(got, want, 2e-6 * std::max(1.f, std::fabs(want)))
-                << isa_name(isa) << " act " << int(act) << " x " << row[size_t(j)] << " at " << i << "," << j;
+      // vals over 33 or 40 columns (tiles of 16, 16 and 1 or 8 columns: whole
+      // vectors and a partial one, whose epilogues run in different code), 7
+      // rows (a full strip and one row).
+      const int64_t V = int64_t(vals.size()), M = 7;
+      for (const int64_t N : {int64_t(33), int64_t(40)}) {
+        std::vector<float> row(static_cast<size_t>(N));
+        for (int64_t j = 0; j < N; ++j) row[size_t(j)] = vals[size_t(j % V)];
+        // C = ones x row (K = 1) -> the epilogue sees vals exactly.
+        const std::vector<float> A(static_cast<size_t>(M), 1.f);
+        std::vector<float> c(static_cast<size_t>(M * N));
+        gemm(isa, M, N, 1, Operand{A.data(), 1, false, nullptr}, Operand{row.data(), N, false, nullptr}, c.data(), N,
+             e);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            float want = row[size_t(j)];
+            const float got = c[size_t(i * N + j)];
+            ops::with_activation(act, [&]<Act X>() { want = ops::activate<X>(want, e.p0, e.p1); });
+            if (std::isnan(want)) {
+              EXPECT_TRUE(std::isnan(got)) << isa_name(isa) << " act " << int(act) << " x " << row[size_t(j)];
+            } else {
+              EXPECT_NEAR(got, want, 2e-6 * std::max(1.f, std::fabs(want)))
+                  << isa_name(isa) << " act " << int(act) << " x " << row[size_t(j)] << " at " << i << "," << j;
+            }
           }
-        }
+      }
     }
 }
 

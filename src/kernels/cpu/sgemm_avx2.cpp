@@ -85,31 +85,35 @@ inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b,
   }
 }
 
-// A full-width tile (16 columns), whole in assembly: the k loop as above,
+// A tile of whole vectors (16 or 8 columns), whole in assembly: the k loop as above,
 // the k % 4 steps left, then C added (flags bit 1: a later K block), the
 // bias (bit 2), the residual (bit 8; before the clamp with bit 16, else
 // after), the clamp (bit 4: max with lo, min with hi; NaN passes, as in the
 // C++ epilogue), and the stores, all on the registers: the order of the C++
 // epilogue below. Saves the trip through the stack block, which weighs on
 // short-K tiles (MobileNetV2's K = 16-32 pointwise convs).
-#define DEEPEP_ROW_C(I, ADDR, C0, C1, OP) \
-  ".if %c[mr] > " #I "\n\t" OP " " ADDR ", %%ymm" #C0 ", %%ymm" #C0 "\n\t" OP " 32" ADDR ", %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t"
+#define DEEPEP_ROW_C(I, ADDR, C0, C1, OP)                                                                     \
+  ".if %c[mr] > " #I "\n\t" OP " " ADDR ", %%ymm" #C0 ", %%ymm" #C0 "\n\t.if %c[nv] > 1\n\t" OP " 32" ADDR \
+  ", %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t.endif\n\t"
 #define DEEPEP_ALL_ROWS_C(OP)                                                                                 \
   DEEPEP_ROW_C(0, "(%[c])", 0, 1, OP) DEEPEP_ROW_C(1, "(%[c],%[ldc],1)", 2, 3, OP)                             \
   DEEPEP_ROW_C(2, "(%[c],%[ldc],2)", 4, 5, OP) DEEPEP_ROW_C(3, "(%[a3])", 6, 7, OP)                             \
   DEEPEP_ROW_C(4, "(%[a3],%[ldc],1)", 8, 9, OP) DEEPEP_ROW_C(5, "(%[a3],%[ldc],2)", 10, 11, OP)
 #define DEEPEP_ROW_R(I, C0, C1, OP, R)                                                                        \
-  ".if %c[mr] > " #I "\n\t" OP " %%ymm" #C0 ", %%ymm" R ", %%ymm" #C0 "\n\t" OP " %%ymm" #C1 ", %%ymm" R    \
-  ", %%ymm" #C1 "\n\t.endif\n\t"
+  ".if %c[mr] > " #I "\n\t" OP " %%ymm" #C0 ", %%ymm" R ", %%ymm" #C0 "\n\t.if %c[nv] > 1\n\t" OP " %%ymm" #C1 \
+  ", %%ymm" R ", %%ymm" #C1 "\n\t.endif\n\t.endif\n\t"
 #define DEEPEP_ALL_ROWS_R(OP, R)                                                                              \
   DEEPEP_ROW_R(0, 0, 1, OP, R) DEEPEP_ROW_R(1, 2, 3, OP, R) DEEPEP_ROW_R(2, 4, 5, OP, R)                      \
   DEEPEP_ROW_R(3, 6, 7, OP, R) DEEPEP_ROW_R(4, 8, 9, OP, R) DEEPEP_ROW_R(5, 10, 11, OP, R)
-#define DEEPEP_ROW_BIAS(I, C0, C1) \
-  ".if %c[mr] > " #I "\n\tvaddps %%ymm12, %%ymm" #C0 ", %%ymm" #C0 "\n\tvaddps %%ymm13, %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t"
-#define DEEPEP_ROW_STORE(I, ADDR, C0, C1) \
-  ".if %c[mr] > " #I "\n\tvmovups %%ymm" #C0 ", " ADDR "\n\tvmovups %%ymm" #C1 ", 32" ADDR "\n\t.endif\n\t"
-#define DEEPEP_ROW_RES(I, ADDR, C0, C1) \
-  ".if %c[mr] > " #I "\n\tvaddps " ADDR ", %%ymm" #C0 ", %%ymm" #C0 "\n\tvaddps 32" ADDR ", %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t"
+#define DEEPEP_ROW_BIAS(I, C0, C1)                                                                            \
+  ".if %c[mr] > " #I "\n\tvaddps %%ymm12, %%ymm" #C0 ", %%ymm" #C0 "\n\t.if %c[nv] > 1\n\tvaddps %%ymm13, %%ymm" #C1 \
+  ", %%ymm" #C1 "\n\t.endif\n\t.endif\n\t"
+#define DEEPEP_ROW_STORE(I, ADDR, C0, C1)                                                                     \
+  ".if %c[mr] > " #I "\n\tvmovups %%ymm" #C0 ", " ADDR "\n\t.if %c[nv] > 1\n\tvmovups %%ymm" #C1 ", 32" ADDR   \
+  "\n\t.endif\n\t.endif\n\t"
+#define DEEPEP_ROW_RES(I, ADDR, C0, C1)                                                                       \
+  ".if %c[mr] > " #I "\n\tvaddps " ADDR ", %%ymm" #C0 ", %%ymm" #C0 "\n\t.if %c[nv] > 1\n\tvaddps 32" ADDR      \
+  ", %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t.endif\n\t"
 #define DEEPEP_ADD_RES                                                                                         \
   "movq %[res], %[pf]\n\tmovq %[rld], %[n]\n\tleaq (%[pf],%[n],2), %[a]\n\taddq %[n], %[a]\n\t"          \
   DEEPEP_ROW_RES(0, "(%[pf])", 0, 1) DEEPEP_ROW_RES(1, "(%[pf],%[n],1)", 2, 3)                                 \
@@ -119,7 +123,8 @@ inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b,
   "5:\n\tmovq %[rem], %[n]\n\ttestq %[n], %[n]\n\tjz 6f\n\t7:\n\t" STEP BUMPS "decq %[n]\n\tjnz 7b\n\t"         \
   "6:\n\tleaq (%[c],%[ldc],2), %[a3]\n\taddq %[ldc], %[a3]\n\t"                                                \
   "testl $1, %[flags]\n\tjz 8f\n\t" DEEPEP_ALL_ROWS_C("vaddps")                                                \
-  "8:\n\ttestl $2, %[flags]\n\tjz 9f\n\tmovq %[bias], %[b]\n\tvmovups (%[b]), %%ymm12\n\tvmovups 32(%[b]), %%ymm13\n\t" \
+  "8:\n\ttestl $2, %[flags]\n\tjz 9f\n\tmovq %[bias], %[b]\n\tvmovups (%[b]), %%ymm12\n\t"                      \
+  ".if %c[nv] > 1\n\tvmovups 32(%[b]), %%ymm13\n\t.endif\n\t"                                                \
   DEEPEP_ROW_BIAS(0, 0, 1) DEEPEP_ROW_BIAS(1, 2, 3) DEEPEP_ROW_BIAS(2, 4, 5) DEEPEP_ROW_BIAS(3, 6, 7)          \
   DEEPEP_ROW_BIAS(4, 8, 9) DEEPEP_ROW_BIAS(5, 10, 11)                                                          \
   "9:\n\ttestl $8, %[flags]\n\tjz 11f\n\ttestl $16, %[flags]\n\tjz 11f\n\t" DEEPEP_ADD_RES                      \
@@ -136,17 +141,17 @@ inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b,
 #define DEEPEP_TILE_OPERANDS                                                                                   \
   : [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [pf] "+r"(pf), [n] "+r"(trips)                                   \
   : [lda] "r"(lda_bytes), [c] "r"(c), [ldc] "r"(ldc_bytes), [rem] "m"(rem), [flags] "m"(flags),               \
-    [bias] "m"(bias), [lohi] "m"(lohi_p), [res] "m"(res), [rld] "m"(res_ld_bytes), [mr] "i"(MR), [nv] "i"(2)                                            \
+    [bias] "m"(bias), [lohi] "m"(lohi_p), [res] "m"(res), [rld] "m"(res_ld_bytes), [mr] "i"(MR), [nv] "i"(NV)                                            \
   : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",   \
     "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
 
 // flags: 1 add C, 2 add bias (16 floats), 4 clamp to [lohi[0], lohi[1]],
 // 8 add the residual (rows res_ld apart), 16 before the clamp (else after).
-template <int MR, bool ROWS, bool PF>
+template <int MR, int NV, bool ROWS, bool PF>
 inline void full_tile(int64_t kc, const float* a, int64_t lda, const float* b, const float* pf, float* c,
                       int64_t ldc, int flags, const float* bias, const float* lohi, const float* res,
                       int64_t res_ld) {
-  static_assert(MR >= 1 && MR <= 6);
+  static_assert(MR >= 1 && MR <= 6 && NV >= 1 && NV <= 2);
   const float* a3 = MR > 3 ? a + 3 * lda : a;
   const int64_t lda_bytes = lda * int64_t(sizeof(float)), ldc_bytes = ldc * int64_t(sizeof(float));
   int64_t trips = kc / 4;
@@ -221,19 +226,17 @@ void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int6
       _mm_prefetch(reinterpret_cast<const char*>(te->res + i * te->res_ld + nr - 1), _MM_HINT_T0);
     }
   }
-  if constexpr (NV == 2) {
-    if (nr == 16) {
-      const bool res = te && te->res;
-      const int flags = (accumulate ? 1 : 0) | (te && te->bias ? 2 : 0) | (te && te->clamp ? 4 : 0) |
-                        (res ? 8 : 0) | (res && te->res_first ? 16 : 0);
-      const float lohi[2] = {te ? te->lo : 0.f, te ? te->hi : 0.f};
-      const float* bias = te ? te->bias : nullptr;
-      const float* rp = res ? te->res : nullptr;
-      const int64_t rld = res ? te->res_ld : 0;
-      if (pf) full_tile<MR, ROWS, true>(kc, a, lda, b, pf, c, ldc, flags, bias, lohi, rp, rld);
-      else full_tile<MR, ROWS, false>(kc, a, lda, b, pf, c, ldc, flags, bias, lohi, rp, rld);
-      return;
-    }
+  if (nr == 8 * NV) {
+    const bool res = te && te->res;
+    const int flags = (accumulate ? 1 : 0) | (te && te->bias ? 2 : 0) | (te && te->clamp ? 4 : 0) |
+                      (res ? 8 : 0) | (res && te->res_first ? 16 : 0);
+    const float lohi[2] = {te ? te->lo : 0.f, te ? te->hi : 0.f};
+    const float* bias = te ? te->bias : nullptr;
+    const float* rp = res ? te->res : nullptr;
+    const int64_t rld = res ? te->res_ld : 0;
+    if (pf) full_tile<MR, NV, ROWS, true>(kc, a, lda, b, pf, c, ldc, flags, bias, lohi, rp, rld);
+    else full_tile<MR, NV, ROWS, false>(kc, a, lda, b, pf, c, ldc, flags, bias, lohi, rp, rld);
+    return;
   }
   int64_t k = 0;
   if (const int64_t trips = kc / 4; trips > 0) {
