@@ -147,6 +147,7 @@ TEST(KernelsCpuNhwc, GeometriesGroupsDepthwise) {
       {{1, 3, 2, 2}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // tiny image
       {{1, 3, 1, 1}, {5, 3, 1, 1}, ""},                                              // 1 x 1 image
       {{1, 6, 1, 1}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},
+      {{1, 1000, 7, 7}, {1000, 1, 3, 3}, "group=1000, pads=[1,1,1,1]"},  // few rows, many channels: split by channel
       {{1, 3, 4, 4}, {4, 3, 5, 5}, ""},                                              // empty output
       {{0, 3, 5, 5}, {4, 3, 3, 3}, "pads=[1,1,1,1]"},                                // empty batch
       {{0, 6, 5, 5}, {6, 1, 3, 3}, "group=6, pads=[1,1,1,1]"},                       // empty batch, depthwise

@@ -51,6 +51,10 @@ constexpr int kLayoutDirect = 4;     // [KH][KW][C][M], plain (few input channel
 // short for packing A (an implicit-GEMM operand) to pay: resnet50's 7x7 RGB
 // stem (K = 147) ran at 35% of the FMA peak on 2 threads through the GEMM.
 constexpr int64_t kDirectMaxChannels = 4;
+// A depthwise conv's flops count this many times toward threads_for: it
+// moves as many bytes as it does FMAs, so a 7x7x960 map (0.85 M flops, one
+// thread by the flop count) is worth a second thread.
+constexpr double kDwWorkScale = 2.0;
 // Most pixels one packing strip may hold (MR for A strips, NR for B strips).
 constexpr int kMaxRows = 64;
 // Largest im2col (pixels x K floats) packed whole before the GEMM (2 MiB).
@@ -223,7 +227,19 @@ void run(KernelContext& ctx) {
     NhwcDwArgs a;
     fill_direct_args(a, p, e, X, wp->data.get(), bias, res, Y);
     const int64_t rows = p.N * p.OH;
-    const int threads = threads_for(double(y.numel()) * double(taps) * 2);
+    const int threads = threads_for(double(y.numel()) * double(taps) * 2 * kDwWorkScale);
+    if (threads > 1 && rows < 4 * threads) {
+      // Few rows (7x7 maps): blocks of channels instead, all rows each.
+      const int VW = std::max(1, tile_of(isa).VW);
+      const int64_t vecs = (p.C + VW - 1) / VW, cparts = std::min<int64_t>(vecs, 4 * threads);
+      ThreadPool::global().parallel_for(cparts, 1, threads, [&](int64_t q0, int64_t q1) {
+        NhwcDwArgs part = a;
+        part.c_begin = vecs * q0 / cparts * VW;
+        part.c_end = std::min<int64_t>(p.C, vecs * q1 / cparts * VW);
+        nk->depthwise(part, 0, rows);
+      });
+      return;
+    }
     // Rows split the way the GEMM's row schedule splits the pixels before
     // and after (parallel_for_affine): each thread reads what its core wrote.
     const int64_t parts = std::min<int64_t>(rows, 4 * threads);

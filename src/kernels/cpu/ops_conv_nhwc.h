@@ -33,6 +33,9 @@ struct NhwcDwArgs {
   // (n, iy) on, a window of the input (the fused pointwise-depthwise
   // kernel's expanded rows); every row a call reads must be in it.
   int64_t x_row0 = 0;
+  // Depthwise only: channels [c_begin, c_end) of the C (c_end 0: all), a
+  // thread's share of a map with too few rows to split.
+  int64_t c_begin = 0, c_end = 0;
 };
 // Output rows [r0, r1) of the N*OH rows (n, oy).
 using NhwcDwFn = void (*)(const NhwcDwArgs& a, int64_t r0, int64_t r1);

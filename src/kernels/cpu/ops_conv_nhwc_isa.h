@@ -99,10 +99,11 @@ inline void interior_columns(const NhwcDwArgs& a, int64_t& lo, int64_t& hi) {
 // the generic checked tile).
 template <Act A, int NB, int KWC, bool CHECK>
 inline void dw_px(const NhwcDwArgs& a, int64_t xrow, int64_t iy0, int64_t ox0, float* yr, const float* rr) {
-  int64_t c0 = 0;
-  for (; c0 + VW <= a.C; c0 += VW) dw_tile<A, NB, true, KWC, CHECK>(a, xrow, iy0, ox0, c0, VW, yr, rr);
-  if (c0 < a.C)
-    for (int j = 0; j < NB; ++j) dw_tile<A, 1, false, 0, true>(a, xrow, iy0, ox0 + j, c0, a.C - c0, yr, rr);
+  const int64_t c_end = a.c_end ? a.c_end : a.C;
+  int64_t c0 = a.c_begin;
+  for (; c0 + VW <= c_end; c0 += VW) dw_tile<A, NB, true, KWC, CHECK>(a, xrow, iy0, ox0, c0, VW, yr, rr);
+  if (c0 < c_end)
+    for (int j = 0; j < NB; ++j) dw_tile<A, 1, false, 0, true>(a, xrow, iy0, ox0 + j, c0, c_end - c0, yr, rr);
 }
 
 // The rows: outputs left and right of the interior (some tap outside the
