@@ -27,8 +27,8 @@ inline __m256i lane_mask(int64_t n) {
 // prefetch), and the bumps and branch come once per four steps. Issue slots
 // are what a busy host takes first (a core's two hyperthreads share them).
 // Rows and vectors past mr / nv are left out by the assembler's .if.
-// Accumulators: ymm0-11 (row i, vector v in ymm(2i+v)), zeroed here and
-// stored to c (12 vectors) at the end; B in ymm12-13, A's broadcast in ymm14.
+// Accumulators: ymm0-11 (row i, vector v in ymm(2i+v)); B in ymm12-13, A's
+// broadcast in ymm14 (ymm14-15 hold the clamp bounds in the tail).
 // ROWS: A read in place, rows at a, a + lda, a + 2 lda and a3 = a + 3 lda,
 // a3 + lda, a3 + 2 lda; else a packed strip (a[k * 6 + i]).
 #define DEEPEP_ROW(I, ADDR, C0, C1)                                                                     \
@@ -46,52 +46,14 @@ inline __m256i lane_mask(int64_t n) {
   DEEPEP_ROW(4, #J "*24+16(%[a])", 8, 9) DEEPEP_ROW(5, #J "*24+20(%[a])", 10, 11)
 #define DEEPEP_PF(J) "prefetcht1 " #J "*64(%[pf])\n\t"
 #define DEEPEP_ZERO(R) "vxorps %%ymm" #R ", %%ymm" #R ", %%ymm" #R "\n\t"
-#define DEEPEP_STORE(R) "vmovaps %%ymm" #R ", " #R "*32(%[c])\n\t"
-#define DEEPEP_PROLOGUE                                                                                  \
-  DEEPEP_ZERO(0) DEEPEP_ZERO(1) DEEPEP_ZERO(2) DEEPEP_ZERO(3) DEEPEP_ZERO(4) DEEPEP_ZERO(5) DEEPEP_ZERO(6) \
-  DEEPEP_ZERO(7) DEEPEP_ZERO(8) DEEPEP_ZERO(9) DEEPEP_ZERO(10) DEEPEP_ZERO(11) ".p2align 4\n\t1:\n\t"
-#define DEEPEP_EPILOGUE                                                                                      \
-  "decq %[n]\n\tjnz 1b\n\t" DEEPEP_STORE(0) DEEPEP_STORE(1) DEEPEP_STORE(2) DEEPEP_STORE(3) DEEPEP_STORE(4)   \
-  DEEPEP_STORE(5) DEEPEP_STORE(6) DEEPEP_STORE(7) DEEPEP_STORE(8) DEEPEP_STORE(9) DEEPEP_STORE(10)          \
-  DEEPEP_STORE(11)
-#define DEEPEP_OPERANDS                                                                                        \
-  : [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [pf] "+r"(pf), [n] "+r"(trips)                                   \
-  : [lda] "r"(lda_bytes), [c] "r"(c), [mr] "i"(MR), [nv] "i"(NV)                                              \
-  : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",   \
-    "xmm11", "xmm12", "xmm13", "xmm14"
-
-// trips (> 0) trips of four k steps from zero accumulators into c (12
-// vectors, 32-byte aligned); a, b and pf are left past the steps run.
-template <int MR, int NV, bool ROWS, bool PF>
-inline void k_loop(int64_t trips, const float*& a, int64_t lda, const float*& b, const float*& pf, float* c) {
-  static_assert(MR >= 1 && MR <= 6 && NV >= 1 && NV <= 2);
-  const float* a3 = MR > 3 ? a + 3 * lda : a;  // (rows 3-5 exist only when MR > 3)
-  const int64_t lda_bytes = lda * int64_t(sizeof(float));
-  if constexpr (ROWS && PF) {
-    asm volatile(DEEPEP_PROLOGUE DEEPEP_PF(0) DEEPEP_ROWS_STEP(0) DEEPEP_PF(1) DEEPEP_ROWS_STEP(1) DEEPEP_PF(2)
-                     DEEPEP_ROWS_STEP(2) DEEPEP_PF(3) DEEPEP_ROWS_STEP(3)
-                 "addq $16, %[a]\n\taddq $16, %[a3]\n\taddq $256, %[b]\n\taddq $256, %[pf]\n\t" DEEPEP_EPILOGUE
-                     DEEPEP_OPERANDS);
-  } else if constexpr (ROWS) {
-    asm volatile(DEEPEP_PROLOGUE DEEPEP_ROWS_STEP(0) DEEPEP_ROWS_STEP(1) DEEPEP_ROWS_STEP(2) DEEPEP_ROWS_STEP(3)
-                 "addq $16, %[a]\n\taddq $16, %[a3]\n\taddq $256, %[b]\n\t" DEEPEP_EPILOGUE DEEPEP_OPERANDS);
-  } else if constexpr (PF) {
-    asm volatile(DEEPEP_PROLOGUE DEEPEP_PF(0) DEEPEP_PACKED_STEP(0) DEEPEP_PF(1) DEEPEP_PACKED_STEP(1) DEEPEP_PF(2)
-                     DEEPEP_PACKED_STEP(2) DEEPEP_PF(3) DEEPEP_PACKED_STEP(3)
-                 "addq $96, %[a]\n\taddq $256, %[b]\n\taddq $256, %[pf]\n\t" DEEPEP_EPILOGUE DEEPEP_OPERANDS);
-  } else {
-    asm volatile(DEEPEP_PROLOGUE DEEPEP_PACKED_STEP(0) DEEPEP_PACKED_STEP(1) DEEPEP_PACKED_STEP(2)
-                     DEEPEP_PACKED_STEP(3) "addq $96, %[a]\n\taddq $256, %[b]\n\t" DEEPEP_EPILOGUE DEEPEP_OPERANDS);
-  }
-}
-
-// A tile of whole vectors (16 or 8 columns), whole in assembly: the k loop as above,
-// the k % 4 steps left, then C added (flags bit 1: a later K block), the
-// bias (bit 2), the residual (bit 8; before the clamp with bit 16, else
-// after), the clamp (bit 4: max with lo, min with hi; NaN passes, as in the
-// C++ epilogue), and the stores, all on the registers: the order of the C++
-// epilogue below. Saves the trip through the stack block, which weighs on
-// short-K tiles (MobileNetV2's K = 16-32 pointwise convs).
+// The tile whole in assembly (full_tile): the k loop, the k % 4 steps left,
+// then C added (flags bit 1: a later K block), the bias (bit 2), the
+// residual (bit 8; before the clamp with bit 16, else after), the clamp (bit
+// 4: max with lo, min with hi; NaN passes, as in the C++ epilogue), and the
+// stores, on the registers, in the C++ epilogue's order. Tiles of whole
+// vectors (16 or 8 columns) finish here; a partial last vector stores the
+// bare sums (flags 0) to a block for the masked C++ epilogue. Finishing in
+// registers matters for short K (MobileNetV2's K = 16-32 pointwise convs).
 #define DEEPEP_ROW_C(I, ADDR, C0, C1, OP)                                                                     \
   ".if %c[mr] > " #I "\n\t" OP " " ADDR ", %%ymm" #C0 ", %%ymm" #C0 "\n\t.if %c[nv] > 1\n\t" OP " 32" ADDR \
   ", %%ymm" #C1 ", %%ymm" #C1 "\n\t.endif\n\t.endif\n\t"
@@ -199,19 +161,10 @@ inline void full_tile(int64_t kc, const float* a, int64_t lda, const float* b, c
 #undef DEEPEP_PACKED_STEP
 #undef DEEPEP_PF
 #undef DEEPEP_ZERO
-#undef DEEPEP_STORE
-#undef DEEPEP_PROLOGUE
-#undef DEEPEP_EPILOGUE
-#undef DEEPEP_OPERANDS
 
 template <int MR, int NV, bool ROWS>
 void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t nr,
          bool accumulate, const TileEpi* te, const float* pf) {
-  __m256 acc[MR][NV];
-#pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
   // The tile's lines of C (and of the residual the epilogue reads), fetched
   // while the k loop runs: a C that is not in cache (a conv's fresh output
   // rows) otherwise stalls the stores on its misses.
@@ -238,34 +191,17 @@ void ukr(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int6
     else full_tile<MR, NV, ROWS, false>(kc, a, lda, b, pf, c, ldc, flags, bias, lohi, rp, rld);
     return;
   }
-  int64_t k = 0;
-  if (const int64_t trips = kc / 4; trips > 0) {
-    alignas(32) float sums[12 * 8];
-    if (pf) k_loop<MR, NV, ROWS, true>(trips, a, lda, b, pf, sums);
-    else k_loop<MR, NV, ROWS, false>(trips, a, lda, b, pf, sums);
+  // A partial last vector: the same loop leaves the accumulators in a block
+  // (flags 0: stored as they are, rows 16 floats apart) for the masked
+  // epilogue below.
+  alignas(32) float sums[6 * 16];
+  if (pf) full_tile<MR, NV, ROWS, true>(kc, a, lda, b, pf, sums, 16, 0, nullptr, nullptr, nullptr, 0);
+  else full_tile<MR, NV, ROWS, false>(kc, a, lda, b, pf, sums, 16, 0, nullptr, nullptr, nullptr, 0);
+  __m256 acc[MR][NV];
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_load_ps(sums + (2 * i + v) * 8);
-    k = trips * 4;
-  }
-  for (; k < kc; ++k) {
-    if (pf) {
-      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
-      pf += 16;
-    }
-    __m256 bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      const __m256 av = _mm256_broadcast_ss(ROWS ? a + i * lda : a + i);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
-    }
-    a += ROWS ? 1 : kMR;
-    b += kNR;
-  }
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_load_ps(sums + i * 16 + v * 8);
   const int64_t last = nr - 8 * (NV - 1);
   // Every vector of a row is full but the last, which keeps `last` lanes.
   const bool part = last < 8;
