@@ -22,6 +22,13 @@ A markdown table with the CPU model, thread count, load average and date,
 and per model the middle half of the per-pair ratios and the hypervisor's
 steal time during the runs (how far one table can be trusted on a shared
 machine), is written to bench/results/cpu_vs_ort_<date>.md (--no-write to skip).
+
+Each model's FLOPs (its Conv / MatMul / Gemm multiply-adds, bench/model_flops.py)
+over each runtime's latency give GFLOP/s; with --peak-gflops (the FMA peak at
+--threads that build/<dir>/deepep_gemm_bench prints) the table adds each
+runtime's share of that peak and the ratio floor: DeepEP/ORT if DeepEP ran
+every counted FLOP at the peak and nothing else took time (Winograd convs do
+fewer multiplies than counted, so the floor binds GEMM-bound models only).
 """
 import argparse
 import datetime
@@ -146,8 +153,17 @@ def bench_model(name, a, rng):
     # guests: how far one table can be trusted on a shared machine.
     q = statistics.quantiles([x / y for x, y in zip(td, to)], n=4) if len(td) > 1 else [d / o] * 3
     steal = 100.0 * (steal1 - steal0) / (total1 - total0) if total1 > total0 else 0.0
+    from model_flops import model_flops
+
+    gflop = model_flops(path, feeds) / 1e9
     return {"model": name, "deepep_ms": round(d, 3), "ort_ms": round(o, 3), "ratio": round(d / o, 3),
-            "max_rel_err": max_err, "pair_q1": q[0], "pair_q3": q[2], "steal_pct": steal}
+            "max_rel_err": max_err, "pair_q1": q[0], "pair_q3": q[2], "steal_pct": steal, "gflop": gflop,
+            "deepep_gflops": gflop / d * 1e3, "ort_gflops": gflop / o * 1e3}
+
+
+def peak_columns(r, peak):
+    """(DeepEP % of peak, ORT % of peak, ratio floor) of a result row."""
+    return 100 * r["deepep_gflops"] / peak, 100 * r["ort_gflops"] / peak, r["ort_gflops"] / peak
 
 
 def main():
@@ -163,6 +179,9 @@ def main():
                    help="DeepEP's precision (default fp32, the Engine's: float32 GEMMs as bf16x3 on AMX tiles "
                         "where the CPU has them; fp32-strict: float32 FMAs only, as onnxruntime)")
     p.add_argument("--cache-dir", default=os.path.join(ROOT, "build", "bench_models"))
+    p.add_argument("--peak-gflops", type=float, default=None,
+                   help="the CPU's FMA peak GFLOP/s at --threads (deepep_gemm_bench prints it): adds each "
+                        "runtime's share of it and the ratio floor to the table")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-write", action="store_true")
     a = p.parse_args()
@@ -185,6 +204,12 @@ def main():
             print(f"{m:12s} deepep {r['deepep_ms']:9.2f} ms  ort {r['ort_ms']:9.2f} ms  ratio {r['ratio']:.3f}"
                   f"  (pairs {r['pair_q1']:.2f}-{r['pair_q3']:.2f}, steal {r['steal_pct']:.1f} %,"
                   f" max rel err {r['max_rel_err']:.1e})", flush=True)
+            line = (f"{'':12s} {r['gflop']:.2f} GFLOP a run: deepep {r['deepep_gflops']:.1f} GFLOP/s,"
+                    f" ort {r['ort_gflops']:.1f} GFLOP/s")
+            if a.peak_gflops:
+                dp, op, floor = peak_columns(r, a.peak_gflops)
+                line += f" ({dp:.0f} % / {op:.0f} % of the {a.peak_gflops:.0f} peak; ratio floor {floor:.2f})"
+            print(line, flush=True)
     load_after = os.getloadavg()
     if a.json:
         print(json.dumps([{k: r[k] for k in ("model", "deepep_ms", "ort_ms", "ratio")} for r in rows]))
@@ -205,12 +230,25 @@ def main():
                  f"- command: `{' '.join(sys.argv)}`", "",
                  "- pair ratios: the middle half (25th-75th percentile) of the per-pair ratios, each DeepEP "
                  "run over the ORT run after it; steal: CPU time the hypervisor gave to other guests during "
-                 "the timed runs (/proc/stat)", "",
-                 "| model | DeepEP ms | ORT ms | ratio DeepEP/ORT | pair ratios | steal | max rel err |",
-                 "|---|---:|---:|---:|---:|---:|---:|"]
+                 "the timed runs (/proc/stat)",
+                 "- GFLOP: the model's Conv / MatMul / Gemm multiply-adds x 2 (bench/model_flops.py); "
+                 "GFLOP/s: that over each runtime's median latency"]
+        peak = a.peak_gflops
+        if peak:
+            lines += [f"- FMA peak at {a.threads} threads: {peak:.1f} GFLOP/s (--peak-gflops, from "
+                      "deepep_gemm_bench); ratio floor: DeepEP/ORT with every counted FLOP at that peak"]
+        head = "| model | DeepEP ms | ORT ms | ratio DeepEP/ORT | pair ratios | steal | max rel err | GFLOP | " \
+               "DeepEP GFLOP/s | ORT GFLOP/s |"
+        lines += ["", head + (" DeepEP % of peak | ORT % of peak | ratio floor |" if peak else ""),
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if peak else "")]
         for r in rows:
-            lines.append(f"| {r['model']} | {r['deepep_ms']:.2f} | {r['ort_ms']:.2f} | {r['ratio']:.3f} | "
-                         f"{r['pair_q1']:.2f}-{r['pair_q3']:.2f} | {r['steal_pct']:.1f} % | {r['max_rel_err']:.1e} |")
+            row = (f"| {r['model']} | {r['deepep_ms']:.2f} | {r['ort_ms']:.2f} | {r['ratio']:.3f} | "
+                   f"{r['pair_q1']:.2f}-{r['pair_q3']:.2f} | {r['steal_pct']:.1f} % | {r['max_rel_err']:.1e} | "
+                   f"{r['gflop']:.2f} | {r['deepep_gflops']:.1f} | {r['ort_gflops']:.1f} |")
+            if peak:
+                dp, op, floor = peak_columns(r, peak)
+                row += f" {dp:.0f} % | {op:.0f} % | {floor:.2f} |"
+            lines.append(row)
         mode = "a" if os.path.exists(out) else "w"
         with open(out, mode) as f:
             if mode == "a":
