@@ -13,11 +13,15 @@
 namespace deepep {
 
 const Tensor* Executor::Scope::find(const Value* v) const {
+  // Constants (of this graph or an enclosing one) are read where they live:
+  // binding them into every run's scope cost a hash insert and erase each.
+  // (One a node still computes reads as that node's output.)
+  if (v->data && !v->producer) return &*v->data;
   for (const Scope* s = this; s; s = s->parent) {
     auto it = s->values.find(v);
     if (it != s->values.end()) return &it->second;
   }
-  return nullptr;
+  return v->data ? &*v->data : nullptr;
 }
 
 namespace {
@@ -101,8 +105,6 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
   Scope scope;
   scope.parent = parent;
   for (size_t i = 0; i < inputs.size(); ++i) scope.values[g.inputs[i]] = inputs[i];
-  for (const auto& v : g.values())
-    if (v->data) scope.values[v.get()] = *v->data;
   const auto& last = last_uses(g);
   scope_stack_.push_back(&scope);
   struct Pop {

@@ -9,9 +9,71 @@
 namespace deepep::cpu {
 namespace {
 bool is_f32(const Tensor* t) { return t && t->dtype() == DType::kFloat32; }
+
+// The executor asks a fast kernel's supports() and then, on the same thread,
+// runs it with the same inputs: run() takes the plan supports() made rather
+// than reading the node's attributes a second time (~1 us a conv, which
+// small maps and tiny models notice). Keyed by everything the plan reads
+// but the attributes (the node, its inputs' tensors, dtypes and shapes);
+// used once.
+struct PlanMemo {
+  static constexpr int kInputs = 4, kRank = 4;
+  const Node* node = nullptr;
+  int node_id = -1, inputs = 0;
+  bool channels_last = false, fused = false, ok = false;
+  const Tensor* in[kInputs] = {};
+  DType dtype[kInputs] = {};
+  int64_t rank[kInputs] = {};
+  int64_t dims[kInputs][kRank] = {};
+  ConvPlan plan{};
+
+  // False (and nothing kept) for calls it cannot describe.
+  bool describe(const KernelContext& ctx, bool cl, bool fu) {
+    if (ctx.num_inputs() > kInputs) return false;
+    node = &ctx.node, node_id = ctx.node.id, inputs = ctx.num_inputs(), channels_last = cl, fused = fu;
+    for (int i = 0; i < inputs; ++i) {
+      const Tensor* t = ctx.inputs[size_t(i)];
+      in[i] = t;
+      if (!t) continue;
+      if (t->rank() > kRank) return false;
+      dtype[i] = t->dtype(), rank[i] = t->rank();
+      std::copy(t->shape().begin(), t->shape().end(), dims[i]);
+    }
+    return true;
+  }
+  bool matches(const PlanMemo& o) const {
+    if (node != o.node || node_id != o.node_id || inputs != o.inputs || channels_last != o.channels_last ||
+        fused != o.fused)
+      return false;
+    for (int i = 0; i < inputs; ++i) {
+      if (in[i] != o.in[i]) return false;
+      if (in[i] && (dtype[i] != o.dtype[i] || rank[i] != o.rank[i] || !std::equal(dims[i], dims[i] + rank[i], o.dims[i])))
+        return false;
+    }
+    return true;
+  }
+};
+thread_local PlanMemo t_memo;
+
+bool compute_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p);
 }  // namespace
 
 bool make_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p) {
+  PlanMemo call;
+  if (!call.describe(ctx, channels_last, fused)) return compute_conv_plan(ctx, channels_last, fused, p);
+  if (t_memo.node && t_memo.matches(call)) {
+    t_memo.node = nullptr;  // used once
+    p = t_memo.plan;
+    return t_memo.ok;
+  }
+  call.ok = compute_conv_plan(ctx, channels_last, fused, call.plan);
+  p = call.plan;
+  t_memo = call;
+  return call.ok;
+}
+
+namespace {
+bool compute_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p) {
   if ((ctx.node.attr_int("channels_last", 0) != 0) != channels_last) return false;
   if (ctx.num_inputs() < 2 || !is_f32(ctx.inputs[0]) || !is_f32(ctx.inputs[1])) return false;
   const Tensor& x = *ctx.inputs[0];
@@ -49,6 +111,7 @@ bool make_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, Co
   }
   return true;
 }
+}  // namespace
 
 const float* residual_apart(const float* res, const float* y, int64_t n) {
   if (!res || res + n <= y || y + n <= res) return res;
