@@ -26,9 +26,10 @@ struct TileEpi {
 
 // c[0..mr) x [0..nr) (+)= a x b (NR-strided), kc steps; then te's epilogue
 // (te null: none). a: a packed strip (a[k * MR + i], lda ignored) for ukr,
-// plain rows (a[i * lda + k]) for ukr_rows. pf (null: none): kc cache lines
-// from pf on are prefetched into L2, one per k step -- B that a later block
-// will read, fetched from memory while this tile computes.
+// plain rows (a[i * lda + k]) for ukr_rows. pf (null: none): ceil(kc /
+// pf_k_per_line) cache lines from pf on are prefetched into L2, one every
+// pf_k_per_line k steps -- B that a later block will read, fetched from
+// memory while this tile computes.
 using MicroKernel = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                              int64_t nr, bool accumulate, const TileEpi* te, const float* pf);
 // The epilogue on the tile at global row i0, column j0.
@@ -71,6 +72,7 @@ struct IsaKernels {
   EpilogueFn epilogue = nullptr;
   DepthwiseFn depthwise = nullptr;
   Im2colFn im2col_s1 = nullptr;
+  int pf_k_per_line = 1;  // k steps per line a micro-kernel prefetches
 };
 
 #if defined(__x86_64__)

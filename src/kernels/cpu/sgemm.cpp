@@ -184,16 +184,16 @@ std::shared_ptr<const Packed> cached(const CacheKey& key, const Tensor& t, PackF
 
 // The B panels a later block reads: `panels` segments of `len` floats,
 // `stride` floats apart from `base`. take(kc) hands out the address of the
-// next kc cache lines to prefetch (one per k step of a micro-kernel), or
-// null once all are handed out.
+// next lines a micro-kernel of kc steps prefetches (one every k_per_line
+// steps: IsaKernels::pf_k_per_line), or null once all are handed out.
 struct PfCursor {
   const float* base = nullptr;
-  int64_t stride = 0, len = 0, panels = 0;
+  int64_t stride = 0, len = 0, panels = 0, k_per_line = 1;
   int64_t seg = 0, off = 0;
   const float* take(int64_t kc) {
     if (seg >= panels) return nullptr;
     const float* p = base + seg * stride + off;
-    off += kc * 16;  // 16 floats a line
+    off += (kc + k_per_line - 1) / k_per_line * 16;  // 16 floats a line
     if (off >= len) {
       ++seg;
       off = 0;
@@ -490,8 +490,8 @@ void gemm(Isa isa, int64_t M, int64_t N, int64_t K, const Operand& A, const Oper
       // first K block (weights streaming from memory otherwise arrive all at
       // once, at the first row strip's pace).
       PfCursor pf;
-      if (!last) pf = PfCursor{bs + (pc + kc) * NR, K * NR, std::min(kKC, K - pc - kc) * NR, panels};
-      else if (next.bs) pf = PfCursor{next.bs, K * NR, kc_max * NR, next.panels};
+      if (!last) pf = PfCursor{bs + (pc + kc) * NR, K * NR, std::min(kKC, K - pc - kc) * NR, panels, ks->pf_k_per_line};
+      else if (next.bs) pf = PfCursor{next.bs, K * NR, kc_max * NR, next.panels, ks->pf_k_per_line};
       for (int64_t i0 = r0; i0 < r1; i0 += mc_blk) {
         const int64_t mc = std::min(mc_blk, r1 - i0);
         const float* ablk = nullptr;  // A's packed strips (none when A is read in place)

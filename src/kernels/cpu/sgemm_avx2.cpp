@@ -44,7 +44,11 @@ inline __m256i lane_mask(int64_t n) {
   DEEPEP_B(J) DEEPEP_ROW(0, #J "*24(%[a])", 0, 1) DEEPEP_ROW(1, #J "*24+4(%[a])", 2, 3)                \
   DEEPEP_ROW(2, #J "*24+8(%[a])", 4, 5) DEEPEP_ROW(3, #J "*24+12(%[a])", 6, 7)                          \
   DEEPEP_ROW(4, #J "*24+16(%[a])", 8, 9) DEEPEP_ROW(5, #J "*24+20(%[a])", 10, 11)
-#define DEEPEP_PF(J) "prefetcht1 " #J "*64(%[pf])\n\t"
+// The B prefetch: one line a trip of four k steps (pf + 64 a trip, + 16 a
+// tail step: a tile covers ceil(kc / 4) lines, pf_k_per_line = 4). One a
+// step asked for a block's next panels faster than memory delivers them and
+// measured slower with weights streaming from memory (CPU.md, GEMM).
+#define DEEPEP_PF "prefetcht1 (%[pf])\n\t"
 #define DEEPEP_ZERO(R) "vxorps %%ymm" #R ", %%ymm" #R ", %%ymm" #R "\n\t"
 // The tile whole in assembly (full_tile): the k loop, the k % 4 steps left,
 // then C added (flags bit 1: a later K block), the bias (bit 2), the
@@ -121,11 +125,11 @@ inline void full_tile(int64_t kc, const float* a, int64_t lda, const float* b, c
   const float* lohi_p = lohi;
   const int64_t res_ld_bytes = res_ld * int64_t(sizeof(float));
   if constexpr (ROWS && PF) {
-    asm volatile(DEEPEP_MAIN_START DEEPEP_PF(0) DEEPEP_ROWS_STEP(0) DEEPEP_PF(1) DEEPEP_ROWS_STEP(1) DEEPEP_PF(2)
-                     DEEPEP_ROWS_STEP(2) DEEPEP_PF(3) DEEPEP_ROWS_STEP(3)
-                 "addq $16, %[a]\n\taddq $16, %[a3]\n\taddq $256, %[b]\n\taddq $256, %[pf]\n\tdecq %[n]\n\tjnz 1b\n\t"
-                 DEEPEP_TAIL(DEEPEP_PF(0) DEEPEP_ROWS_STEP(0),
-                             "addq $4, %[a]\n\taddq $4, %[a3]\n\taddq $64, %[b]\n\taddq $64, %[pf]\n\t")
+    asm volatile(DEEPEP_MAIN_START DEEPEP_PF DEEPEP_ROWS_STEP(0) DEEPEP_ROWS_STEP(1) DEEPEP_ROWS_STEP(2)
+                     DEEPEP_ROWS_STEP(3)
+                 "addq $16, %[a]\n\taddq $16, %[a3]\n\taddq $256, %[b]\n\taddq $64, %[pf]\n\tdecq %[n]\n\tjnz 1b\n\t"
+                 DEEPEP_TAIL(DEEPEP_PF DEEPEP_ROWS_STEP(0),
+                             "addq $4, %[a]\n\taddq $4, %[a3]\n\taddq $64, %[b]\n\taddq $16, %[pf]\n\t")
                      DEEPEP_TILE_OPERANDS);
   } else if constexpr (ROWS) {
     asm volatile(DEEPEP_MAIN_START DEEPEP_ROWS_STEP(0) DEEPEP_ROWS_STEP(1) DEEPEP_ROWS_STEP(2) DEEPEP_ROWS_STEP(3)
@@ -133,10 +137,10 @@ inline void full_tile(int64_t kc, const float* a, int64_t lda, const float* b, c
                  DEEPEP_TAIL(DEEPEP_ROWS_STEP(0), "addq $4, %[a]\n\taddq $4, %[a3]\n\taddq $64, %[b]\n\t")
                      DEEPEP_TILE_OPERANDS);
   } else if constexpr (PF) {
-    asm volatile(DEEPEP_MAIN_START DEEPEP_PF(0) DEEPEP_PACKED_STEP(0) DEEPEP_PF(1) DEEPEP_PACKED_STEP(1) DEEPEP_PF(2)
-                     DEEPEP_PACKED_STEP(2) DEEPEP_PF(3) DEEPEP_PACKED_STEP(3)
-                 "addq $96, %[a]\n\taddq $256, %[b]\n\taddq $256, %[pf]\n\tdecq %[n]\n\tjnz 1b\n\t"
-                 DEEPEP_TAIL(DEEPEP_PF(0) DEEPEP_PACKED_STEP(0), "addq $24, %[a]\n\taddq $64, %[b]\n\taddq $64, %[pf]\n\t")
+    asm volatile(DEEPEP_MAIN_START DEEPEP_PF DEEPEP_PACKED_STEP(0) DEEPEP_PACKED_STEP(1) DEEPEP_PACKED_STEP(2)
+                     DEEPEP_PACKED_STEP(3)
+                 "addq $96, %[a]\n\taddq $256, %[b]\n\taddq $64, %[pf]\n\tdecq %[n]\n\tjnz 1b\n\t"
+                 DEEPEP_TAIL(DEEPEP_PF DEEPEP_PACKED_STEP(0), "addq $24, %[a]\n\taddq $64, %[b]\n\taddq $16, %[pf]\n\t")
                      DEEPEP_TILE_OPERANDS);
   } else {
     asm volatile(DEEPEP_MAIN_START DEEPEP_PACKED_STEP(0) DEEPEP_PACKED_STEP(1) DEEPEP_PACKED_STEP(2)
@@ -253,6 +257,7 @@ IsaKernels make() {
   k.epilogue = epilogue;
   k.depthwise = depthwise;
   k.im2col_s1 = im2col_s1;
+  k.pf_k_per_line = 4;  // DEEPEP_PF
   return k;
 }
 
