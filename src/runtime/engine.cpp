@@ -174,6 +174,7 @@ struct Session::PlanCache {
   MemoryReport last;
   const Entry* last_entry = nullptr;
   size_t last_inplace_hits = 0, last_fallbacks = 0, last_copied_views = 0;  // of the last replay
+  bool last_run_serial = false;  // the last run handed the pool's workers no loop
 
   Entry* find(const std::vector<std::pair<DType, Shape>>& sig) {
     for (auto it = entries.begin(); it != entries.end(); ++it)
@@ -256,9 +257,13 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
   Executor ex;
   // CPU float32 GEMMs may run as bf16x3 on AMX tiles unless "fp32-strict".
   cpu::Fp32PrecisionScope precision(impl_->options.precision == "fp32");
-  // CPU runs keep the pool's workers spinning between loops (GPU runs do not use them).
+  // CPU runs keep the pool's workers spinning between loops (GPU runs do not
+  // use them), unless the last run gave them none (a small model: every op
+  // on the caller's thread). A run that does share loops is picked up by
+  // the workers anyway and restores the scope for the next one.
   std::optional<cpu::ThreadPool::RunScope> spinning;
-  if (!plans_->cuda) spinning.emplace();
+  if (!plans_->cuda && !plans_->last_run_serial) spinning.emplace();
+  const uint64_t loops_before = cpu::ThreadPool::loops_shared();
   std::vector<Tensor> outs;
   if (plans_->cuda) {
     outs = plans_->cuda->run(bound);
@@ -307,6 +312,7 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
     for (Tensor& t : outs)
       if (t.owner() == e->arena) t = t.clone();
   }
+  if (!plans_->cuda) plans_->last_run_serial = cpu::ThreadPool::loops_shared() == loops_before;
   // An output that views a caller's input buffer (no owner) must not outlive it.
   for (Tensor& t : outs)
     if (!t.owner()) t = t.clone();

@@ -43,6 +43,7 @@ constexpr int kSpinMicros = 50;
 // noise (0.928 / 0.969 / 1.028 vs 0.934 / 0.969 / 0.876).
 constexpr int kRunSpinMicros = 2000;
 std::atomic<int> g_active_runs{0};
+std::atomic<uint64_t> g_loops_shared{0}, g_run_scopes{0};
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -250,7 +251,11 @@ void restore_caller() {
 }
 }  // namespace
 
+uint64_t ThreadPool::loops_shared() { return g_loops_shared.load(std::memory_order_relaxed); }
+uint64_t ThreadPool::run_scopes() { return g_run_scopes.load(std::memory_order_relaxed); }
+
 ThreadPool::RunScope::RunScope() {
+  g_run_scopes.fetch_add(1, std::memory_order_relaxed);
   ++t_scopes;
   if (g_active_runs.fetch_add(1, std::memory_order_relaxed) > 0) return;
   Impl& p = *global().impl_;  // (made first: it decides the pinning)
@@ -343,6 +348,7 @@ void ThreadPool::parallel_for_affine(int64_t n, int max_threads, const std::func
 // Queues the job for up to max_threads - 1 workers, works on it as thread 0,
 // waits for the chunks others started, rethrows the first exception.
 void ThreadPool::Impl::run(const std::shared_ptr<Job>& job, int max_threads) {
+  g_loops_shared.fetch_add(1, std::memory_order_relaxed);
   job->max_helpers = max_threads - 1;
   {
     std::lock_guard<std::mutex> lock(mu);

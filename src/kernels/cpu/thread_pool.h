@@ -47,6 +47,13 @@ class ThreadPool {
     RunScope(const RunScope&) = delete;
     RunScope& operator=(const RunScope&) = delete;
   };
+  // Loops handed to the workers so far (all callers; monotonic): a Session
+  // whose run left it unchanged ran serially and skips the next RunScope
+  // (no caller move, no worker woken to spin through a run it has no share
+  // in).
+  static uint64_t loops_shared();
+  // RunScopes made so far (tests).
+  static uint64_t run_scopes();
 
   ~ThreadPool();
 
