@@ -175,6 +175,8 @@ struct Session::PlanCache {
   const Entry* last_entry = nullptr;
   size_t last_inplace_hits = 0, last_fallbacks = 0, last_copied_views = 0;  // of the last replay
   bool last_run_serial = false;  // the last run handed the pool's workers no loop
+  Executor executor;  // kept across runs: its per-graph last-use maps are built once
+  std::optional<uint64_t> weights;  // the graph's constant bytes (fixed after load)
 
   Entry* find(const std::vector<std::pair<DType, Shape>>& sig) {
     for (auto it = entries.begin(); it != entries.end(); ++it)
@@ -254,7 +256,7 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
     if (!v) throw InputError(detail::concat("preallocated output '", name, "' is not an output of the model"));
     caller_outputs[v] = t;
   }
-  Executor ex;
+  Executor& ex = plans_->executor;
   // CPU float32 GEMMs may run as bf16x3 on AMX tiles unless "fp32-strict".
   cpu::Fp32PrecisionScope precision(impl_->options.precision == "fp32");
   // CPU runs keep the pool's workers spinning between loops (GPU runs do not
@@ -305,7 +307,8 @@ NamedTensors Session::run(const NamedTensors& inputs, const NamedTensors& output
       plans_->last_copied_views = alloc.copied_views();
     }
     const MemoryPlan& m = e->plan.memory;
-    plans_->last = {m.naive_bytes, m.arena_bytes, m.lower_bound_bytes, weights_bytes(g),
+    if (!plans_->weights) plans_->weights = weights_bytes(g);
+    plans_->last = {m.naive_bytes, m.arena_bytes, m.lower_bound_bytes, *plans_->weights,
                     e->plan.buffers.size(), e->plan.inplace_reuses};
     plans_->last_entry = e;
     // Nothing handed back may live in the arena the next run reuses.
