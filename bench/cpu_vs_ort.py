@@ -39,6 +39,8 @@ import statistics
 import sys
 import time
 
+from model_flops import model_flops
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = ["resnet50", "mobilenetv2", "resnet152", "bert-base", "gpt2"]
@@ -153,8 +155,6 @@ def bench_model(name, a, rng):
     # guests: how far one table can be trusted on a shared machine.
     q = statistics.quantiles([x / y for x, y in zip(td, to)], n=4) if len(td) > 1 else [d / o] * 3
     steal = 100.0 * (steal1 - steal0) / (total1 - total0) if total1 > total0 else 0.0
-    from model_flops import model_flops
-
     gflop = model_flops(path, feeds) / 1e9
     return {"model": name, "deepep_ms": round(d, 3), "ort_ms": round(o, 3), "ratio": round(d / o, 3),
             "max_rel_err": max_err, "pair_q1": q[0], "pair_q3": q[2], "steal_pct": steal, "gflop": gflop,

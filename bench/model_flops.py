@@ -14,15 +14,6 @@ runtime's latency to show how close to the CPU's FMA peak each one runs.
 import math
 
 
-def _attr(node, name, default):
-    for a in node.attribute:
-        if a.name == name:
-            if a.ints:
-                return list(a.ints)
-            return a.i
-    return default
-
-
 def node_flops(node, shape_of):
     """FLOPs of one node (0 for ops not counted or shapes unknown)."""
     if node.op_type == "Conv":
@@ -40,7 +31,8 @@ def node_flops(node, shape_of):
         a, y = shape_of(node.input[0]), shape_of(node.output[0])
         if a is None or y is None or len(a) != 2:
             return 0
-        k = a[0] if _attr(node, "transA", 0) else a[1]
+        trans_a = any(at.name == "transA" and at.i for at in node.attribute)
+        k = a[0] if trans_a else a[1]
         return 2 * math.prod(y) * k
     return 0
 
@@ -59,11 +51,8 @@ def model_flops(path, feeds):
     counted = [n for n in model.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
     known = {o.name for o in model.graph.output}
     consts = {i.name: list(i.dims) for i in model.graph.initializer}
-    names = []
-    for n in counted:
-        for v in (n.input[0], n.input[1], n.output[0]):
-            if v not in consts and v not in known and v not in names:
-                names.append(v)
+    names = {v: None for n in counted for v in (n.input[0], n.input[1], n.output[0])
+             if v not in consts and v not in known}  # ordered, each once
     for v in names:
         model.graph.output.append(onnx.ValueInfoProto(name=v))
     so = ort.SessionOptions()
