@@ -2,6 +2,8 @@
 
 #include "kernels/cpu/register.h"
 
+#include <algorithm>
+
 namespace deepep {
 
 const char* fusion_kind_name(FusionKind k) {
@@ -46,10 +48,56 @@ std::map<std::string, OpDef> build_table() {
 }
 }  // namespace
 
+bool NodeCache::matches(const std::vector<const Tensor*>& inputs, uint64_t environment) const {
+  if (signature_.empty() || uint64_t(signature_[0]) != environment) return false;
+  size_t at = 1;
+  for (const Tensor* t : inputs) {
+    if (at >= signature_.size()) return false;
+    if (!t) {
+      if (signature_[at++] != -1) return false;
+      continue;
+    }
+    const Shape& s = t->shape();
+    if (signature_.size() - at < 2 + s.size() || signature_[at] != int64_t(t->dtype()) ||
+        signature_[at + 1] != int64_t(s.size()) || !std::equal(s.begin(), s.end(), signature_.begin() + at + 2))
+      return false;
+    at += 2 + s.size();
+  }
+  return at == signature_.size();
+}
+
+void NodeCache::reset(const std::vector<const Tensor*>& inputs, uint64_t environment) {
+  kernel = nullptr;
+  plan_.reset();
+  plan_type_ = nullptr;
+  signature_.assign(1, int64_t(environment));
+  for (const Tensor* t : inputs) {
+    if (!t) {
+      signature_.push_back(-1);
+      continue;
+    }
+    signature_.push_back(int64_t(t->dtype()));
+    signature_.push_back(int64_t(t->shape().size()));
+    signature_.insert(signature_.end(), t->shape().begin(), t->shape().end());
+  }
+}
+
 const KernelFn& select_kernel(const OpDef& def, const KernelContext& ctx) {
+  NodeCache* cache = def.cpu.empty() ? nullptr : ctx.cache;  // (the reference alone: nothing to choose)
+  uint64_t env = 0;
+  if (cache) {
+    env = cpu::kernel_environment();
+    if (cache->kernel && cache->matches(ctx.inputs, env)) return *cache->kernel;
+    cache->reset(ctx.inputs, env);  // before supports(), which may keep a plan in it
+  }
+  const KernelFn* pick = &def.reference;
   for (const FastKernel& k : def.cpu)
-    if (!k.supports || k.supports(ctx)) return k.run;
-  return def.reference;
+    if (!k.supports || k.supports(ctx)) {
+      pick = &k.run;
+      break;
+    }
+  if (cache) cache->kernel = pick;
+  return *pick;
 }
 
 const std::map<std::string, OpDef>& all_ops() {

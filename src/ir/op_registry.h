@@ -5,6 +5,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ class OutputAllocator {
   virtual Tensor allocate(const Node& node, int output, DType dtype, const Shape& shape) = 0;
 };
 
+class NodeCache;
+
 // What a reference kernel sees: concrete inputs, and outputs to fill.
 struct KernelContext {
   const Node& node;
@@ -52,6 +55,10 @@ struct KernelContext {
   std::vector<Tensor> outputs;        // one per node output; kernels assign them
   SubgraphRunner* subgraphs = nullptr;
   OutputAllocator* allocator = nullptr;
+  // This node's cache in the running Session (null where nobody keeps one,
+  // e.g. a kernel test): the kernel chosen for these inputs and a fast
+  // kernel's plan, kept while the inputs' types and shapes stay the same.
+  NodeCache* cache = nullptr;
 
   int num_inputs() const { return int(inputs.size()); }
   bool has_input(int i) const { return i < num_inputs() && inputs[i] != nullptr; }
@@ -106,6 +113,51 @@ struct FastKernel {
   KernelFn run;
 };
 
+// Per node of a graph a Session runs (the Executor keeps one per node): what
+// select_kernel picked and what that kernel derived from the node's
+// attributes and its inputs' types and shapes (ORT builds such state in its
+// kernel objects at load; here it is made on the first run and again
+// whenever an input's type or shape, or the kernel environment, changes).
+// A fast kernel's supports() and run() both may look up and set the plan.
+class NodeCache {
+ public:
+  // Whether `inputs` and `environment` are what the cache was made for.
+  bool matches(const std::vector<const Tensor*>& inputs, uint64_t environment) const;
+  // Forgets the kernel and plan and remembers `inputs`' types and shapes.
+  void reset(const std::vector<const Tensor*>& inputs, uint64_t environment);
+
+  const KernelFn* kernel = nullptr;
+
+  // The plan of type T, or null if none (or one of another type) is kept.
+  template <class T>
+  T* plan() const {
+    return plan_type_ == &type_tag<T> ? static_cast<T*>(plan_.get()) : nullptr;
+  }
+  template <class T>
+  T& set_plan(T value) {
+    auto p = std::make_shared<T>(std::move(value));
+    plan_ = p;
+    plan_type_ = &type_tag<T>;
+    return *p;
+  }
+
+ private:
+  template <class T>
+  static constexpr char type_tag = 0;
+  std::vector<int64_t> signature_;  // environment, then per input: dtype (or -1 when absent), rank, dims
+  std::shared_ptr<void> plan_;
+  const void* plan_type_ = nullptr;
+};
+
+// A kernel's plan of type T for ctx: the one ctx.cache keeps, else make()'s
+// (kept there when there is a cache; without one, made on every call).
+template <class T, class Make>
+T cached_plan(const KernelContext& ctx, Make&& make) {
+  if (!ctx.cache) return make();
+  if (const T* p = ctx.cache->plan<T>()) return *p;
+  return ctx.cache->set_plan<T>(make());
+}
+
 struct OpDef {
   std::string name;    // the op_type
   std::string domain;  // "" for ONNX ops, "deepep" for DeepEP's fused ops
@@ -118,7 +170,10 @@ struct OpDef {
 };
 
 // The kernel the executor runs for `ctx`: the first fast kernel that supports
-// it, else the reference.
+// it, else the reference. With ctx.cache set, the choice is kept there and
+// supports() asked again only when the inputs' types or shapes or the kernel
+// environment (cpu::kernel_environment: the ISA in use, the float32
+// precision allowed) differ from the last call's.
 const KernelFn& select_kernel(const OpDef& def, const KernelContext& ctx);
 
 // The domain of DeepEP's own (fused) ops; ONNX ops have the empty domain.

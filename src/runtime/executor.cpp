@@ -112,9 +112,16 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
     ~Pop() { s.pop_back(); }
   } pop{scope_stack_};
 
-  for (const auto& n : g.nodes()) {
-    KernelContext ctx{*n, {}, {}, this, hooks};
-    ctx.inputs.reserve(n->inputs.size());
+  std::vector<NodeCache>& caches = node_caches_[&g];
+  if (caches.size() != g.nodes().size()) caches.assign(g.nodes().size(), NodeCache{});
+  // Reused node to node (their capacity: no allocation per node).
+  std::vector<const Tensor*> input_buf;
+  std::vector<Tensor> output_buf;
+  for (size_t ni = 0; ni < g.nodes().size(); ++ni) {
+    const auto& n = g.nodes()[ni];
+    KernelContext ctx{*n, std::move(input_buf), std::move(output_buf), this, hooks, &caches[ni]};
+    ctx.inputs.clear();
+    ctx.outputs.clear();
     for (const Value* v : n->inputs) {
       if (!v) {
         ctx.inputs.push_back(nullptr);
@@ -165,6 +172,8 @@ std::vector<Tensor> Executor::run_in(const Graph& g, const std::vector<Tensor>& 
       DEEPEP_CHECK(ctx.outputs[i].defined(), n->describe(), ": kernel did not produce output ", i);
       scope.values[n->outputs[i]] = std::move(ctx.outputs[i]);
     }
+    input_buf = std::move(ctx.inputs);
+    output_buf = std::move(ctx.outputs);
     // Release what no later node reads (values of this scope only).
     for (const Value* v : n->inputs) {
       if (!v || v->data || v->owner != &g) continue;

@@ -18,6 +18,9 @@ class RunHooks : public OutputAllocator {
   virtual void after_node(const Node& node, std::vector<Tensor>& outputs) {}
 };
 
+// An Executor caches per graph and node (last uses, each node's NodeCache:
+// the kernel chosen and its plan), so the graphs it runs must not change
+// between its runs; a Session keeps one across its runs.
 class Executor : public SubgraphRunner {
  public:
   // Runs the top-level graph `g`; `hooks` (optional) places its outputs.
@@ -38,6 +41,7 @@ class Executor : public SubgraphRunner {
                              RunHooks* hooks);
 
   std::unordered_map<const Graph*, std::unordered_map<const Value*, int>> last_use_cache_;
+  std::unordered_map<const Graph*, std::vector<NodeCache>> node_caches_;  // one per node, in graph order
   std::vector<const Scope*> scope_stack_;
 };
 

@@ -10,66 +10,29 @@ namespace deepep::cpu {
 namespace {
 bool is_f32(const Tensor* t) { return t && t->dtype() == DType::kFloat32; }
 
-// The executor asks a fast kernel's supports() and then, on the same thread,
-// runs it with the same inputs: run() takes the plan supports() made rather
-// than reading the node's attributes a second time (~1 us a conv, which
-// small maps and tiny models notice). Keyed by everything the plan reads
-// but the attributes (the node, its inputs' tensors, dtypes and shapes);
-// used once.
-struct PlanMemo {
-  static constexpr int kInputs = 4, kRank = 4;
-  const Node* node = nullptr;
-  int node_id = -1, inputs = 0;
-  bool channels_last = false, fused = false, ok = false;
-  const Tensor* in[kInputs] = {};
-  DType dtype[kInputs] = {};
-  int64_t rank[kInputs] = {};
-  int64_t dims[kInputs][kRank] = {};
-  ConvPlan plan{};
-
-  // False (and nothing kept) for calls it cannot describe.
-  bool describe(const KernelContext& ctx, bool cl, bool fu) {
-    if (ctx.num_inputs() > kInputs) return false;
-    node = &ctx.node, node_id = ctx.node.id, inputs = ctx.num_inputs(), channels_last = cl, fused = fu;
-    for (int i = 0; i < inputs; ++i) {
-      const Tensor* t = ctx.inputs[size_t(i)];
-      in[i] = t;
-      if (!t) continue;
-      if (t->rank() > kRank) return false;
-      dtype[i] = t->dtype(), rank[i] = t->rank();
-      std::copy(t->shape().begin(), t->shape().end(), dims[i]);
-    }
-    return true;
-  }
-  bool matches(const PlanMemo& o) const {
-    if (node != o.node || node_id != o.node_id || inputs != o.inputs || channels_last != o.channels_last ||
-        fused != o.fused)
-      return false;
-    for (int i = 0; i < inputs; ++i) {
-      if (in[i] != o.in[i]) return false;
-      if (in[i] && (dtype[i] != o.dtype[i] || rank[i] != o.rank[i] || !std::equal(dims[i], dims[i] + rank[i], o.dims[i])))
-        return false;
-    }
-    return true;
-  }
+// The plan as a node's cache keeps it (NodeCache: made by the first
+// supports() for the inputs' types and shapes, then read by run() and by
+// every later run's run() while those stay: reading the node's attributes
+// costs ~1 us a conv, which small maps and tiny models notice). Keyed by
+// the layout and op asked for: a FusedConv's NCHW and NHWC kernels both ask.
+struct CachedConvPlan {
+  bool channels_last, fused, ok;
+  ConvPlan plan;
 };
-thread_local PlanMemo t_memo;
 
 bool compute_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p);
 }  // namespace
 
 bool make_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p) {
-  PlanMemo call;
-  if (!call.describe(ctx, channels_last, fused)) return compute_conv_plan(ctx, channels_last, fused, p);
-  if (t_memo.node && t_memo.matches(call)) {
-    t_memo.node = nullptr;  // used once
-    p = t_memo.plan;
-    return t_memo.ok;
-  }
-  call.ok = compute_conv_plan(ctx, channels_last, fused, call.plan);
-  p = call.plan;
-  t_memo = call;
-  return call.ok;
+  if (ctx.cache)
+    if (const CachedConvPlan* c = ctx.cache->plan<CachedConvPlan>();
+        c && c->channels_last == channels_last && c->fused == fused) {
+      p = c->plan;
+      return c->ok;
+    }
+  const bool ok = compute_conv_plan(ctx, channels_last, fused, p);
+  if (ctx.cache) ctx.cache->set_plan(CachedConvPlan{channels_last, fused, ok, p});
+  return ok;
 }
 
 namespace {
@@ -100,10 +63,14 @@ bool compute_conv_plan(const KernelContext& ctx, bool channels_last, bool fused,
   p.sh = g.s[0], p.sw = g.s[1], p.ph = g.pb[0], p.pw = g.pb[1], p.dh = g.d[0], p.dw = g.d[1];
   if (p.OH < 0 || p.OW < 0) return false;
   if (ctx.has_input(2) && (!is_f32(ctx.inputs[2]) || ctx.inputs[2]->numel() != p.M)) return false;
+  p.epi = ops::Epilogue{};
   if (!fused) return true;
-  ops::Act act;
-  if (!ops::act_from_name(ctx.node.attr_string("activation", ""), act)) return false;
-  if (int(ctx.node.attr_floats("activation_params", {}).size()) != ops::act_param_count(act)) return false;
+  if (!ops::act_from_name(ctx.node.attr_string("activation", ""), p.epi.act)) return false;
+  const std::vector<float> params = ctx.node.attr_floats("activation_params", {});
+  if (int(params.size()) != ops::act_param_count(p.epi.act)) return false;
+  if (params.size() > 0) p.epi.p0 = params[0];
+  if (params.size() > 1) p.epi.p1 = params[1];
+  p.epi.residual_first = ctx.node.attr_int("residual_before_activation", 0) != 0;
   if (ctx.has_input(3)) {
     const Tensor* r = ctx.inputs[3];
     const Shape y = channels_last ? Shape{p.N, p.OH, p.OW, p.M} : Shape{p.N, p.M, p.OH, p.OW};

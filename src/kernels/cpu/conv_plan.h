@@ -5,17 +5,21 @@
 #include <cstdint>
 
 #include "ir/op_registry.h"
+#include "ops/fused_epilogue.h"
 
 namespace deepep::cpu {
 
 struct ConvPlan {
   int64_t N, C, H, W, M, group, Cg, Mg, KH, KW, OH, OW;
   int64_t sh, sw, ph, pw, dh, dw;
+  ops::Epilogue epi;  // FusedConv's activation and residual order (none for Conv)
   bool depthwise() const { return Cg == 1 && Mg == 1; }
 };
 
 // The plan, or false when the fast path does not take this node (the
-// reference then runs and reports any error): float32 X and W of rank 4 in
+// reference then runs and reports any error). Kept in ctx.cache when there is
+// one (made once per input types and shapes, not read from the node's
+// attributes every run). Takes: float32 X and W of rank 4 in
 // the layout asked for (the node's channels_last attribute must agree),
 // group and kernel_shape consistent with W, a bias of M floats; for
 // FusedConv (`fused`) a known activation and a residual of Y's shape.

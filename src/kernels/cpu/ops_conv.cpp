@@ -109,7 +109,7 @@ void conv_run(KernelContext& ctx, bool fused) {
   }
   const float* res = nullptr;
   if (fused) {
-    const ops::Epilogue e = ops::read_epilogue(ctx.node);
+    const ops::Epilogue& e = p.epi;
     epi.act = e.act;
     epi.p0 = e.p0;
     epi.p1 = e.p1;

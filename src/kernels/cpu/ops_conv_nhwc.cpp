@@ -213,7 +213,7 @@ void run(KernelContext& ctx) {
   const Tensor& w = ctx.input(1);
   Tensor& y = ctx.output(0, DType::kFloat32, Shape{p.N, p.OH, p.OW, p.M});
   if (y.numel() == 0) return;
-  const ops::Epilogue e = ops::read_epilogue(ctx.node);
+  const ops::Epilogue& e = p.epi;
   const float* bias = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
   const float* res = ctx.has_input(3) ? ctx.input(3).data<float>() : nullptr;
   const float* X = x.data<float>();

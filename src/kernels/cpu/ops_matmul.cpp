@@ -140,13 +140,24 @@ bool gemm_supports(const KernelContext& ctx) {
   return false;
 }
 
+// A node's attributes as run() uses them, read once per NodeCache.
+struct GemmAttrs {
+  bool ta, tb;
+  float alpha, beta;
+};
+GemmAttrs gemm_attrs(const KernelContext& ctx) {
+  return cached_plan<GemmAttrs>(ctx, [&] {
+    const Node& n = ctx.node;
+    return GemmAttrs{n.attr_int("transA", 0) != 0, n.attr_int("transB", 0) != 0, n.attr_float("alpha", 1.f),
+                     n.attr_float("beta", 1.f)};
+  });
+}
+
 void gemm_run(KernelContext& ctx) {
   const Isa isa = active_isa();
-  const Node& node = ctx.node;
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
-  const bool ta = node.attr_int("transA", 0) != 0, tb = node.attr_int("transB", 0) != 0;
-  const float alpha = node.attr_float("alpha", 1.f), beta = node.attr_float("beta", 1.f);
+  const auto [ta, tb, alpha, beta] = gemm_attrs(ctx);
   const int64_t M = ta ? a.dim(1) : a.dim(0), K = ta ? a.dim(0) : a.dim(1);
   const int64_t N = tb ? b.dim(0) : b.dim(1);
   Tensor& y = ctx.output(0, DType::kFloat32, Shape{M, N});
@@ -211,13 +222,20 @@ bool fused_matmul_supports(const KernelContext& ctx) {
   return true;
 }
 
+struct FusedMatMulAttrs {
+  bool tb;
+  float alpha;
+  ops::Epilogue e;
+};
+
 void fused_matmul_run(KernelContext& ctx) {
   const Isa isa = active_isa();
-  const Node& node = ctx.node;
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
-  const bool tb = node.attr_int("trans_b", 0) != 0;
-  const ops::Epilogue e = ops::read_epilogue(node);
+  const auto [tb, alpha, e] = cached_plan<FusedMatMulAttrs>(ctx, [&] {
+    return FusedMatMulAttrs{ctx.node.attr_int("trans_b", 0) != 0, ctx.node.attr_float("alpha", 1.f),
+                            ops::read_epilogue(ctx.node)};
+  });
   const int64_t K = a.shape().back(), N = tb ? b.dim(0) : b.dim(1);
   Shape out(a.shape().begin(), a.shape().end() - 1);
   out.push_back(N);
@@ -225,7 +243,7 @@ void fused_matmul_run(KernelContext& ctx) {
   if (y.numel() == 0) return;
   const int64_t M = y.numel() / N;
   GemmEpi epi;
-  epi.alpha = node.attr_float("alpha", 1.f);
+  epi.alpha = alpha;
   epi.act = e.act;
   epi.p0 = e.p0;
   epi.p1 = e.p1;

@@ -40,9 +40,10 @@ bool known_epilogue(const Node& n, const char* act_key, const char* params_key, 
   return true;
 }
 
-// The depthwise stage's plan (its input: X's pixels with E channels) and X's
-// channels C, or false for anything the kernel does not take.
-bool make_plan(const KernelContext& ctx, ConvPlan& p, int64_t& C) {
+// The depthwise stage's plan (its input: X's pixels with E channels), X's
+// channels C and both stages' epilogues, or false for anything the kernel
+// does not take.
+bool make_plan(const KernelContext& ctx, ConvPlan& p, int64_t& C, ops::Epilogue& pe, ops::Epilogue& de) {
   const Node& node = ctx.node;
   if (node.attr_int("channels_last", 0) != 1 || ctx.num_inputs() < 4 || ctx.num_inputs() > 5) return false;
   if (!is_f32(ctx.inputs[0]) || !is_f32(ctx.inputs[1]) || !is_f32(ctx.inputs[3])) return false;
@@ -69,23 +70,34 @@ bool make_plan(const KernelContext& ctx, ConvPlan& p, int64_t& C) {
   }
   p.OH = g.out[0], p.OW = g.out[1];
   p.sh = g.s[0], p.sw = g.s[1], p.ph = g.pb[0], p.pw = g.pb[1], p.dh = g.d[0], p.dw = g.d[1];
-  ops::Epilogue e;
-  return p.OH >= 0 && p.OW >= 0 && known_epilogue(node, "activation", "activation_params", e) &&
-         known_epilogue(node, "pointwise_activation", "pointwise_activation_params", e);
+  return p.OH >= 0 && p.OW >= 0 && known_epilogue(node, "activation", "activation_params", de) &&
+         known_epilogue(node, "pointwise_activation", "pointwise_activation_params", pe);
 }
 
-bool supports(const KernelContext& ctx) {
-  ConvPlan p;
+// make_plan's result, made once per NodeCache.
+struct Plan {
+  bool ok = false;
+  ConvPlan p{};
   int64_t C = 0;
-  return nhwc_kernels_of(active_isa()) && make_plan(ctx, p, C);
+  ops::Epilogue pe, de;
+};
+Plan plan_of(const KernelContext& ctx) {
+  return cached_plan<Plan>(ctx, [&] {
+    Plan r;
+    r.ok = make_plan(ctx, r.p, r.C, r.pe, r.de);
+    return r;
+  });
 }
+
+bool supports(const KernelContext& ctx) { return nhwc_kernels_of(active_isa()) && plan_of(ctx).ok; }
 
 void run(KernelContext& ctx) {
   const Isa isa = active_isa();
   const NhwcKernels* nk = nhwc_kernels_of(isa);
-  ConvPlan p;
-  int64_t C = 0;
-  DEEPEP_CHECK(nk && make_plan(ctx, p, C), ctx.node.describe(), ": fast pointwise-depthwise conv called on an unsupported node");
+  const Plan plan = plan_of(ctx);
+  DEEPEP_CHECK(nk && plan.ok, ctx.node.describe(), ": fast pointwise-depthwise conv called on an unsupported node");
+  const ConvPlan& p = plan.p;
+  const int64_t C = plan.C;
   Tensor& y = ctx.output(0, DType::kFloat32, Shape{p.N, p.OH, p.OW, p.M});
   if (y.numel() == 0) return;
   const Node& node = ctx.node;
@@ -98,9 +110,8 @@ void run(KernelContext& ctx) {
                                                         : pack_b(isa, C, E, w1.data<float>(), C, true);
   const std::shared_ptr<const Packed> w2p = nhwc_depthwise_weight(isa, p, w2, is_const(3));
 
-  ops::Epilogue pe, de;
-  known_epilogue(node, "pointwise_activation", "pointwise_activation_params", pe);
-  known_epilogue(node, "activation", "activation_params", de);
+  const ops::Epilogue& pe = plan.pe;
+  const ops::Epilogue& de = plan.de;
   GemmEpi pointwise;
   pointwise.bias = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
   pointwise.act = pe.act, pointwise.p0 = pe.p0, pointwise.p1 = pe.p1;

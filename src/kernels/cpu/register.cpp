@@ -18,6 +18,8 @@ void add_fast_kernel(OpTable& table, const std::string& key, const std::string& 
   it->second.cpu.push_back(std::move(k));
 }
 
+uint64_t kernel_environment() { return uint64_t(active_isa()) << 1 | uint64_t(fp32_bf16x3_allowed()); }
+
 void register_kernels(OpTable& table) {
   register_matmul_kernels(table);
   register_conv_kernels(table);

@@ -5,6 +5,7 @@
 // (supports() == false) when active_isa() is Isa::kNone, so
 // DEEPEP_CPU_ISA=none runs the reference everywhere.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -20,6 +21,11 @@ void add_fast_kernel(OpTable& table, const std::string& key, const std::string& 
                      std::function<bool(const KernelContext&)> supports, KernelFn run);
 
 void register_kernels(OpTable& table);
+
+// What, besides a node and its inputs' types and shapes, decides which fast
+// kernel takes it (and the plans kernels keep in a NodeCache): the ISA in use
+// (tests force one) and whether this thread allows bf16x3 float32 GEMMs.
+uint64_t kernel_environment();
 
 // One line per family file:
 void register_matmul_kernels(OpTable& table);
