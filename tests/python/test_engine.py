@@ -33,6 +33,12 @@ def test_non_contiguous_input_is_handled(relu_add_model):
     np.testing.assert_array_equal(engine.run({"x": x})["y"], reference_relu_add(x))
 
 
+def test_big_endian_input_is_read_by_value(relu_add_model):
+    engine = deepep.Engine(relu_add_model)
+    x = np.random.default_rng(1).standard_normal((4, 3)).astype(">f4")
+    np.testing.assert_array_equal(engine.run({"x": x})["y"], reference_relu_add(x.astype(np.float32)))
+
+
 def test_unknown_device_is_a_clear_error(relu_add_model):
     with pytest.raises(deepep.Error, match="device 'tpu:0'"):
         deepep.Engine(relu_add_model, device="tpu:0")
