@@ -2,6 +2,7 @@
 """CPU latency: DeepEP vs onnxruntime, side by side in one process.
 
     PYTHONPATH=python python3 bench/cpu_vs_ort.py [--models resnet50 gpt2] [--iterations 30] [--json]
+    (--models mlp-small conv-small: two tiny models whose time is per-op overhead, not arithmetic)
 
 For each zoo model (random weights; batch 1, text models seq 128) it builds the
 ONNX file once (cached under --cache-dir), loads it in DeepEP (Engine,
@@ -45,6 +46,34 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = ["resnet50", "mobilenetv2", "resnet152", "bert-base", "gpt2"]
 TEXT = {"bert-base", "gpt2"}
+# Not in the default set: models small enough that per-op and per-run
+# overhead (kernel choice, attribute reads, the Python call) is what is timed.
+SMALL = ["mlp-small", "conv-small"]
+
+
+def small_model(name):
+    """mlp-small: 16 x (MatMul 4x64 @ 64x64, Add bias, Relu); conv-small: 50 x (Conv 1x1 16 -> 16 on 4x4, Relu)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, cur = [], [], "x"
+    mlp = name == "mlp-small"
+    shape = [4, 64] if mlp else [1, 16, 4, 4]
+    for i in range(16 if mlp else 50):
+        w = rng.standard_normal((64, 64) if mlp else (16, 16, 1, 1)).astype(np.float32) * (0.1 if mlp else 0.25)
+        b = rng.standard_normal(64 if mlp else 16).astype(np.float32) * 0.1
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        if mlp:
+            nodes += [helper.make_node("MatMul", [cur, f"w{i}"], [f"m{i}"]),
+                      helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        else:
+            nodes.append(helper.make_node("Conv", [cur, f"w{i}", f"b{i}"], [f"a{i}"]))
+        nodes.append(helper.make_node("Relu", [f"a{i}"], [f"r{i}"]))
+        cur = f"r{i}"
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(cur, TensorProto.FLOAT, shape)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 def cpu_model():
@@ -67,6 +96,13 @@ def build_model(name, cache_dir, seq):
     os.makedirs(cache_dir, exist_ok=True)
     suffix = f"_b1_s{seq}" if name in TEXT else "_b1"
     path = os.path.join(cache_dir, f"{name}{suffix}.onnx")
+    if name in SMALL:
+        path = os.path.join(cache_dir, f"{name}.onnx")
+        if not os.path.exists(path):
+            import onnx
+
+            onnx.save(small_model(name), path)
+        return path
     if not os.path.exists(path):
         opts = {"batch": 1}
         if name in TEXT:
@@ -168,7 +204,8 @@ def peak_columns(r, peak):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS + SMALL,
+                   help=f"default: the five zoo models; {' and '.join(SMALL)} time per-op overhead")
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="intra-op threads of both (default: CPUs)")
@@ -201,10 +238,10 @@ def main():
         r = bench_model(m, a, rng)
         rows.append(r)
         if not a.json:
-            print(f"{m:12s} deepep {r['deepep_ms']:9.2f} ms  ort {r['ort_ms']:9.2f} ms  ratio {r['ratio']:.3f}"
+            print(f"{m:12s} deepep {r['deepep_ms']:9.3f} ms  ort {r['ort_ms']:9.3f} ms  ratio {r['ratio']:.3f}"
                   f"  (pairs {r['pair_q1']:.2f}-{r['pair_q3']:.2f}, steal {r['steal_pct']:.1f} %,"
                   f" max rel err {r['max_rel_err']:.1e})", flush=True)
-            line = (f"{'':12s} {r['gflop']:.2f} GFLOP a run: deepep {r['deepep_gflops']:.1f} GFLOP/s,"
+            line = (f"{'':12s} {r['gflop']:.3g} GFLOP a run: deepep {r['deepep_gflops']:.1f} GFLOP/s,"
                     f" ort {r['ort_gflops']:.1f} GFLOP/s")
             if a.peak_gflops:
                 dp, op, floor = peak_columns(r, a.peak_gflops)
@@ -242,9 +279,9 @@ def main():
         lines += ["", head + (" DeepEP % of peak | ORT % of peak | ratio floor |" if peak else ""),
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if peak else "")]
         for r in rows:
-            row = (f"| {r['model']} | {r['deepep_ms']:.2f} | {r['ort_ms']:.2f} | {r['ratio']:.3f} | "
+            row = (f"| {r['model']} | {r['deepep_ms']:.3f} | {r['ort_ms']:.3f} | {r['ratio']:.3f} | "
                    f"{r['pair_q1']:.2f}-{r['pair_q3']:.2f} | {r['steal_pct']:.1f} % | {r['max_rel_err']:.1e} | "
-                   f"{r['gflop']:.2f} | {r['deepep_gflops']:.1f} | {r['ort_gflops']:.1f} |")
+                   f"{r['gflop']:.3g} | {r['deepep_gflops']:.1f} | {r['ort_gflops']:.1f} |")
             if peak:
                 dp, op, floor = peak_columns(r, peak)
                 row += f" {dp:.0f} % | {op:.0f} % | {floor:.2f} |"

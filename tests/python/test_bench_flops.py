@@ -45,3 +45,21 @@ def test_counts_conv_matmul_gemm_from_run_shapes(tmp_path):
     # The count follows the feeds' batch.
     feeds["x"] = np.zeros((3, 4, 9, 9), np.float32)
     assert model_flops(path, feeds) == 3 * conv + 2 * (18 * 18) * 25 + gemm
+
+
+def test_cpu_vs_ort_json_on_the_small_models(tmp_path):
+    # The whole benchmark on its two overhead models (a few runs, no pause):
+    # --json prints the issue's fields, the ratio being the two medians'.
+    import json
+    import subprocess
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "cpu_vs_ort.py")
+    out = subprocess.run([sys.executable, script, "--models", "mlp-small", "conv-small", "--iterations", "3",
+                          "--warmup", "1", "--gap-ms", "0", "--threads", "1", "--cache-dir", str(tmp_path),
+                          "--json", "--no-write"], capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert [r["model"] for r in rows] == ["mlp-small", "conv-small"]
+    for r in rows:
+        assert set(r) == {"model", "deepep_ms", "ort_ms", "ratio"}
+        assert r["deepep_ms"] > 0 and r["ort_ms"] > 0
+        assert abs(r["ratio"] - r["deepep_ms"] / r["ort_ms"]) < 0.01 * r["ratio"]
