@@ -31,27 +31,27 @@ std::string sym_shape_str(const SymShape& s) {
   return r + "]";
 }
 
-const Attribute* Node::attr(const std::string& k) const {
+const Attribute* Node::attr(std::string_view k) const {
   auto it = attrs.find(k);
   return it == attrs.end() ? nullptr : &it->second;
 }
-int64_t Node::attr_int(const std::string& k, int64_t dflt) const {
+int64_t Node::attr_int(std::string_view k, int64_t dflt) const {
   const Attribute* a = attr(k);
   return a ? a->i : dflt;
 }
-float Node::attr_float(const std::string& k, float dflt) const {
+float Node::attr_float(std::string_view k, float dflt) const {
   const Attribute* a = attr(k);
   return a ? a->f : dflt;
 }
-std::string Node::attr_string(const std::string& k, const std::string& dflt) const {
+std::string Node::attr_string(std::string_view k, const std::string& dflt) const {
   const Attribute* a = attr(k);
   return a ? a->s : dflt;
 }
-std::vector<int64_t> Node::attr_ints(const std::string& k, std::vector<int64_t> dflt) const {
+std::vector<int64_t> Node::attr_ints(std::string_view k, std::vector<int64_t> dflt) const {
   const Attribute* a = attr(k);
   return a ? a->ints : dflt;
 }
-std::vector<float> Node::attr_floats(const std::string& k, std::vector<float> dflt) const {
+std::vector<float> Node::attr_floats(std::string_view k, std::vector<float> dflt) const {
   const Attribute* a = attr(k);
   return a ? a->floats : dflt;
 }

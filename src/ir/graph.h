@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -60,12 +61,16 @@ struct Attribute {
   std::vector<std::shared_ptr<Graph>> graphs;  // one for kGraph
 };
 
+// A node's attributes by name; `std::less<>` lets lookups take a
+// string_view or a literal without building a std::string.
+using AttrMap = std::map<std::string, Attribute, std::less<>>;
+
 struct Node {
   std::string op_type;
   std::string name;
   std::string domain;  // "" for the default ONNX domain
   int opset = 0;       // the model's opset for this node's domain
-  std::map<std::string, Attribute> attrs;
+  AttrMap attrs;
   std::vector<Value*> inputs;  // nullptr: optional input omitted
   std::vector<Value*> outputs;  // nullptr: optional output not requested
   const OpDef* def = nullptr;
@@ -74,13 +79,13 @@ struct Node {
   // source nodes a fused node stands for; empty for a node as loaded.
   std::map<std::string, int64_t> absorbed;
 
-  bool has_attr(const std::string& k) const { return attrs.count(k) != 0; }
-  int64_t attr_int(const std::string& k, int64_t dflt) const;
-  float attr_float(const std::string& k, float dflt) const;
-  std::string attr_string(const std::string& k, const std::string& dflt) const;
-  std::vector<int64_t> attr_ints(const std::string& k, std::vector<int64_t> dflt = {}) const;
-  std::vector<float> attr_floats(const std::string& k, std::vector<float> dflt = {}) const;
-  const Attribute* attr(const std::string& k) const;
+  bool has_attr(std::string_view k) const { return attrs.find(k) != attrs.end(); }
+  int64_t attr_int(std::string_view k, int64_t dflt) const;
+  float attr_float(std::string_view k, float dflt) const;
+  std::string attr_string(std::string_view k, const std::string& dflt) const;
+  std::vector<int64_t> attr_ints(std::string_view k, std::vector<int64_t> dflt = {}) const;
+  std::vector<float> attr_floats(std::string_view k, std::vector<float> dflt = {}) const;
+  const Attribute* attr(std::string_view k) const;
   // "Conv '/layer1/conv1/Conv'" for messages.
   std::string describe() const;
 };

@@ -56,7 +56,7 @@ bool fuse(Graph& g, Node& n, const UseIndex& uses, PassContext& ctx) {
   } else {
     return false;
   }
-  std::map<std::string, Attribute> attrs;
+  AttrMap attrs;
   for (const auto& [k, at] : n.attrs)
     if (k != "activation" && k != "activation_params" && k != "residual_before_activation") attrs[k] = at;
   std::vector<Value*> ins{n.inputs[0], n.inputs[1]};

@@ -73,7 +73,7 @@ bool fuse(Graph& g, Node& d, const UseIndex& uses, PassContext& ctx) {
     bytes *= dim.value;
   }
   if (bytes < kMinExpandedBytes) return false;
-  std::map<std::string, Attribute> attrs = d.attrs;
+  AttrMap attrs = d.attrs;
   if (p->has_attr("activation")) attrs["pointwise_activation"] = p->attrs.at("activation");
   if (p->has_attr("activation_params")) attrs["pointwise_activation_params"] = p->attrs.at("activation_params");
   auto input = [](const Node& n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : nullptr; };

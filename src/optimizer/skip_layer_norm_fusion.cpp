@@ -68,7 +68,7 @@ bool fuse(Graph& g, Node& ln, const UseIndex& uses, PassContext& ctx) {
   if (!(opt::same_shape_of(x, s) && trailing_of(skip, s)) && opt::same_shape_of(skip, s) && trailing_of(x, s))
     std::swap(x, skip);
   const bool keep_sum = uses.sole_consumer(s) != &ln;
-  const std::map<std::string, Attribute> attrs = ln.attrs;  // ln goes below
+  const AttrMap attrs = ln.attrs;  // ln goes below
   std::unordered_set<const Node*> dead{add, &ln};
   std::vector<Value*> ins{x, skip, gamma};
   if (beta) ins.push_back(beta);

@@ -46,7 +46,7 @@ struct OpCase {
   std::string op;
   DType dtype;
   std::vector<Shape> inputs;  // input 0 first: the output's shape
-  std::map<std::string, Attribute> attrs;
+  AttrMap attrs;
 };
 
 Tensor random_tensor(DType dt, const Shape& shape, std::mt19937& rng, bool small_ints) {
@@ -111,7 +111,7 @@ std::vector<OpCase> inplace_cases() {
   cases.push_back({"PRelu", f, {s, s}, {}});
   cases.push_back({"Clip", f, {s, {}, {}}, {}});
   // Binary ops: same shape, a broadcast right operand, a scalar.
-  auto binary = [&](const char* op, DType dt, std::map<std::string, Attribute> attrs = {}) {
+  auto binary = [&](const char* op, DType dt, AttrMap attrs = {}) {
     for (const Shape& rhs : std::vector<Shape>{s, {4, 1}, {}, {5}}) cases.push_back({op, dt, {s, rhs}, attrs});
   };
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow"}) {

@@ -47,7 +47,7 @@ Value g_dummy_value;
 
 // Runs op's reference kernel. `ins` entries that are undefined are omitted optional inputs.
 std::vector<Tensor> run(const std::string& op, const std::vector<Tensor>& ins,
-                        std::map<std::string, Attribute> attrs = {}, int n_out = 1, int opset = 22) {
+                        AttrMap attrs = {}, int n_out = 1, int opset = 22) {
   Node node;
   node.op_type = op;
   node.name = "n";
@@ -62,7 +62,7 @@ std::vector<Tensor> run(const std::string& op, const std::vector<Tensor>& ins,
   def->reference(ctx);
   return ctx.outputs;
 }
-Tensor run1(const std::string& op, const std::vector<Tensor>& ins, std::map<std::string, Attribute> attrs = {},
+Tensor run1(const std::string& op, const std::vector<Tensor>& ins, AttrMap attrs = {},
             int opset = 22) {
   return run(op, ins, std::move(attrs), 1, opset)[0];
 }
@@ -204,7 +204,7 @@ TEST(ElementwiseUnary, EmptyTensors) {
 TEST(ElementwiseActivation, AttributesAndDefaults) {
   const std::vector<double> x = {-3.0, -1.0, -0.25, 0.0, 0.4, 1.0, 2.5};
   std::vector<float> xf(x.begin(), x.end());
-  auto check = [&](const char* op, std::map<std::string, Attribute> attrs, std::function<double(double)> f) {
+  auto check = [&](const char* op, AttrMap attrs, std::function<double(double)> f) {
     std::vector<double> want;
     for (double v : x) want.push_back(f(v));
     expect_near_all(dvals(run1(op, {f32({7}, xf)}, attrs)), want, 1e-5, op);
@@ -623,7 +623,7 @@ TEST(ElementwiseDropout, InferenceAndSeededTraining) {
 // ---------------------------------------------------------------- shape inference
 
 TEST(ElementwiseInfer, DtypesAndShapes) {
-  auto infer = [](const std::string& op, std::vector<Value*> ins, std::map<std::string, Attribute> attrs = {},
+  auto infer = [](const std::string& op, std::vector<Value*> ins, AttrMap attrs = {},
                   int n_out = 1) {
     Node node;
     node.op_type = op;

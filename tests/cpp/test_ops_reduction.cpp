@@ -60,7 +60,7 @@ std::vector<T> values(const Tensor& t) {
   return std::vector<T>(t.data<T>(), t.data<T>() + t.numel());
 }
 
-using Attrs = std::map<std::string, Attribute>;
+using Attrs = AttrMap;
 using In = std::vector<std::optional<Tensor>>;
 
 // Runs `op`'s reference kernel on one node; returns its outputs.

@@ -50,7 +50,7 @@ struct Run {
 
 // Runs op's reference kernel; absent optional inputs are undefined Tensors.
 std::vector<Tensor> run(const std::string& op, const std::vector<Tensor>& in,
-                        std::map<std::string, Attribute> attrs = {}, int n_out = 1, int opset = 18) {
+                        AttrMap attrs = {}, int n_out = 1, int opset = 18) {
   Node n;
   n.op_type = op;
   n.name = "t";
@@ -65,7 +65,7 @@ std::vector<Tensor> run(const std::string& op, const std::vector<Tensor>& in,
   return ctx.outputs;
 }
 Tensor run1(const std::string& op, const std::vector<Tensor>& in,
-            std::map<std::string, Attribute> attrs = {}, int opset = 18) {
+            AttrMap attrs = {}, int opset = 18) {
   return run(op, in, std::move(attrs), 1, opset)[0];
 }
 
@@ -76,7 +76,7 @@ struct InferIn {
   std::optional<Tensor> data;
 };
 std::vector<InferContext::Out> infer(const std::string& op, std::vector<InferIn> in,
-                                     std::map<std::string, Attribute> attrs = {}, int n_out = 1,
+                                     AttrMap attrs = {}, int n_out = 1,
                                      int opset = 18) {
   Node n;
   n.op_type = op;
