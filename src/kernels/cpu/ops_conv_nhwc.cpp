@@ -46,7 +46,7 @@ namespace {
 constexpr int kLayoutGemmB = 1;      // W_g^T, k = (ky, kx, c), packed as the GEMM's B
 constexpr int kLayoutDepthwise = 2;  // [KH*KW][C], plain
 constexpr int kLayoutGemmA = 3;      // W_g, k = (ky, kx, c), packed as the GEMM's A (few output channels)
-constexpr int kLayoutDirect = 4;     // [KH][KW][C][M], plain (few input channels)
+constexpr int kLayoutDirect = 4;     // blocks of [KH][KW][C][width] (few input channels; direct_block_width)
 // Most input channels the direct conv takes: up to here K = KH*KW*C is too
 // short for packing A (an implicit-GEMM operand) to pay: resnet50's 7x7 RGB
 // stem (K = 147) ran at 35% of the FMA peak on 2 threads through the GEMM.
@@ -100,8 +100,9 @@ std::shared_ptr<const Packed> pack_weight_dw(Isa isa, const Plan& p, const float
   return pk;
 }
 
-// The direct conv's weight [M][C][KH][KW] as [KH][KW][C][M] (a Packed with
-// R = 1: rows of K = KH*KW*C, len = M).
+// The direct conv's weight [M][C][KH][KW] as blocks of output channels,
+// each [KH][KW][C][width] (direct_block_width; a Packed with R = 1, K =
+// KH*KW*C, len = M).
 std::shared_ptr<const Packed> pack_weight_direct(Isa isa, const Plan& p, const float* W) {
   const int64_t taps = p.KH * p.KW;
   auto pk = std::make_shared<Packed>();
@@ -111,9 +112,14 @@ std::shared_ptr<const Packed> pack_weight_direct(Isa isa, const Plan& p, const f
   pk->R = 1;
   pk->data = alloc(taps * p.C * p.M);
   float* d = pk->data.get();
-  for (int64_t m = 0; m < p.M; ++m)
-    for (int64_t c = 0; c < p.C; ++c)
-      for (int64_t t = 0; t < taps; ++t) d[(t * p.C + c) * p.M + m] = W[(m * p.C + c) * taps + t];
+  const int64_t KK = taps * p.C, vw = tile_of(isa).VW;
+  for (int64_t m0 = 0; m0 < p.M;) {
+    const int64_t bw = direct_block_width(vw, p.M, m0);
+    for (int64_t m = m0; m < m0 + bw; ++m)
+      for (int64_t c = 0; c < p.C; ++c)
+        for (int64_t t = 0; t < taps; ++t) d[m0 * KK + (t * p.C + c) * bw + (m - m0)] = W[(m * p.C + c) * taps + t];
+    m0 += bw;
+  }
   return pk;
 }
 

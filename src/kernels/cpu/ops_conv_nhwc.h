@@ -42,13 +42,24 @@ using NhwcDwFn = void (*)(const NhwcDwArgs& a, int64_t r0, int64_t r1);
 
 // Direct conv, channels last, few input channels (an RGB stem: the implicit
 // GEMM's K = KH*KW*C is too short to pay for packing A):
-//   y[n, oy, ox, m] = epi(sum_{ky,kx,c} w[((ky*KW + kx)*C + c)*M + m] * x[n, iy, ix, c] + bias[m], res)
-// with w the weight reordered to [KH][KW][C][M] (each tap's output-channel
-// vector contiguous); M a multiple of the vector width. The depthwise
+//   y[n, oy, ox, m] = epi(sum_{ky,kx,c} W[m][c][ky][kx] * x[n, iy, ix, c] + bias[m], res)
+// with w the weight reordered into blocks of output channels (below); M a
+// multiple of the vector width. The depthwise
 // arguments, C the input channels, bias [M].
 struct NhwcDirectArgs : NhwcDwArgs {
   int64_t M = 0;  // output channels
 };
+// The direct conv's weight, block by block of output channels: from m0 on,
+// the widest of direct_max_vectors(vw) * vw, 2 * vw and vw channels that
+// fits in M (vw: the ISA's vector width); block [m0, m0 + width) is
+// [KH*KW*C][width] at w + m0 * KH*KW*C, so a tile's weights are one
+// contiguous run.
+constexpr int64_t direct_max_vectors(int64_t vw) { return vw == 16 ? 4 : 2; }  // of the 32 / 16 registers
+inline int64_t direct_block_width(int64_t vw, int64_t M, int64_t m0) {
+  for (int64_t nb = direct_max_vectors(vw); nb > 1; nb /= 2)
+    if (m0 + nb * vw <= M) return nb * vw;
+  return vw;
+}
 // Output rows [r0, r1) of the N*OH rows (n, oy).
 using NhwcDirectFn = void (*)(const NhwcDirectArgs& a, int64_t r0, int64_t r1);
 

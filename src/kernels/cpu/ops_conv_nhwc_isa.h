@@ -5,6 +5,7 @@
 // the 8 x 8 transpose of the A packing uses __m256 intrinsics in either.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #pragma GCC diagnostic push
@@ -12,6 +13,7 @@
 #include "kernels/cpu/isa_common.h"
 #pragma GCC diagnostic pop
 #include "kernels/cpu/ops_conv_nhwc.h"
+#include "kernels/cpu/scratch.h"
 
 namespace deepep::cpu::DEEPEP_ISA_NS {
 namespace {
@@ -166,104 +168,113 @@ inline vf bcast(const float* p) {
 #endif
 }
 
-// Direct conv (few input channels): PB outputs (n, oy, ox0 .. ox0 + PB) x
-// output channels [m0, m0 + NB*VW). Per tap and input channel, NB weight
-// vectors are loaded once and each output's input value broadcast against
-// them: PB*NB accumulators (AVX-512: 6 x 4 of 32 registers; AVX2: 6 x 2 of
-// 16). CHECK: skip the taps left or right of the image (zero padding);
-// rows outside it are skipped. Then bias, residual and activation.
-template <Act A, int PB, int NB, bool CHECK>
-__attribute__((always_inline)) inline void direct_tile(const NhwcDirectArgs& a, const float* xn, int64_t iy0,
-                                                       int64_t ox0, int64_t m0, float* yr, const float* rr) {
-  const int64_t C = a.C, M = a.M, W = a.W;
+// Direct conv (few input channels): PB outputs ox0 .. ox0 + PB of one output
+// row x the NB*VW output channels of weight block wb ([k][NB*VW], k = (ky,
+// kx, c)), read from win: the row's KH input rows, each zero padded to wrow
+// floats (input column ix at (ix + pw) * C), so no tap needs a check; rows
+// outside the image (input row iy0 + ky * dh) are skipped. Per tap and input
+// channel, NB weight vectors are loaded once and each output's input value
+// broadcast against them: PB*NB accumulators (AVX-512: 6 x 4 of 32
+// registers; AVX2: 6 x 2 of 16). Then bias, residual and activation; the
+// first np outputs are stored (the row's last tile may reach past OW, into
+// the window's zeros).
+template <Act A, int PB, int NB>
+__attribute__((always_inline)) inline void direct_tile(const NhwcDirectArgs& a, const float* win, int64_t wrow,
+                                                       int64_t iy0, const float* wb, int64_t ox0, int64_t np,
+                                                       int64_t m0, float* yr, const float* rr) {
+  constexpr int64_t BW = NB * VW;
+  const int64_t C = a.C, M = a.M, KWC = a.KW * C, step = a.sw * C;
   vf acc[PB][NB];
+#pragma GCC unroll 6
   for (int p = 0; p < PB; ++p)
+#pragma GCC unroll 4
     for (int j = 0; j < NB; ++j) acc[p][j] = splat(0.f);
   for (int64_t ky = 0; ky < a.KH; ++ky) {
     const int64_t iy = iy0 + ky * a.dh;
     if (iy < 0 || iy >= a.H) continue;
-    const float* xr = xn + iy * W * C;
-    const float* wk = a.w + ky * a.KW * C * M + m0;
-    if (!CHECK && a.dw == 1) {  // a kernel row's (kx, c) is one run of KW*C floats of each output's input
-      const float* xp[PB];
-      for (int p = 0; p < PB; ++p) xp[p] = xr + ((ox0 + p) * a.sw - a.pw) * C;
-      const int64_t run = a.KW * C;
-      for (int64_t u = 0; u < run; ++u, wk += M) {
+    const float* xr = win + ky * wrow + ox0 * step;
+    const float* wk = wb + ky * KWC * BW;
+    for (int64_t kx = 0; kx < a.KW; ++kx) {
+      // With dw == 1 a kernel row's (kx, c) is one run of KW*C floats of
+      // each output's input: one loop over all of it.
+      const int64_t run = a.dw == 1 ? KWC : C;
+      const float* xk = xr + kx * a.dw * C;
+      for (int64_t u = 0; u < run; ++u, wk += BW) {
         vf w[NB];
 #pragma GCC unroll 4
         for (int j = 0; j < NB; ++j) w[j] = vload(wk + j * VW);
 #pragma GCC unroll 6
         for (int p = 0; p < PB; ++p) {
-          const vf xv = bcast(xp[p] + u);
+          const vf xv = bcast(xk + p * step + u);
 #pragma GCC unroll 4
           for (int j = 0; j < NB; ++j) acc[p][j] += xv * w[j];
         }
       }
-      continue;
-    }
-    for (int64_t kx = 0; kx < a.KW; ++kx) {
-      const int64_t ix = ox0 * a.sw - a.pw + kx * a.dw;
-      for (int64_t c = 0; c < C; ++c) {
-        const float* wv = wk + (kx * C + c) * M;
-        vf w[NB];
-#pragma GCC unroll 4
-        for (int j = 0; j < NB; ++j) w[j] = vload(wv + j * VW);
-#pragma GCC unroll 6
-        for (int p = 0; p < PB; ++p) {
-          const int64_t ixp = ix + p * a.sw;
-          if constexpr (CHECK)
-            if (ixp < 0 || ixp >= W) continue;
-          const vf xv = bcast(xr + ixp * C + c);
-#pragma GCC unroll 4
-          for (int j = 0; j < NB; ++j) acc[p][j] += xv * w[j];
-        }
-      }
+      if (a.dw == 1) break;
     }
   }
 #pragma GCC unroll 6
-  for (int p = 0; p < PB; ++p)
+  for (int p = 0; p < PB; ++p) {
+    if (p < np) {
 #pragma GCC unroll 4
-    for (int j = 0; j < NB; ++j) {
-      const int64_t o = (ox0 + p) * M + m0 + j * VW;
-      vf v = acc[p][j];
-      if (a.bias) v += vload(a.bias + m0 + j * VW);
-      vf r = splat(0.f);
-      if (rr) r = vload(rr + o);
-      if (rr && a.res_first) v += r;
-      v = vact<A>(v, a.p0, a.p1);
-      if (rr && !a.res_first) v += r;
-      vstore(yr + o, v);
+      for (int j = 0; j < NB; ++j) {
+        const int64_t o = (ox0 + p) * M + m0 + j * VW;
+        vf v = acc[p][j];
+        if (a.bias) v += vload(a.bias + m0 + j * VW);
+        vf r = splat(0.f);
+        if (rr) r = vload(rr + o);
+        if (rr && a.res_first) v += r;
+        v = vact<A>(v, a.p0, a.p1);
+        if (rr && !a.res_first) v += r;
+        vstore(yr + o, v);
+      }
     }
+  }
 }
 
-// One row's outputs for channels [m0, m0 + NB*VW): those with a tap left or
-// right of the image one at a time with checks, the interior 6 at a time.
-template <Act A, int NB>
-void direct_chunk(const NhwcDirectArgs& a, const float* xn, int64_t iy0, int64_t lo, int64_t hi, int64_t m0,
-                  float* yr, const float* rr) {
-  int64_t ox = 0;
-  for (; ox < lo; ++ox) direct_tile<A, 1, NB, true>(a, xn, iy0, ox, m0, yr, rr);
-  for (; ox + 6 <= hi; ox += 6) direct_tile<A, 6, NB, false>(a, xn, iy0, ox, m0, yr, rr);
-  for (; ox < hi; ++ox) direct_tile<A, 1, NB, false>(a, xn, iy0, ox, m0, yr, rr);
-  for (; ox < a.OW; ++ox) direct_tile<A, 1, NB, true>(a, xn, iy0, ox, m0, yr, rr);
-}
-
+// Output rows [r0, r1): per row, its KH input rows are copied into a
+// zero-padded window (a thread's scratch) and every 6-output tile computes
+// all output-channel blocks from it. Against reading the image in place
+// with checked edge outputs and the weight [k][M], 1.3x faster on
+// resnet50's 7x7 stem (one thread: 62-68 -> 82-85 GFLOP/s).
 template <Act A>
 void direct_rows(const NhwcDirectArgs& a, int64_t r0, int64_t r1) {
-  constexpr int kNB = VW == 16 ? 4 : 2;  // vectors of output channels per tile
-  int64_t lo, hi;
-  interior_columns(a, lo, hi);
+  constexpr int kPB = 6;
+  constexpr int64_t kDirectMaxVectors = direct_max_vectors(VW);
+  const int64_t C = a.C, KK = a.KH * a.KW * C;
+  const int64_t tiles = (a.OW + kPB - 1) / kPB;
+  // Window columns: the padded image, and as far as the last tile reads.
+  const int64_t wcols = std::max(a.W + a.pw, (tiles * kPB - 1) * a.sw + (a.KW - 1) * a.dw + 1);
+  const int64_t wrow = wcols * C;
+  thread_local Scratch scratch;
+  float* win = scratch.get(a.KH * wrow);
+  std::fill(win, win + a.KH * wrow, 0.f);
   for (int64_t row = r0; row < r1; ++row) {
     const int64_t n = row / a.OH, oy = row % a.OH;
-    const float* xn = a.x + n * a.H * a.W * a.C;
+    const float* xn = a.x + n * a.H * a.W * C;
+    const int64_t iy0 = oy * a.sh - a.ph;
+    for (int64_t ky = 0; ky < a.KH; ++ky) {
+      const int64_t iy = iy0 + ky * a.dh;
+      if (iy >= 0 && iy < a.H) std::copy(xn + iy * a.W * C, xn + (iy + 1) * a.W * C, win + ky * wrow + a.pw * C);
+    }
     float* yr = a.y + row * a.OW * a.M;
     const float* rr = a.res ? a.res + row * a.OW * a.M : nullptr;
-    const int64_t iy0 = oy * a.sh - a.ph;
-    int64_t m0 = 0;
-    for (; m0 + kNB * VW <= a.M; m0 += kNB * VW) direct_chunk<A, kNB>(a, xn, iy0, lo, hi, m0, yr, rr);
-    if constexpr (kNB > 2)  // 32 channels (MobileNet's stem): one pass of 2 vectors, not 2 of 1
-      for (; m0 + 2 * VW <= a.M; m0 += 2 * VW) direct_chunk<A, 2>(a, xn, iy0, lo, hi, m0, yr, rr);
-    for (; m0 < a.M; m0 += VW) direct_chunk<A, 1>(a, xn, iy0, lo, hi, m0, yr, rr);
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t ox0 = t * kPB, np = std::min<int64_t>(kPB, a.OW - ox0);
+      for (int64_t m0 = 0; m0 < a.M;) {
+        const int64_t bw = direct_block_width(VW, a.M, m0);
+        const float* wb = a.w + m0 * KK;
+        if constexpr (kDirectMaxVectors == 4)
+          if (bw == 4 * VW) {
+            direct_tile<A, kPB, 4>(a, win, wrow, iy0, wb, ox0, np, m0, yr, rr);
+            m0 += bw;
+            continue;
+          }
+        if (bw == 2 * VW) direct_tile<A, kPB, 2>(a, win, wrow, iy0, wb, ox0, np, m0, yr, rr);
+        else direct_tile<A, kPB, 1>(a, win, wrow, iy0, wb, ox0, np, m0, yr, rr);
+        m0 += bw;
+      }
+    }
   }
 }
 
