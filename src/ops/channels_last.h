@@ -22,6 +22,13 @@ std::vector<T> permuted(const std::vector<T>& v, const std::vector<int64_t>& per
 }
 
 inline bool channels_last(const Node& n) { return n.attr_int("channels_last", 0) != 0; }
+// channels_last = 2 (deepep.FusedConv only): X stays NCHW [N, C, H, W]
+// while Y and the residual are NHWC. Set on the CPU, at load time, on a conv
+// of at most kNchwInputMaxChannels input channels (an RGB stem) at the edge
+// of the NHWC region (src/optimizer/nchw_input_conv.cpp): the direct conv
+// reads the image's planes itself, and the edge transpose goes.
+inline bool nchw_input(const Node& n) { return n.attr_int("channels_last", 0) == 2; }
+inline constexpr int64_t kNchwInputMaxChannels = 4;
 
 // x [N, H, W, C] as a new [N, C, H, W] tensor.
 inline Tensor to_nchw(const Tensor& x, const char* op) {
@@ -35,14 +42,14 @@ inline void set_output_nhwc(KernelContext& ctx, const Tensor& y, const char* op)
 }
 
 // Output 0's dtype and shape from the NCHW op's inference on an NCHW view of
-// input 0 (other inputs and attributes as given).
+// input 0 (as it is with nchw_input; other inputs and attributes as given).
 inline void infer_channels_last(InferContext& ctx, const OpDef& nchw) {
   if (!nchw.infer || !ctx.has_input(0)) return;
   const Value& x = ctx.input(0);
   if (!x.shape || x.shape->size() != 4) return ctx.set(0, x.dtype, std::nullopt);
   Value view;
   view.dtype = x.dtype;
-  view.shape = permuted(*x.shape, kToNchw);
+  view.shape = nchw_input(ctx.node) ? *x.shape : permuted(*x.shape, kToNchw);
   InferContext inner{ctx.node, ctx.inputs, {}};
   inner.inputs[0] = &view;
   inner.outputs.resize(ctx.outputs.size());

@@ -7,10 +7,12 @@
 //   attrs:   Conv's (group, strides, pads, dilations, kernel_shape,
 //            auto_pad) and the epilogue's (ops/fused_epilogue.h);
 //            channels_last (int, default 0): 1 makes X [N, H, W, C], Y
-//            [N, OH, OW, M] and the residual Y's NHWC shape (2-D only). W
-//            stays [M, C/group, kH, kW] and B [M]: fast kernels reorder W
-//            once when packing/uploading it. Set by the load-time
-//            channels_last pass (src/optimizer/channels_last.cpp).
+//            [N, OH, OW, M] and the residual Y's NHWC shape (2-D only); 2
+//            the same with X left NCHW (CPU only, few input channels:
+//            ops/channels_last.h). W stays [M, C/group, kH, kW] and B [M]:
+//            fast kernels reorder W once when packing/uploading it. Set by
+//            the load-time channels_last pass (src/optimizer/channels_last.cpp)
+//            and, for 2, nchw_input_conv.
 // float32 only. The convolution itself is ONNX Conv's kernel (im2col + the
 // blocked sgemm, or the depthwise loop), run on this node without B; the
 // bias, the activation and the residual then cost one threaded pass over Y
@@ -80,9 +82,9 @@ void fused_conv_kernel(KernelContext& ctx) {
 void fused_conv_channels_last(KernelContext& ctx) {
   const Node& node = ctx.node;
   const Tensor& x = ctx.input(0);
-  DEEPEP_CHECK(x.rank() == 4, node.describe(), ": channels_last needs a 2-D convolution, X [N, H, W, C]; got X ",
-               shape_str(x.shape()));
-  const Tensor xn = to_nchw(x, "FusedConv");
+  DEEPEP_CHECK(x.rank() == 4, node.describe(), ": channels_last needs a 2-D convolution, X [N, ",
+               nchw_input(node) ? "C, H, W" : "H, W, C", "]; got X ", shape_str(x.shape()));
+  const Tensor xn = nchw_input(node) ? x : to_nchw(x, "FusedConv");
   Tensor rn;
   if (ctx.has_input(3)) {
     const Tensor& r = ctx.input(3);
@@ -123,7 +125,7 @@ DEEPEP_DEFINE_FUSED_OP(FusedConv) {
     if (!channels_last(n) || in.empty() || out.empty() || in[0].size() != 4 || out[0].size() != 4)
       return conv->cost(n, in, out);
     std::vector<Shape> i2 = in, o2 = out;  // the flops are the NCHW conv's
-    i2[0] = permuted(in[0], kToNchw);
+    if (!nchw_input(n)) i2[0] = permuted(in[0], kToNchw);
     o2[0] = permuted(out[0], kToNchw);
     return conv->cost(n, i2, o2);
   };

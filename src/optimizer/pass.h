@@ -78,5 +78,6 @@ std::unique_ptr<Pass> make_elementwise_fusion();
 // and fuse_for_cpu).
 std::unique_ptr<Pass> make_channels_last();
 std::unique_ptr<Pass> make_pointwise_depthwise_fusion();
+std::unique_ptr<Pass> make_nchw_input_conv();
 
 }  // namespace deepep

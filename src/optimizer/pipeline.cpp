@@ -239,6 +239,7 @@ int convert_to_channels_last(Graph& g) {
 int fuse_for_cpu(Graph& g) {
   std::vector<std::unique_ptr<Pass>> passes;
   passes.push_back(make_pointwise_depthwise_fusion());
+  passes.push_back(make_nchw_input_conv());
   passes.push_back(make_dead_code_elimination());
   return run_load_time(g, std::move(passes), "fused.pointwise_depthwise");
 }

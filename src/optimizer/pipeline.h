@@ -77,7 +77,9 @@ int convert_to_channels_last(Graph& g);
 // Load-time fusions for the CPU kernels only (after convert_to_channels_last;
 // the GPU runs the nodes they would make through cuDNN unfused): a 1x1 conv
 // and the depthwise conv that alone reads its large output become one
-// deepep.PointwiseDepthwiseConv. Returns how many pairs were fused.
+// deepep.PointwiseDepthwiseConv; a few-channel conv reading the NHWC region's
+// edge transpose reads the NCHW image itself (FusedConv channels_last = 2).
+// Returns how many pairs were fused.
 int fuse_for_cpu(Graph& g);
 
 }  // namespace deepep

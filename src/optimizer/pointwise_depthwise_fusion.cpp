@@ -34,7 +34,7 @@ constexpr int64_t kMinExpandedBytes = 512 * 1024;
 
 bool is_channels_last_conv(const Node& n) {
   return n.domain == kDeepepDomain && n.op_type == "FusedConv" && n.outputs.size() == 1 && n.outputs[0] &&
-         n.inputs.size() >= 2 && n.inputs.size() <= 3 && ops::channels_last(n) && opt::is_f32(n.inputs[0]) &&
+         n.inputs.size() >= 2 && n.inputs.size() <= 3 && n.attr_int("channels_last", 0) == 1 && opt::is_f32(n.inputs[0]) &&
          opt::is_f32(n.inputs[1]) && n.inputs[1]->data && n.inputs[1]->data->rank() == 4 &&
          (n.inputs.size() < 3 || !n.inputs[2] || opt::is_f32(n.inputs[2]));
 }

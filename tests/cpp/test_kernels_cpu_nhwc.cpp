@@ -10,7 +10,9 @@
 // variable weights, K over several GEMM K blocks, every epilogue; output
 // channel counts on both sides of the register tile's width (the few-channel
 // case runs the transposed GEMM and transposes its result); few input
-// channels (the direct conv of an RGB stem).
+// channels (the direct conv of an RGB stem). Every case also runs with
+// channels_last=2 (X left NCHW): the direct conv gathers its rows from the
+// planes, every other path on an NHWC copy.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -87,6 +89,18 @@ void check(const Shape& xs, const Shape& ws, const std::string& attrs, uint32_t 
     const Tensor got = run_node("deepep.FusedConv", join(attrs, "channels_last=1"), nhwc, kernel);
     EXPECT_EQ(kernel, "cpu.conv_nhwc");
     EXPECT_LE(rel_err(got, want), tol);
+  }
+  // channels_last = 2: X as drawn (NCHW), Y and the residual NHWC.
+  std::vector<Input> mixed = nhwc;
+  mixed[0].t = x;
+  std::vector<Isa> with_reference = isas();
+  with_reference.insert(with_reference.begin(), Isa::kNone);
+  for (Isa isa : with_reference) {
+    SCOPED_TRACE(std::string("channels_last=2 on ") + isa_name(isa));
+    IsaScope s(isa);
+    const Tensor got = run_node("deepep.FusedConv", join(attrs, "channels_last=2"), mixed, kernel);
+    EXPECT_EQ(kernel, isa == Isa::kNone ? "" : "cpu.conv_nhwc");
+    EXPECT_LE(rel_err(got, want), isa == Isa::kNone ? 1e-6 : tol);
   }
 }
 

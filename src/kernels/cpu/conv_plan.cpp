@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "ops/channels_last.h"
 #include "ops/fused_epilogue.h"
 #include "ops/gemm_util.h"
 
@@ -43,7 +44,8 @@ bool compute_conv_plan(const KernelContext& ctx, bool channels_last, bool fused,
   const Tensor& w = *ctx.inputs[1];
   if (x.rank() != 4 || w.rank() != 4) return false;
   p.N = x.dim(0);
-  if (channels_last) p.H = x.dim(1), p.W = x.dim(2), p.C = x.dim(3);
+  p.x_nchw = ops::nchw_input(ctx.node);
+  if (channels_last && !p.x_nchw) p.H = x.dim(1), p.W = x.dim(2), p.C = x.dim(3);
   else p.C = x.dim(1), p.H = x.dim(2), p.W = x.dim(3);
   p.M = w.dim(0), p.KH = w.dim(2), p.KW = w.dim(3);
   p.group = ctx.node.attr_int("group", 1);

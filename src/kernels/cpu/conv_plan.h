@@ -13,6 +13,7 @@ struct ConvPlan {
   int64_t N, C, H, W, M, group, Cg, Mg, KH, KW, OH, OW;
   int64_t sh, sw, ph, pw, dh, dw;
   ops::Epilogue epi;  // FusedConv's activation and residual order (none for Conv)
+  bool x_nchw = false;  // channels_last = 2: X NCHW, Y NHWC (ops::nchw_input)
   bool depthwise() const { return Cg == 1 && Mg == 1; }
 };
 
@@ -20,7 +21,8 @@ struct ConvPlan {
 // reference then runs and reports any error). Kept in ctx.cache when there is
 // one (made once per input types and shapes, not read from the node's
 // attributes every run). Takes: float32 X and W of rank 4 in
-// the layout asked for (the node's channels_last attribute must agree),
+// the layout asked for (the node's channels_last attribute must agree; with
+// channels_last = 2, X is NCHW: x_nchw),
 // group and kernel_shape consistent with W, a bias of M floats; for
 // FusedConv (`fused`) a known activation and a residual of Y's shape.
 bool make_conv_plan(const KernelContext& ctx, bool channels_last, bool fused, ConvPlan& p);

@@ -30,6 +30,7 @@
 #include "kernels/cpu/gemm_isa.h"
 #include "kernels/cpu/ops_conv_nhwc.h"
 #include "kernels/cpu/register.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/sgemm.h"
 #include "kernels/cpu/thread_pool.h"
 #include "ops/channels_last.h"
@@ -50,7 +51,7 @@ constexpr int kLayoutDirect = 4;     // blocks of [KH][KW][C][width] (few input 
 // Most input channels the direct conv takes: up to here K = KH*KW*C is too
 // short for packing A (an implicit-GEMM operand) to pay: resnet50's 7x7 RGB
 // stem (K = 147) ran at 35% of the FMA peak on 2 threads through the GEMM.
-constexpr int64_t kDirectMaxChannels = 4;
+constexpr int64_t kDirectMaxChannels = ops::kNchwInputMaxChannels;
 // A depthwise conv's flops count this many times toward threads_for: it
 // moves as many bytes as it does FMAs, so a 7x7x960 map (0.85 M flops, one
 // thread by the flop count) is worth a second thread.
@@ -227,6 +228,18 @@ void run(KernelContext& ctx) {
   float* Y = y.data<float>();
   const bool w_const = ctx.node.inputs.size() > 1 && ctx.node.inputs[1] && ctx.node.inputs[1]->data;
   const int64_t taps = p.KH * p.KW;
+  const Tile tl = tile_of(isa);
+  const bool direct =
+      !p.depthwise() && p.group == 1 && p.C <= kDirectMaxChannels && tl.VW > 0 && p.M % tl.VW == 0;
+  // X NCHW (channels_last = 2): the direct conv gathers its rows from the
+  // planes; the other paths take an NHWC copy.
+  if (p.x_nchw && !direct) {
+    thread_local Scratch xs;
+    float* d = xs.get(x.numel());
+    const int64_t plane = p.H * p.W;
+    for (int64_t n = 0; n < p.N; ++n) nk->transpose(X + n * p.C * plane, plane, p.C, plane, d + n * plane * p.C, p.C);
+    X = d;
+  }
 
   if (p.depthwise()) {
     const std::shared_ptr<const Packed> wp = nhwc_depthwise_weight(isa, p, w, w_const);
@@ -255,8 +268,7 @@ void run(KernelContext& ctx) {
     return;
   }
 
-  const Tile tl = tile_of(isa);
-  if (p.group == 1 && p.C <= kDirectMaxChannels && tl.VW > 0 && p.M % tl.VW == 0) {
+  if (direct) {
     std::shared_ptr<const Packed> wp;
     if (w_const)
       wp = cached_derived_pack(isa, w, Wt, kLayoutDirect, false, taps * p.C, p.M,
@@ -265,6 +277,7 @@ void run(KernelContext& ctx) {
     NhwcDirectArgs a;
     fill_direct_args(a, p, e, X, wp->data.get(), bias, res, Y);
     a.M = p.M;
+    a.x_nchw = p.x_nchw;
     const int64_t rows = p.N * p.OH;
     const int threads = threads_for(double(y.numel()) * double(taps * p.C) * 2);
     // Rows split like the ops after it (parallel_for_affine): the stem's

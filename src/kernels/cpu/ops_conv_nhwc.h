@@ -47,7 +47,8 @@ using NhwcDwFn = void (*)(const NhwcDwArgs& a, int64_t r0, int64_t r1);
 // multiple of the vector width. The depthwise
 // arguments, C the input channels, bias [M].
 struct NhwcDirectArgs : NhwcDwArgs {
-  int64_t M = 0;  // output channels
+  int64_t M = 0;        // output channels
+  bool x_nchw = false;  // x is [N, C, H, W] (FusedConv channels_last = 2)
 };
 // The direct conv's weight, block by block of output channels: from m0 on,
 // the widest of direct_max_vectors(vw) * vw, 2 * vw and vw channels that

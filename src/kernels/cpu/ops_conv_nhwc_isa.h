@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -168,20 +169,21 @@ inline vf bcast(const float* p) {
 #endif
 }
 
+void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
+
 // Direct conv (few input channels): PB outputs ox0 .. ox0 + PB of one output
 // row x the NB*VW output channels of weight block wb ([k][NB*VW], k = (ky,
-// kx, c)), read from win: the row's KH input rows, each zero padded to wrow
-// floats (input column ix at (ix + pw) * C), so no tap needs a check; rows
-// outside the image (input row iy0 + ky * dh) are skipped. Per tap and input
-// channel, NB weight vectors are loaded once and each output's input value
-// broadcast against them: PB*NB accumulators (AVX-512: 6 x 4 of 32
-// registers; AVX2: 6 x 2 of 16). Then bias, residual and activation; the
-// first np outputs are stored (the row's last tile may reach past OW, into
-// the window's zeros).
+// kx, c)), read from the row's KH input rows: rows[ky], zero-padded (input
+// column ix at (ix + pw) * C), so no tap needs a check; null for a row
+// outside the image, skipped. Per tap and input channel, NB weight vectors
+// are loaded once and each output's input value broadcast against them:
+// PB*NB accumulators (AVX-512: 6 x 4 of 32 registers; AVX2: 6 x 2 of 16).
+// Then bias, residual and activation; the first np outputs are stored (the
+// row's last tile may reach past OW, into the rows' zeros).
 template <Act A, int PB, int NB>
-__attribute__((always_inline)) inline void direct_tile(const NhwcDirectArgs& a, const float* win, int64_t wrow,
-                                                       int64_t iy0, const float* wb, int64_t ox0, int64_t np,
-                                                       int64_t m0, float* yr, const float* rr) {
+__attribute__((always_inline)) inline void direct_tile(const NhwcDirectArgs& a, const float* const* rows,
+                                                       const float* wb, int64_t ox0, int64_t np, int64_t m0, float* yr,
+                                                       const float* rr) {
   constexpr int64_t BW = NB * VW;
   const int64_t C = a.C, M = a.M, KWC = a.KW * C, step = a.sw * C;
   vf acc[PB][NB];
@@ -190,9 +192,8 @@ __attribute__((always_inline)) inline void direct_tile(const NhwcDirectArgs& a, 
 #pragma GCC unroll 4
     for (int j = 0; j < NB; ++j) acc[p][j] = splat(0.f);
   for (int64_t ky = 0; ky < a.KH; ++ky) {
-    const int64_t iy = iy0 + ky * a.dh;
-    if (iy < 0 || iy >= a.H) continue;
-    const float* xr = win + ky * wrow + ox0 * step;
+    if (!rows[ky]) continue;
+    const float* xr = rows[ky] + ox0 * step;
     const float* wk = wb + ky * KWC * BW;
     for (int64_t kx = 0; kx < a.KW; ++kx) {
       // With dw == 1 a kernel row's (kx, c) is one run of KW*C floats of
@@ -232,30 +233,45 @@ __attribute__((always_inline)) inline void direct_tile(const NhwcDirectArgs& a, 
   }
 }
 
-// Output rows [r0, r1): per row, its KH input rows are copied into a
-// zero-padded window (a thread's scratch) and every 6-output tile computes
-// all output-channel blocks from it. Against reading the image in place
-// with checked edge outputs and the weight [k][M], 1.3x faster on
-// resnet50's 7x7 stem (one thread: 62-68 -> 82-85 GFLOP/s).
+// Output rows [r0, r1). The input rows they read go, zero-padded, into a
+// ring of (KH - 1) * dh + 1 slots (a thread's scratch; row iy in slot iy %
+// slots, so the rows one output row reads never share a slot), each copied
+// once per call -- from an NHWC X, or gathered from an NCHW X's planes
+// (x_nchw). Each 6-output tile then computes every output-channel block.
+// Against reading the image in place with checked edge outputs and the
+// weight [k][M], 1.3x faster on resnet50's 7x7 stem (one thread: 62-68 ->
+// 82-85 GFLOP/s).
 template <Act A>
 void direct_rows(const NhwcDirectArgs& a, int64_t r0, int64_t r1) {
   constexpr int kPB = 6;
   constexpr int64_t kDirectMaxVectors = direct_max_vectors(VW);
-  const int64_t C = a.C, KK = a.KH * a.KW * C;
+  const int64_t C = a.C, KK = a.KH * a.KW * C, plane = a.H * a.W;
   const int64_t tiles = (a.OW + kPB - 1) / kPB;
-  // Window columns: the padded image, and as far as the last tile reads.
+  // Slot width: the padded image, and as far as the last tile reads.
   const int64_t wcols = std::max(a.W + a.pw, (tiles * kPB - 1) * a.sw + (a.KW - 1) * a.dw + 1);
-  const int64_t wrow = wcols * C;
+  const int64_t wrow = wcols * C, slots = (a.KH - 1) * a.dh + 1;
   thread_local Scratch scratch;
-  float* win = scratch.get(a.KH * wrow);
-  std::fill(win, win + a.KH * wrow, 0.f);
+  thread_local std::vector<int64_t> held;  // the (image, row) each slot holds, n * H + iy; -1: none
+  thread_local std::vector<const float*> rows;
+  float* ring = scratch.get(slots * wrow);
+  std::fill(ring, ring + slots * wrow, 0.f);
+  held.assign(size_t(slots), -1);
+  rows.resize(size_t(a.KH));
   for (int64_t row = r0; row < r1; ++row) {
     const int64_t n = row / a.OH, oy = row % a.OH;
-    const float* xn = a.x + n * a.H * a.W * C;
     const int64_t iy0 = oy * a.sh - a.ph;
     for (int64_t ky = 0; ky < a.KH; ++ky) {
       const int64_t iy = iy0 + ky * a.dh;
-      if (iy >= 0 && iy < a.H) std::copy(xn + iy * a.W * C, xn + (iy + 1) * a.W * C, win + ky * wrow + a.pw * C);
+      rows[size_t(ky)] = nullptr;
+      if (iy < 0 || iy >= a.H) continue;
+      const int64_t slot = iy % slots;
+      float* dst = ring + slot * wrow;
+      if (held[size_t(slot)] != n * a.H + iy) {
+        if (a.x_nchw) transpose(a.x + n * C * plane + iy * a.W, plane, C, a.W, dst + a.pw * C, C);
+        else std::copy(a.x + (n * plane + iy * a.W) * C, a.x + (n * plane + (iy + 1) * a.W) * C, dst + a.pw * C);
+        held[size_t(slot)] = n * a.H + iy;
+      }
+      rows[size_t(ky)] = dst;
     }
     float* yr = a.y + row * a.OW * a.M;
     const float* rr = a.res ? a.res + row * a.OW * a.M : nullptr;
@@ -266,12 +282,12 @@ void direct_rows(const NhwcDirectArgs& a, int64_t r0, int64_t r1) {
         const float* wb = a.w + m0 * KK;
         if constexpr (kDirectMaxVectors == 4)
           if (bw == 4 * VW) {
-            direct_tile<A, kPB, 4>(a, win, wrow, iy0, wb, ox0, np, m0, yr, rr);
+            direct_tile<A, kPB, 4>(a, rows.data(), wb, ox0, np, m0, yr, rr);
             m0 += bw;
             continue;
           }
-        if (bw == 2 * VW) direct_tile<A, kPB, 2>(a, win, wrow, iy0, wb, ox0, np, m0, yr, rr);
-        else direct_tile<A, kPB, 1>(a, win, wrow, iy0, wb, ox0, np, m0, yr, rr);
+        if (bw == 2 * VW) direct_tile<A, kPB, 2>(a, rows.data(), wb, ox0, np, m0, yr, rr);
+        else direct_tile<A, kPB, 1>(a, rows.data(), wb, ox0, np, m0, yr, rr);
         m0 += bw;
       }
     }

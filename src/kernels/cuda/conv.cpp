@@ -211,6 +211,8 @@ size_t prepare_conv(GpuContext& ctx, GpuNode& n, bool fused) {
   DEEPEP_CHECK(X.dtype == W.dtype && X.dtype == Y.dtype && (X.dtype == DType::kFloat32 || X.dtype == DType::kFloat16),
                what, ": X, W and Y must share a float32 or float16 dtype on the CUDA backend");
   const bool nhwc = fused && channels_last(n.node);
+  DEEPEP_CHECK(!fused || n.node.attr_int("channels_last", 0) != 2, what,
+               ": channels_last = 2 (an NCHW X, made for the CPU's direct conv) does not run on the CUDA backend");
   if (nhwc)
     DEEPEP_CHECK(X.shape.size() == 4 && Y.shape.size() == 4 && W.shape.size() == 4, what,
                  ": channels_last needs a 2-D convolution, X [N, H, W, C]; got X ", shape_str(X.shape));
