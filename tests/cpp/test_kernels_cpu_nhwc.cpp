@@ -15,12 +15,16 @@
 // planes, every other path on an NHWC copy.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <string>
+#include <vector>
 
 #include "cpu_kernel_test_util.h"
 #include "deepep/error.h"
 #include "kernels/cpu/conv_winograd.h"
+#include "kernels/cpu/ops_conv_nhwc.h"
 
 using namespace deepep;
 using namespace deepep::cpu;
@@ -217,6 +221,9 @@ TEST(KernelsCpuNhwc, DirectFewInputChannels) {
       {{1, 3, 8, 9}, {32, 3, 3, 3}, "auto_pad=\"SAME_UPPER\", strides=[2,2]"},
       {{1, 3, 6, 40}, {16, 3, 1, 5}, "pads=[0,2,0,2]"},
       {{0, 3, 5, 5}, {16, 3, 3, 3}, "pads=[1,1,1,1]"},  // empty batch
+      // One channel, 26 (or 17) pixels a row: OW a multiple of 6 leaves the ring's rows no right slack.
+      {{2, 1, 5, 26}, {16, 1, 3, 3}, ""},
+      {{1, 1, 7, 17}, {8, 1, 3, 6}, "pads=[1,0,1,0]"},
   };
   check_cases(cases, 500);
   uint32_t s = 500 + 4 * std::size(cases);  // the seeds this loop had after the cases
@@ -358,6 +365,31 @@ TEST(KernelsCpuNhwc, LayoutTransposes) {
     EXPECT_EQ(kernel, "");
     run_node("Transpose", "perm=[0,2,1]", {{"x", rnd({2, 3, 4}, 1)}}, kernel);
     EXPECT_EQ(kernel, "");
+  }
+}
+
+// The ISA transpose itself, [rows, cols] -> [cols, rows], into a buffer with sentinels after its end:
+// every element right, nothing written past cols * ldd (the 1-4 row path stores 4 floats a pixel; with
+// one row, 9 or 10 pixels once wrote 1-2 floats past the end). Rows 1-9, cols 0-40.
+TEST(KernelsCpuNhwc, TransposeWritesNothingPastItsEnd) {
+  constexpr float kSentinel = 12345.f;
+  for (Isa isa : isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    const NhwcKernels* nk = nhwc_kernels_of(isa);
+    ASSERT_NE(nk, nullptr);
+    for (int64_t rows = 1; rows <= 9; ++rows)
+      for (int64_t cols = 0; cols <= 40; ++cols) {
+        SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols));
+        const Tensor src = rnd({rows, std::max<int64_t>(cols, 1)}, uint32_t(rows * 100 + cols));
+        const int64_t lds = std::max<int64_t>(cols, 1);
+        std::vector<float> dst(size_t(cols * rows + 16), kSentinel);
+        nk->transpose(src.data<float>(), lds, rows, cols, dst.data(), rows);
+        int bad = 0;
+        for (int64_t j = 0; j < cols; ++j)
+          for (int64_t i = 0; i < rows; ++i) bad += dst[size_t(j * rows + i)] != src.data<float>()[i * lds + j];
+        for (size_t k = size_t(cols * rows); k < dst.size(); ++k) bad += dst[k] != kSentinel;
+        EXPECT_EQ(bad, 0);
+      }
   }
 }
 
