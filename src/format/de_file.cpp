@@ -15,6 +15,7 @@
 #define XXH_INLINE_ALL  // header-only xxHash: no shared-library dependency for the wheel
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -167,10 +168,15 @@ void write_de_file(const std::string& path, const Graph& g, const DeWriteOptions
       DEEPEP_FAIL("failed writing '", path, "' (disk full?)");
     }
   };
+  // Zeros up to `target` (at the start, the header and table's space: more
+  // than one alignment unit, so in pieces).
   auto pad_to = [&](uint64_t target) {
     static const char zeros[kDeAlign] = {};
-    long cur = std::ftell(f);
-    put(zeros, target - uint64_t(cur));
+    for (uint64_t cur = uint64_t(std::ftell(f)); cur < target;) {
+      const uint64_t n = std::min<uint64_t>(target - cur, kDeAlign);
+      put(zeros, n);
+      cur += n;
+    }
   };
   // Header and table are written last, once the weights' checksum is known.
   Header h{};

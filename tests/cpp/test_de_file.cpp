@@ -92,6 +92,11 @@ TEST_F(DeFileTest, RoundTripIsBitExactAndAligned) {
   // Writing what was loaded gives the same bytes.
   write_de_file(path + "2", *de.model.graph, DeWriteOptions{de.metadata_json});
   EXPECT_EQ(read_all(path + "2"), bytes);
+  // The padding after the 64-byte header and three 32-byte section entries (docs/FORMAT.md) up to the
+  // metadata's 64-byte boundary is zeros (it was once copied from past a 64-byte array of zeros).
+  const size_t meta = bytes.find(R"({"producer":"test"})");
+  ASSERT_EQ(meta, 192u);
+  EXPECT_EQ(bytes.substr(160, 32), std::string(32, '\0'));
 }
 
 TEST_F(DeFileTest, WrongMagic) {
