@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
+#include "cpu_kernel_test_util.h"
 #include "ir/graph_edit.h"
 #include "optimizer_test_util.h"
 #include "runtime/executor.h"
@@ -16,14 +16,6 @@ using namespace deepep;
 namespace {
 
 const std::vector<std::unique_ptr<Pass> (*)()> kPass = {make_nchw_input_conv, make_dead_code_elimination};
-
-Tensor random_tensor(const Shape& s, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  Tensor t(DType::kFloat32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(g);
-  return t;
-}
 
 }  // namespace
 
@@ -100,8 +92,8 @@ TEST(NchwInputConv, TheCpuGraphComputesTheSame) {
   }
   EXPECT_EQ(nchw_convs, 1);
   EXPECT_EQ(transposes_in, 0);
-  const std::vector<Tensor> in = {random_tensor({2, 3, 23, 21}, 1), random_tensor({16, 3, 7, 7}, 2),
-                                  random_tensor({16}, 3), random_tensor({8, 16, 1, 1}, 4)};
+  const std::vector<Tensor> in = {cputest::rnd({2, 3, 23, 21}, 1), cputest::rnd({16, 3, 7, 7}, 2),
+                                  cputest::rnd({16}, 3), cputest::rnd({8, 16, 1, 1}, 4)};
   Executor a, b;
   const Tensor want = a.run_graph(*before, in, nullptr)[0], got = b.run_graph(*g, in, nullptr)[0];
   ASSERT_EQ(got.shape(), want.shape());

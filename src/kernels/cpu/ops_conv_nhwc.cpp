@@ -211,6 +211,23 @@ std::shared_ptr<const Packed> nhwc_depthwise_weight(Isa isa, const ConvPlan& p, 
 
 namespace {
 
+// Per image: X's [rows, cols] -> Y's [cols, rows], in tiles of up to 256 x 256 (a tile's source in L2;
+// both dims split, so an NHWC feature map leaving the region, [H*W, C] with C <= 256, is not one task).
+void transpose_images(const NhwcKernels* nk, const float* X, int64_t N, int64_t rows, int64_t cols, float* Y) {
+  constexpr int64_t kChunk = 256;
+  const int64_t rchunks = (rows + kChunk - 1) / kChunk, cchunks = (cols + kChunk - 1) / kChunk;
+  const int64_t tiles = rchunks * cchunks;
+  const int threads = threads_for(double(N * rows * cols) * 2);
+  ThreadPool::global().parallel_for(N * tiles, 1, threads, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / tiles, i0 = (t % tiles) / cchunks * kChunk, j0 = (t % cchunks) * kChunk;
+      const int64_t i1 = std::min(rows, i0 + kChunk), j1 = std::min(cols, j0 + kChunk);
+      nk->transpose(X + (n * rows + i0) * cols + j0, cols, i1 - i0, j1 - j0, Y + n * rows * cols + j0 * rows + i0,
+                    rows);
+    }
+  });
+}
+
 void run(KernelContext& ctx) {
   const Isa isa = active_isa();
   const NhwcKernels* nk = nhwc_kernels_of(isa);
@@ -236,8 +253,7 @@ void run(KernelContext& ctx) {
   if (p.x_nchw && !direct) {
     thread_local Scratch xs;
     float* d = xs.get(x.numel());
-    const int64_t plane = p.H * p.W;
-    for (int64_t n = 0; n < p.N; ++n) nk->transpose(X + n * p.C * plane, plane, p.C, plane, d + n * plane * p.C, p.C);
+    transpose_images(nk, X, p.N, p.C, p.H * p.W, d);
     X = d;
   }
 
@@ -434,22 +450,8 @@ void transpose_run(KernelContext& ctx) {
   const Shape out = to_nhwc ? Shape{s[0], s[2], s[3], s[1]} : Shape{s[0], s[3], s[1], s[2]};
   Tensor& y = ctx.output(0, DType::kFloat32, out);
   if (y.numel() == 0) return;
-  // Per image: src [rows, cols] -> dst [cols, rows], in tiles of up to 256 x 256 (a tile's source in L2; both
-  // dims split, so an NHWC feature map leaving the region, [H*W, C] with C <= 256, is not one task).
-  const int64_t N = s[0], rows = to_nhwc ? s[1] : s[1] * s[2], cols = to_nhwc ? s[2] * s[3] : s[3];
-  constexpr int64_t kChunk = 256;
-  const int64_t rchunks = (rows + kChunk - 1) / kChunk, cchunks = (cols + kChunk - 1) / kChunk;
-  const int64_t tiles = rchunks * cchunks;
-  const float* X = x.data<float>();
-  float* Y = y.data<float>();
-  ThreadPool::global().parallel_for(N * tiles, 1, threads_for(double(y.numel()) * 2), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / tiles, i0 = (t % tiles) / cchunks * kChunk, j0 = (t % cchunks) * kChunk;
-      const int64_t i1 = std::min(rows, i0 + kChunk), j1 = std::min(cols, j0 + kChunk);
-      nk->transpose(X + (n * rows + i0) * cols + j0, cols, i1 - i0, j1 - j0, Y + n * rows * cols + j0 * rows + i0,
-                    rows);
-    }
-  });
+  transpose_images(nk, x.data<float>(), s[0], to_nhwc ? s[1] : s[1] * s[2], to_nhwc ? s[2] * s[3] : s[3],
+                   y.data<float>());
 }
 
 }  // namespace
