@@ -281,7 +281,7 @@ InferRequest parse_infer_request(const std::string& body, std::optional<size_t> 
   json j;
   try {
     j = json::parse(std::string_view(body).substr(0, hlen));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double's range
     bad("malformed JSON in the request: ", e.what());
   }
   if (!j.is_object()) bad("the request must be a JSON object, got ", describe(j));

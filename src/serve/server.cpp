@@ -16,6 +16,9 @@ using json = nlohmann::json;
 
 namespace {
 constexpr const char* kJson = "application/json";
+// A timeout this long (~115 days) is no deadline: past it the clock's
+// nanoseconds would overflow (a Timeout-Ms of 1e300 or inf expired at once).
+constexpr double kNoDeadlineMs = 1e10;
 
 void send_error(httplib::Response& res, int status, const std::string& msg) {
   res.status = status;
@@ -242,6 +245,7 @@ void HttpServer::routes() {
         if (!(t > 0)) throw BadRequest("header Timeout-Ms '" + v + "' must be a positive number of milliseconds");
         ir.timeout_ms = t;
       }
+      if (ir.timeout_ms && *ir.timeout_ms >= kNoDeadlineMs) ir.timeout_ms.reset();
     } catch (const BadRequest& e) {
       metrics_.failure("bad_request");
       return send_error(res, 400, e.what());

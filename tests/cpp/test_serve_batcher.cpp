@@ -117,6 +117,7 @@ TEST(ServeProtocol, ParsesJsonAndBinaryAndNamesProblems) {
     }
   };
   expect_bad("{not json", {}, "malformed JSON");
+  expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,1e430]}]})", {}, "number overflow");
   expect_bad(R"({"inputs":[]})", {}, "non-empty");
   expect_bad(R"({"inputs":[{"name":"q","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]})", {}, "missing input 'x'");
   expect_bad(R"({"inputs":[{"name":"x","datatype":"FP64","shape":[1,4],"data":[1,2,3,4]}]})", {}, "FP64");

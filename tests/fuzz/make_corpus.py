@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the loader fuzzers: small ONNX models covering
+"""Writes the seed corpora of the fuzzers: small ONNX models covering
 initializers, attributes of every kind, subgraphs (If, Loop), symbolic shapes
-and several dtypes, and the same models converted to .de files.
+and several dtypes, the same models converted to .de files, and infer
+requests for deepep-serve's codec.
 
     PYTHONPATH=python python tests/fuzz/make_corpus.py OUT_DIR
 
-writes OUT_DIR/onnx/*.onnx and OUT_DIR/de/* (each .de twice: with a leading
-mode byte 0, loaded as is, and 1, checksums repaired by the harness).
+writes OUT_DIR/onnx/*.onnx, OUT_DIR/de/* (each .de twice: with a leading
+mode byte 0, loaded as is, and 1, checksums repaired by the harness) and
+OUT_DIR/infer/* (fuzz_infer_request.cpp's layout: mode byte, header length,
+body).
 """
 import glob
+import json
 import os
+import struct
 import sys
 import tempfile
 
@@ -87,6 +92,35 @@ def models():
          numpy_helper.from_array(np.array([2], np.int64), "kk")], opset=18)
 
 
+def infer_requests():
+    """(name, mode, body, header_length or None) for fuzz_infer_request.cpp's
+    model: x FP32 [batch, 3], k INT64 [batch, 3]; outputs y, z."""
+    x = {"name": "x", "datatype": "FP32", "shape": [2, 3], "data": [[1, 2.5, -3], [0, "NaN", 1e30]]}
+    k = {"name": "k", "datatype": "INT64", "shape": [2, 3], "data": [1, 2, 3, 4, 5, -6]}
+    yield "json", 0, {"id": "a", "inputs": [x, k]}, None
+    yield "outputs", 0, {"inputs": [k, x], "outputs": [{"name": "z", "parameters": {"binary_data": True}}],
+                         "parameters": {"timeout_ms": 5}}, None
+    yield "unbatched", 2, {"inputs": [x, k], "parameters": {"binary_data_output": True, "timeout": 1000}}, None
+    hdr = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3], "parameters": {"binary_data_size": 12}},
+                      {"name": "k", "datatype": "INT64", "shape": [1, 3], "parameters": {"binary_data_size": 24}}]}
+    binary = struct.pack("<3f", 0.5, -1, 2) + struct.pack("<3q", 7, 8, -9)
+    yield "binary", 1, (hdr, binary), True
+    yield "bad_dtype", 0, {"inputs": [dict(x, datatype="BF16"), dict(k, datatype="UINT8")]}, None
+
+
+def write_infer_corpus(out):
+    d = os.path.join(out, "infer")
+    os.makedirs(d, exist_ok=True)
+    for name, mode, body, with_header in infer_requests():
+        binary = b""
+        if with_header:
+            body, binary = body
+        text = json.dumps(body).encode()
+        hlen = len(text) if with_header else 0
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(bytes([mode]) + struct.pack("<H", hlen) + text + binary)
+
+
 def main(argv):
     out = argv[1] if len(argv) > 1 else "fuzz_corpus"
     # The checkout's python/ when it holds a built extension (scripts/dev-build),
@@ -114,7 +148,9 @@ def main(argv):
                 with open(os.path.join(out, "de", f"{name}_{mode}.de"), "wb") as f:
                     f.write(bytes([mode]) + data)
             n_de += 1
-    print(f"make_corpus: {len(list(models()))} ONNX models, {n_de} .de files in {out}")
+    write_infer_corpus(out)
+    print(f"make_corpus: {len(list(models()))} ONNX models, {n_de} .de files, "
+          f"{len(list(infer_requests()))} infer requests in {out}")
     return 0
 
 

@@ -259,12 +259,24 @@ def good_body(n=1):
         (lambda b: json.dumps(dict(b, outputs=[{"name": "zz"}])), 400, "unknown output 'zz'"),
         (lambda b: json.dumps({"inputs": b["inputs"] + [dict(b["inputs"][0], name="extra")]}), 400, "unknown input 'extra'"),
         (lambda b: "[1, 2]", 400, "must be a JSON object"),
+        (lambda b: json.dumps(b).replace("0.5", "1e430", 1), 400, "number overflow"),
     ],
 )
 def test_bad_requests(mlp, mutate, status, needle):
     st, hd, body = mlp.request("POST", "/v2/models/mlp/infer", mutate(good_body()))
     assert st == status, body
     assert needle in json.loads(body)["error"]
+
+
+def test_huge_timeouts_mean_no_deadline(mlp):
+    # Far past any run, up to infinity: answered, not expired at once (the
+    # deadline's nanoseconds once overflowed).
+    for params, headers in (({"timeout_ms": 1e300}, {}), ({}, {"Timeout-Ms": "inf"}), ({}, {"Timeout-Ms": "1e30"})):
+        st, _, body = mlp.request("POST", "/v2/models/mlp/infer", json.dumps(dict(good_body(), parameters=params)),
+                                  headers)
+        assert st == 200, (params, headers, body)
+    st, _, body = mlp.request("POST", "/v2/models/mlp/infer", json.dumps(good_body()), {"Timeout-Ms": "nan"})
+    assert st == 400 and "Timeout-Ms" in json.loads(body)["error"]
 
 
 def test_binary_size_errors(mlp):
