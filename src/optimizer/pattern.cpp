@@ -63,7 +63,7 @@ std::optional<std::vector<int64_t>> normalize_axes(std::vector<int64_t> axes, in
 
 bool same_tensor(const Tensor& a, const Tensor& b) {
   return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         (a.raw() == b.raw() || std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0);
+         (a.raw() == b.raw() || a.nbytes() == 0 || std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0);
 }
 
 bool same_attributes(const Node& a, const Node& b) {
@@ -74,7 +74,8 @@ bool same_attributes(const Node& a, const Node& b) {
     const bool same = x.i == y.i && std::memcmp(&x.f, &y.f, sizeof x.f) == 0 && x.s == y.s &&
                       x.ints == y.ints && x.strings == y.strings && x.graphs == y.graphs &&
                       x.floats.size() == y.floats.size() &&
-                      std::memcmp(x.floats.data(), y.floats.data(), x.floats.size() * sizeof(float)) == 0 &&
+                      (x.floats.empty() ||  // (memcmp of null pointers is undefined even for 0 bytes)
+                       std::memcmp(x.floats.data(), y.floats.data(), x.floats.size() * sizeof(float)) == 0) &&
                       x.t.defined() == y.t.defined() && (!x.t.defined() || same_tensor(x.t, y.t));
     if (!same) return false;
   }
