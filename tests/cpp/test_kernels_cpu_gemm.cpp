@@ -144,6 +144,8 @@ TEST(KernelsCpuGemm, LargeKAndThreadedTasks) {
     check_all_forms(isa, 130, 301, 700, false, false, GemmEpi{}, 7, std::string(isa_name(isa)) + " big");
     check_all_forms(isa, 9, 1000, 513, false, true, GemmEpi{}, 8, std::string(isa_name(isa)) + " wide");
     check_all_forms(isa, 700, 20, 300, true, false, GemmEpi{}, 9, std::string(isa_name(isa)) + " tall");
+    // Many rows over few column blocks: row groups until each thread has six tasks.
+    check_all_forms(isa, 301, 200, 600, false, false, GemmEpi{}, 11, std::string(isa_name(isa)) + " many rows");
     // Few rows (one row block) over several column blocks per thread, the last strip partial, with a
     // per-column bias and a residual: the shapes of 7x7 convs and batch-1 heads.
     std::vector<float> bias(2000), res(size_t(49 * 2000));
