@@ -30,8 +30,32 @@ template <class... A>
   throw BadRequest(detail::concat(std::forward<A>(a)...));
 }
 
+// The start of j as JSON text, for an error message. Written here rather
+// than by j.dump(), which recurses once per nesting level: a request whose
+// bad value nests 300,000 arrays deep overflowed the stack.
+void describe_into(const json& j, std::string& out, int depth) {
+  constexpr size_t kEnough = 41;
+  if (out.size() >= kEnough) return;
+  if (!j.is_structured()) {
+    out += j.dump(-1, ' ', false, json::error_handler_t::replace);
+    return;
+  }
+  out += j.is_array() ? '[' : '{';
+  if (depth >= 8 && !j.empty()) out += "...";
+  else {
+    bool first = true;
+    for (auto it = j.begin(); it != j.end() && out.size() < kEnough; ++it, first = false) {
+      if (!first) out += ',';
+      if (j.is_object()) out += json(it.key()).dump(-1, ' ', false, json::error_handler_t::replace) + ':';
+      describe_into(*it, out, depth + 1);
+    }
+  }
+  out += j.is_array() ? ']' : '}';
+}
+
 std::string describe(const json& j) {
-  std::string s = j.dump();
+  std::string s;
+  describe_into(j, s, 0);
   if (s.size() > 40) s = s.substr(0, 37) + "...";
   return s;
 }

@@ -117,6 +117,17 @@ TEST(ServeProtocol, ParsesJsonAndBinaryAndNamesProblems) {
     }
   };
   expect_bad("{not json", {}, "malformed JSON");
+  {
+    // Values nested far deeper than the stack allows recursion: named, not a crash.
+    const std::string open(300000, '['), close(300000, ']');
+    expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":)" + open + close + R"(,"data":[1]}]})", {},
+               "shape [[[[[[[[[...]]]]]]]]] must list non-negative integers");
+    expect_bad(open + close, {}, "must be a JSON object, got [[[[[[[[[...]]]]]]]]]");
+    expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":)" + open + close + "}]}", {},
+               "nested too deeply");
+    expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[{"a":[1,2],"b":"c"}],"data":[1]}]})", {},
+               R"(shape [{"a":[1,2],"b":"c"}] must list)");
+  }
   expect_bad(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,1e430]}]})", {}, "number overflow");
   expect_bad(R"({"inputs":[]})", {}, "non-empty");
   expect_bad(R"({"inputs":[{"name":"q","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]})", {}, "missing input 'x'");

@@ -260,6 +260,8 @@ def good_body(n=1):
         (lambda b: json.dumps({"inputs": b["inputs"] + [dict(b["inputs"][0], name="extra")]}), 400, "unknown input 'extra'"),
         (lambda b: "[1, 2]", 400, "must be a JSON object"),
         (lambda b: json.dumps(b).replace("0.5", "1e430", 1), 400, "number overflow"),
+        # Nested far deeper than a recursive printer's stack (the server once crashed on it).
+        (lambda b: "[" * 300000 + "]" * 300000, 400, "must be a JSON object, got [[[[[[[[[...]]]]]]]]]"),
     ],
 )
 def test_bad_requests(mlp, mutate, status, needle):
