@@ -48,8 +48,8 @@ constexpr int64_t kAffineMinRowsPerThread = 64;
 // many tasks, so a thread the host slows for a while leaves more of its
 // share to the others (the gap between wall time and CPU time was ~7 % at
 // 6 tasks). Measured on the 2-vCPU EPYC, 512 x 768 x 3072 at 2 threads, 18
-// alternating pairs of processes: 12 tasks faster in 13, median 16.7 vs
-// 17.3-20.1 ms. Fewer rows (batch-1 CNN layers with large weights have at
+// alternating pairs of processes: 12 tasks faster in 13, median 16.8 vs
+// 17.5 ms. Fewer rows (batch-1 CNN layers with large weights have at
 // most 196) keep 3 a thread, as measured before.
 constexpr int64_t kManyRows = 256;
 constexpr int64_t kManyRowsTasksPerThread = 6;
