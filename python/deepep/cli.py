@@ -44,13 +44,16 @@ def _random_input(spec: dict, dims: dict[str, int], rng: np.random.Generator) ->
                 f"deepep: input '{spec['name']}' has symbolic dimension {d!r}: give its size with --dim {d}=N"
             )
     dtype = deepep.engine._numpy_dtype(spec["dtype"])
-    if dtype.kind == "f" or spec["dtype"] == "bfloat16":
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype.kind in "iu":
-        # Token ids, token types, masks, indices: 0 and 1 are valid for any table.
-        return rng.integers(0, 2, size=shape).astype(dtype)
-    if dtype.kind == "b":
-        return rng.random(shape) < 0.5
+    try:
+        if dtype.kind == "f" or spec["dtype"] == "bfloat16":
+            return rng.standard_normal(shape).astype(dtype)
+        if dtype.kind in "iu":
+            # Token ids, token types, masks, indices: 0 and 1 are valid for any table.
+            return rng.integers(0, 2, size=shape).astype(dtype)
+        if dtype.kind == "b":
+            return rng.random(shape) < 0.5
+    except MemoryError:
+        raise SystemExit(f"deepep: input '{spec['name']}': not enough memory for random data of shape {shape}") from None
     raise SystemExit(f"deepep: cannot make random data of dtype {spec['dtype']}")
 
 
@@ -295,7 +298,7 @@ def cmd_run(args) -> int:
                            fusion_level=args.fusion_level, precision=args.precision,
                            output_dtype=args.output_dtype)
     files = _parse_pairs(args.input, "--input")
-    dims = {k: int(v) for k, v in _parse_pairs(args.dim, "--dim").items()}
+    dims = _sym_dims(args.dim)
     rng = np.random.default_rng(args.seed)
     feeds = {}
     for spec in engine.inputs:
@@ -309,7 +312,7 @@ def cmd_run(args) -> int:
         raise SystemExit(f"deepep: model has no input '{name}' (inputs: {names})")
     times = []
     outputs = None
-    for _ in range(max(1, args.iterations)):
+    for _ in range(args.iterations):
         t0 = time.perf_counter()
         outputs = engine.run(feeds)
         times.append((time.perf_counter() - t0) * 1e3)
@@ -347,7 +350,7 @@ def main(argv=None) -> int:
     run.add_argument("--random", action="store_true", help="random data for inputs not given")
     run.add_argument("--dim", action="append", metavar="SYMBOL=N", help="size of a symbolic dimension")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--iterations", type=int, default=1, help="runs to time (default 1)")
+    run.add_argument("--iterations", type=_positive, default=1, help="runs to time (default 1)")
     run.add_argument("--output-dir", help="write each output to DIR/NAME.npy")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=("fp32", "fp32-strict", "fp16"), default="fp32",

@@ -39,6 +39,13 @@ def test_run_random_needs_symbol_sizes(relu_add_model):
     r = deepep_cli("run", relu_add_model, "--random", "--dim", "batch=2", "--iterations", "3")
     assert r.returncode == 0, r.stderr
     assert "over 3 run(s)" in r.stdout
+    # Bad sizes and counts are named, without a traceback.
+    for args, needle in ((["--dim", "batch=abc"], "--dim batch: size must be an integer, got 'abc'"),
+                         (["--dim", "batch=-1"], "--dim batch: size must be non-negative"),
+                         (["--dim", "batch=100000000000000"], "not enough memory for random data of shape"),
+                         (["--dim", "batch=2", "--iterations", "0"], "--iterations: must be at least 1")):
+        r = deepep_cli("run", relu_add_model, "--random", *args)
+        assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
 
 
 def test_run_reports_bad_inputs_without_traceback(relu_add_model, tmp_path):
