@@ -1,7 +1,7 @@
 """The CPU thread pool's placement and the GEMM's cache-sized blocking, each in a
 fresh process (the pool and the cache size are read once per process):
-workers are pinned one CPU each when the pool spans the process's CPUs (or
-DEEPEP_PIN_THREADS=1), not with DEEPEP_PIN_THREADS=0; a run hands its caller
+the default pool has a thread per physical core, its workers pinned one
+core each (or any size with DEEPEP_PIN_THREADS=1), none with DEEPEP_PIN_THREADS=0; a run hands its caller
 thread its CPU mask back; and products are right whatever L2 size the GEMM
 sizes its blocks for (DEEPEP_CPU_L2_BYTES)."""
 import json
@@ -49,6 +49,7 @@ def run_child(**env):
     e = dict(os.environ)
     e.pop("DEEPEP_PIN_THREADS", None)
     e.pop("DEEPEP_CPU_L2_BYTES", None)
+    e.pop("DEEPEP_NUM_THREADS", None)
     e.update({k: str(v) for k, v in env.items()})
     e["PYTHONPATH"] = os.path.dirname(os.path.dirname(deepep.__file__))  # the deepep this pytest imports
     out = subprocess.run([sys.executable, "-c", CHILD], env=e, capture_output=True, text=True, timeout=120)
@@ -81,12 +82,27 @@ def test_no_pinning_when_turned_off():
     assert r["after"] == r["before"]
 
 
-@needs_two_cpus
-def test_default_pins_only_a_pool_that_spans_every_cpu():
-    ncpu = len(os.sched_getaffinity(0))
-    full = run_child(DEEPEP_NUM_THREADS=ncpu)
-    assert len([t for t, m in full["masks"].items() if single_cpu(m) and t != full["main"]]) == ncpu - 1
-    if ncpu > 2:
+def physical_cores():
+    """This process's CPUs grouped by core (sysfs sibling lists), as the pool groups them."""
+    cores = {}
+    for c in sorted(os.sched_getaffinity(0)):
+        try:
+            key = open(f"/sys/devices/system/cpu/cpu{c}/topology/thread_siblings_list").read().strip()
+        except OSError:
+            key = f"own {c}"
+        cores.setdefault(key, []).append(c)
+    return list(cores.values())
+
+
+@pytest.mark.skipif(len(physical_cores()) < 2, reason="needs at least 2 physical cores")
+def test_default_pool_is_one_pinned_worker_per_core():
+    cores = physical_cores()
+    # The default size (no DEEPEP_NUM_THREADS): one thread a physical core, the
+    # workers pinned to one CPU each of the cores after the caller's.
+    full = run_child()
+    pinned = sorted(int(m) for t, m in full["masks"].items() if single_cpu(m) and t != full["main"])
+    assert pinned == sorted(core[0] for core in cores[1:]), (cores, full["masks"])
+    if len(cores) > 2:
         part = run_child(DEEPEP_NUM_THREADS=2)
         assert not [m for m in part["masks"].values() if single_cpu(m)], part["masks"]
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/cpu_topology.h"
 
 namespace deepep::cpu {
 
@@ -75,16 +76,16 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
-// Whether workers are pinned, one CPU each: by default when the pool spans
-// every CPU the process may run on (as onnxruntime pins its default-sized
-// pool); DEEPEP_PIN_THREADS=0 / 1 turns it off / on. The caller's thread is
-// never pinned (it is the application's), and keeps the first CPU to itself.
-// Why: on the 2-vCPU AMD EPYC guest, after 200 ms idle the scheduler woke
-// the worker beside the caller, and a 2-thread MobileNetV2 run took 17 ms
-// instead of 9-10; pinned, 11 ms.
-bool pin_workers(int threads, size_t cpus) {
+// Whether workers are pinned, one physical core each: by default when the
+// pool spans every core the process may run on (as onnxruntime pins its
+// default-sized pool); DEEPEP_PIN_THREADS=0 / 1 turns it off / on. The
+// caller's thread is never pinned (it is the application's), and keeps the
+// first core to itself. Why: on the 2-vCPU AMD EPYC guest, after 200 ms
+// idle the scheduler woke the worker beside the caller, and a 2-thread
+// MobileNetV2 run took 17 ms instead of 9-10; pinned, 11 ms.
+bool pin_workers(int threads, size_t cores) {
   if (const char* e = std::getenv("DEEPEP_PIN_THREADS"); e && *e) return std::atoi(e) != 0;
-  return threads > 1 && size_t(threads) == cpus;
+  return threads > 1 && size_t(threads) == cores;
 }
 
 void pin_to_cpu(int cpu) {
@@ -94,12 +95,13 @@ void pin_to_cpu(int cpu) {
   pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort: unpinned still works
 }
 
-int cpus_available() {
+int threads_available() {
   if (const char* e = std::getenv("DEEPEP_NUM_THREADS")) {
     const int n = std::atoi(e);
     if (n >= 1) return std::min(n, 256);
   }
-  if (const size_t n = allowed_cpus().size(); n >= 1) return int(n);
+  // One thread per physical core (cpu_topology.h), not per hyperthread.
+  if (const size_t n = physical_cores(allowed_cpus()).size(); n >= 1) return int(n);
   return std::max(1, int(std::thread::hardware_concurrency()));
 }
 }  // namespace
@@ -222,7 +224,9 @@ struct ThreadPool::Impl {
 };
 
 namespace {
-std::vector<int> g_pinned;  // the workers' CPUs when they are pinned (set once, by the pool's constructor)
+// When workers are pinned (set once, by the pool's constructor): every CPU
+// of their cores (their hyperthreads too), which a lone run's caller avoids.
+std::vector<int> g_pinned;
 // A lone run's caller, moved off the workers' CPUs for the run: its mask before.
 thread_local bool t_caller_moved = false;
 thread_local cpu_set_t t_caller_mask;
@@ -274,12 +278,15 @@ ThreadPool::RunScope::~RunScope() {
 }
 
 ThreadPool::ThreadPool(int workers) : impl_(new Impl), workers_(workers) {
-  const std::vector<int> cpus = allowed_cpus();
-  const bool pin = !cpus.empty() && pin_workers(workers + 1, cpus.size());
+  const std::vector<std::vector<int>> cores = physical_cores(allowed_cpus());
+  const bool pin = !cores.empty() && pin_workers(workers + 1, cores.size());
+  // Worker i on the first CPU of core i + 1 (core 0 is the caller's).
+  auto core_of = [&](int i) -> const std::vector<int>& { return cores[size_t(i + 1) % cores.size()]; };
   if (pin)
-    for (int i = 0; i < workers; ++i) g_pinned.push_back(cpus[size_t(i + 1) % cpus.size()]);
+    for (int i = 0; i < workers; ++i)
+      for (int c : core_of(i)) g_pinned.push_back(c);
   for (int i = 0; i < workers; ++i)
-    impl_->threads.emplace_back([this, i, pin, cpu = pin ? cpus[size_t(i + 1) % cpus.size()] : -1] {
+    impl_->threads.emplace_back([this, i, pin, cpu = pin ? core_of(i).front() : -1] {
       if (pin) pin_to_cpu(cpu);
       impl_->worker(i + 1);
     });
@@ -297,7 +304,7 @@ ThreadPool::~ThreadPool() {
 
 ThreadPool& ThreadPool::global() {
   // Leaked on purpose: workers must outlive every static that may use them.
-  static ThreadPool* pool = new ThreadPool(cpus_available() - 1);
+  static ThreadPool* pool = new ThreadPool(threads_available() - 1);
   return *pool;
 }
 

@@ -1,5 +1,6 @@
 // One intra-op thread pool for the whole process (src/kernels/cpu). Sized to
-// the CPUs this process may run on (DEEPEP_NUM_THREADS overrides), it runs
+// the physical cores this process may run on, one thread a core however
+// many hyperthreads it has (cpu_topology.h; DEEPEP_NUM_THREADS overrides), it runs
 // parallel loops with chunked dynamic scheduling: the caller takes chunks too,
 // so a loop needs no hand-off to finish, and idle workers pick chunks of
 // whichever loop is queued first. Several Sessions calling at once share the
