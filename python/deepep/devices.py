@@ -44,6 +44,7 @@ def _cpu() -> dict:
         "name": name,
         "architecture": platform.machine(),
         "cores": os.cpu_count() or 1,
+        "threads": k["threads"],  # the intra-op pool: one a physical core (DEEPEP_NUM_THREADS overrides)
         "isa_features": [f for f in _CPU_FEATURES if f in flags],
         "paths": {
             "kernels": k["isa"] if k["isa"] != "none" else "reference (no AVX2)",
@@ -90,7 +91,7 @@ def describe(devs: list[dict] | None = None) -> str:
     lines = []
     for d in devs:
         if d["device"] == "cpu":
-            lines.append(f"cpu        {d['name']} ({d['architecture']}, {d['cores']} cores)")
+            lines.append(f"cpu        {d['name']} ({d['architecture']}, {d['cores']} CPUs, {d['threads']} pool threads)")
             lines.append(f"           ISA: {' '.join(d['isa_features']) or 'baseline'}")
             continue
         gib = d["memory_bytes"] / (1 << 30)

@@ -17,6 +17,7 @@
 #include "deepep/converter.h"
 #include "deepep/engine.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/thread_pool.h"
 #include "runtime/cuda_runtime.h"
 #include "runtime/session_debug.h"
 
@@ -192,6 +193,7 @@ NB_MODULE(_deepep, m) {
     nb::dict d;
     d["isa"] = std::string(cpu::isa_name(cpu::active_isa()));
     d["amx_bf16x3"] = cpu::amx_usable();
+    d["threads"] = cpu::ThreadPool::global().size();
     return d;
   });
   m.def("cuda_devices", []() {
