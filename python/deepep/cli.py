@@ -54,6 +54,8 @@ def _random_input(spec: dict, dims: dict[str, int], rng: np.random.Generator) ->
             return rng.random(shape) < 0.5
     except MemoryError:
         raise SystemExit(f"deepep: input '{spec['name']}': not enough memory for random data of shape {shape}") from None
+    except (ValueError, OverflowError) as e:  # numpy: more elements than an array can index
+        raise SystemExit(f"deepep: input '{spec['name']}': cannot make random data of shape {shape}: {e}") from None
     raise SystemExit(f"deepep: cannot make random data of dtype {spec['dtype']}")
 
 

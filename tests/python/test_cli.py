@@ -43,6 +43,7 @@ def test_run_random_needs_symbol_sizes(relu_add_model):
     for args, needle in ((["--dim", "batch=abc"], "--dim batch: size must be an integer, got 'abc'"),
                          (["--dim", "batch=-1"], "--dim batch: size must be non-negative"),
                          (["--dim", "batch=100000000000000"], "not enough memory for random data of shape"),
+                         (["--dim", "batch=99999999999999999999"], "cannot make random data of shape"),
                          (["--dim", "batch=2", "--iterations", "0"], "--iterations: must be at least 1")):
         r = deepep_cli("run", relu_add_model, "--random", *args)
         assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
