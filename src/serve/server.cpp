@@ -230,7 +230,8 @@ void HttpServer::routes() {
         } catch (const std::exception&) {
           pos = 0;
         }
-        if (pos == 0 || pos != v.size())
+        // (stoull takes "-1" as 2^64 - 1: a sign is refused here.)
+        if (pos == 0 || pos != v.size() || v.find_first_of("+-") != std::string::npos)
           throw BadRequest("Inference-Header-Content-Length '" + v + "' is not a byte count");
         hlen = size_t(n);
       }

@@ -296,8 +296,9 @@ def test_binary_size_errors(mlp):
     assert st == 400 and "runs past the end" in json.loads(body)["error"]
     st, _, body = ok(hdr + x + h, len(hdr) + len(x) + len(h) + 10)  # header longer than the body
     assert st == 400 and "Inference-Header-Content-Length" in json.loads(body)["error"]
-    st, _, body = ok(hdr + x + h, "abc")
-    assert st == 400 and "not a byte count" in json.loads(body)["error"]
+    for n in ("abc", "-1", "12x"):
+        st, _, body = ok(hdr + x + h, n)
+        assert st == 400 and "not a byte count" in json.loads(body)["error"], (n, body)
     bad = hdr.replace(b'"binary_data_size": 8}', b'"binary_data_size": 6}')
     st, _, body = ok(bad + x + h[:6], len(bad))
     assert st == 400 and "needs 8" in json.loads(body)["error"]
