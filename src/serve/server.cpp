@@ -239,11 +239,12 @@ void HttpServer::routes() {
       if (req.has_header("Timeout-Ms")) {
         const std::string v = req.get_header_value("Timeout-Ms");
         double t = 0;
+        size_t pos = 0;
         try {
-          t = std::stod(v);
+          t = std::stod(v, &pos);
         } catch (const std::exception&) {
         }
-        if (!(t > 0)) throw BadRequest("header Timeout-Ms '" + v + "' must be a positive number of milliseconds");
+        if (!(t > 0) || pos != v.size()) throw BadRequest("header Timeout-Ms '" + v + "' must be a positive number of milliseconds");
         ir.timeout_ms = t;
       }
       if (ir.timeout_ms && *ir.timeout_ms >= kNoDeadlineMs) ir.timeout_ms.reset();

@@ -277,8 +277,9 @@ def test_huge_timeouts_mean_no_deadline(mlp):
         st, _, body = mlp.request("POST", "/v2/models/mlp/infer", json.dumps(dict(good_body(), parameters=params)),
                                   headers)
         assert st == 200, (params, headers, body)
-    st, _, body = mlp.request("POST", "/v2/models/mlp/infer", json.dumps(good_body()), {"Timeout-Ms": "nan"})
-    assert st == 400 and "Timeout-Ms" in json.loads(body)["error"]
+    for bad in ("nan", "5ms", "-3", "0"):
+        st, _, body = mlp.request("POST", "/v2/models/mlp/infer", json.dumps(good_body()), {"Timeout-Ms": bad})
+        assert st == 400 and "Timeout-Ms" in json.loads(body)["error"], (bad, body)
 
 
 def test_binary_size_errors(mlp):
