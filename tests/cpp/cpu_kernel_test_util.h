@@ -7,17 +7,30 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "frontend/onnx_writer.h"
 #include "ir/graph_text_parser.h"
 #include "kernels/cpu/cpu_features.h"
 #include "runtime/executor.h"
 
 namespace deepep::cputest {
+
+// g as an ONNX file in the temp directory (name + this process's id, so
+// parallel test processes never share one); returns its path.
+inline std::string write_model_file(const Graph& g, const std::string& name) {
+  const auto path = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()) + ".onnx");
+  std::ofstream(path, std::ios::binary) << write_onnx_bytes(g, {});
+  return path.string();
+}
 
 // Uniform random float32 tensor in [lo, hi).
 inline Tensor rnd(const Shape& s, uint32_t seed, float lo = -1.f, float hi = 1.f) {

@@ -10,13 +10,12 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
 
 #include "deepep/engine.h"
-#include "frontend/onnx_writer.h"
+#include "cpu_kernel_test_util.h"
 #include "ir/dtype_dispatch.h"
 #include "ir/graph_text_parser.h"
 #include "ir/op_registry.h"
@@ -283,10 +282,7 @@ RandomDag random_dag(unsigned seed, int nodes) {
 }
 
 std::string write_model(const std::string& text, const std::string& name) {
-  auto g = parse_graph_text(text);
-  const auto path = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()) + ".onnx");
-  std::ofstream(path, std::ios::binary) << write_onnx_bytes(*g, {});
-  return path.string();
+  return cputest::write_model_file(*parse_graph_text(text), name);
 }
 
 NamedTensors feeds(int batch, bool cond, unsigned seed) {

@@ -6,12 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "cpu_kernel_test_util.h"
 #include "deepep/engine.h"
-#include "frontend/onnx_writer.h"
 
 using namespace deepep;
 using namespace deepep::cputest;
@@ -46,9 +44,7 @@ std::string model_file() {
   for (const auto& [name, shape] : consts)
     for (const auto& v : g->values())
       if (v->name == name) v->data = rnd(shape, seed++);
-  const auto path = std::filesystem::temp_directory_path() / "deepep_engine_concurrency.onnx";
-  std::ofstream(path, std::ios::binary) << write_onnx_bytes(*g, {});
-  return path.string();
+  return write_model_file(*g, "deepep_engine_concurrency");
 }
 
 NamedTensors inputs_for(uint32_t seed) {

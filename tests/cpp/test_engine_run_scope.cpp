@@ -6,11 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "cpu_kernel_test_util.h"
 #include "deepep/engine.h"
-#include "frontend/onnx_writer.h"
 #include "kernels/cpu/thread_pool.h"
 
 using namespace deepep;
@@ -26,13 +24,11 @@ std::string matmul_model(int64_t rows, int64_t k, int64_t n, const std::string& 
                             "] = const[0]\n %y = MatMul(%x, %w)\n return %y\n}");
   for (const auto& v : g->values())
     if (v->name == "w") v->data = rnd({k, n}, 3);
-  const auto path = std::filesystem::temp_directory_path() / name;
-  std::ofstream(path, std::ios::binary) << write_onnx_bytes(*g, {});
-  return path.string();
+  return write_model_file(*g, name);
 }
 
 TEST(EngineRunScope, SerialRunsStopWakingThePoolParallelOnesKeepIt) {
-  const std::string small = matmul_model(2, 8, 8, "deepep_run_scope_small.onnx");
+  const std::string small = matmul_model(2, 8, 8, "deepep_run_scope_small");
   auto engine = Engine::load(small);
   auto session = engine->create_session();
   const NamedTensors in = {{"x", rnd({2, 8}, 1)}};
@@ -47,7 +43,7 @@ TEST(EngineRunScope, SerialRunsStopWakingThePoolParallelOnesKeepIt) {
   std::filesystem::remove(small);
 
   if (ThreadPool::global().size() < 2) GTEST_SKIP() << "one CPU: no loop is ever shared";
-  const std::string large = matmul_model(256, 512, 512, "deepep_run_scope_large.onnx");
+  const std::string large = matmul_model(256, 512, 512, "deepep_run_scope_large");
   auto big = Engine::load(large)->create_session();
   const NamedTensors big_in = {{"x", rnd({256, 512}, 2)}};
   for (int r = 0; r < 2; ++r) big->run(big_in);

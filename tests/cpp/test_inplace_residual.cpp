@@ -11,12 +11,10 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include "cpu_kernel_test_util.h"
 #include "deepep/engine.h"
-#include "frontend/onnx_writer.h"
 #include "ir/op_registry.h"
 #include "kernels/cpu/sgemm.h"
 
@@ -222,16 +220,15 @@ TEST(InplaceResidual, ResidualBlocksThroughTheEngine) {
   uint32_t seed = 40;
   for (const auto& v : g->values())
     if (auto it = shapes.find(v->name); it != shapes.end()) v->data = rnd(it->second, seed++, -0.3f, 0.3f);
-  const auto path = std::filesystem::temp_directory_path() / "deepep_inplace_residual.onnx";
-  std::ofstream(path, std::ios::binary) << write_onnx_bytes(*g, {});
+  const std::string path = write_model_file(*g, "deepep_inplace_residual");
   const NamedTensors in = {{"x", rnd({1, 16, 10, 10}, 7)}};
   for (const std::string layout : {"nhwc", "nchw"}) {
     SCOPED_TRACE(layout);
     EngineOptions planned, unplanned;
     planned.layout = unplanned.layout = layout;
     unplanned.plan_memory = false;
-    auto ep = Engine::load(path.string(), planned);
-    auto eu = Engine::load(path.string(), unplanned);
+    auto ep = Engine::load(path, planned);
+    auto eu = Engine::load(path, unplanned);
     auto sp = ep->create_session();
     const Tensor want = eu->run(in).at(0).second;
     for (int run = 0; run < 3; ++run) {  // the first run records the plan; later ones use it

@@ -4,11 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "cpu_kernel_test_util.h"
 #include "deepep/engine.h"
-#include "frontend/onnx_writer.h"
 #include "kernels/cpu/conv_plan.h"
 
 using namespace deepep;
@@ -145,15 +143,13 @@ std::string dynamic_model(const std::string& name) {
     else if (v->name == "b2") v->data = rnd({8}, seed++);
     else if (v->name == "m") v->data = rnd({5, 6}, seed++);
     else if (v->name == "c") v->data = rnd({6}, seed++);
-  const auto path = std::filesystem::temp_directory_path() / name;
-  std::ofstream(path, std::ios::binary) << write_onnx_bytes(*g, {});
-  return path.string();
+  return write_model_file(*g, name);
 }
 
 TEST(NodeCache, SessionRunsAcrossShapesMatchFreshSessions) {
   // Batch and height change run to run, back and forth: each run must
   // equal a fresh Session's (one with no cache history).
-  const std::string path = dynamic_model("deepep_node_cache_dynamic.onnx");
+  const std::string path = dynamic_model("deepep_node_cache_dynamic");
   auto engine = Engine::load(path);
   auto session = engine->create_session();
   const Shape shapes[] = {{1, 8, 9, 5}, {2, 8, 4, 5}, {1, 8, 9, 5}, {3, 8, 1, 5}, {2, 8, 4, 5}};

@@ -2,15 +2,13 @@
 // and the batcher merging concurrent requests (answers checked row by row).
 #ifndef DEEPEP_NO_SERVE
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <thread>
 
 #include "deepep/engine.h"
-#include "frontend/onnx_writer.h"
+#include "cpu_kernel_test_util.h"
 #include "ir/graph_text_parser.h"
 #include "serve/batcher.h"
 #include "serve/protocol.h"
@@ -19,10 +17,7 @@ namespace deepep::serve {
 namespace {
 
 std::string write_model(const std::string& text, const std::string& name) {
-  auto g = parse_graph_text(text);
-  const auto path = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()) + ".onnx");
-  std::ofstream(path, std::ios::binary) << write_onnx_bytes(*g, {});
-  return path.string();
+  return cputest::write_model_file(*parse_graph_text(text), name);
 }
 
 const char* kBatched = R"(graph main(%x: float32[batch,4]) {
